@@ -1,0 +1,3 @@
+from edgeirst.cli import main
+
+main()

@@ -1,0 +1,83 @@
+"""The ``edgeirst`` command. Subcommands live one per module and load lazily, so
+``edgeirst --help`` imports neither torch nor tensorrt.
+
+Errors a user can cause end as one ``error: ...`` line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from edgeirst import __version__
+from edgeirst.errors import EdgeirstError
+
+# click >= 8.2 raises this for a bare `edgeirst` in non-standalone mode; older versions print help.
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+# name -> (module, one-line help). Each module defines `command`.
+COMMANDS = {
+    "zoo": ("edgeirst.cli.zoo", "List the model zoo with params and FLOPs."),
+    "data": ("edgeirst.cli.data", "Inspect datasets, write COCO annotations, generate synthetic IR data."),
+    "train": ("edgeirst.cli.train", "Train a model from the zoo on a SIRST-style dataset."),
+    "eval": ("edgeirst.cli.eval", "Evaluate a model or saved predictions: IoU, nIoU, Pd, Fa, AP50, AP."),
+    "export": ("edgeirst.cli.export", "Export a checkpoint to ONNX with its metadata inside."),
+    "prune": ("edgeirst.cli.later", "Structured pruning of a checkpoint (not available yet)."),
+    "quantize": ("edgeirst.cli.later", "INT8/FP16 quantization of an ONNX model (not available yet)."),
+    "run": ("edgeirst.cli.run", "Detect targets on a live or recorded stream."),
+    "demo": ("edgeirst.cli.demo", "Run the shipped default model on a synthetic stream and save a video."),
+    "bench": ("edgeirst.cli.later", "Compare variants by params, FLOPs, latency and accuracy (not available yet)."),
+    "deploy": ("edgeirst.cli.later", "Build a deployment bundle for a Jetson profile (not available yet)."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[name][0])
+        cmd = module.command
+        if module.__name__ == "edgeirst.cli.later":
+            cmd = module.make(name, COMMANDS[name][1])
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table, so listing commands imports nothing.
+        with formatter.section("Commands"):
+            formatter.write_dl([(n, h) for n, (_, h) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgeirst")
+def cli() -> None:
+    """Infrared small-target detection, from training to a camera stream on a Jetson."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning user errors into one `error:` line and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="edgeirst", standalone_mode=False)
+    except EdgeirstError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except _NO_ARGS as e:
+        click.echo(e.ctx.get_help() if e.ctx else str(e))
+        sys.exit(0)
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)

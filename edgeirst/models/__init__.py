@@ -1,0 +1,48 @@
+"""The model zoo: ``create_model(name, **kwargs)`` and ``list_models()``.
+
+One level of name -> factory lookup in a plain dict; every family module is imported
+explicitly here. Every model takes ``in_chans`` (default 1), returns a dict of named output
+tensors and carries a ``spec`` (``edgeirst.models.base.ModelSpec``) saying its tasks, its
+inference outputs and how they decode.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from torch import nn
+
+from edgeirst.errors import EdgeirstError
+from edgeirst.models import mshnet
+from edgeirst.models.base import ModelSpec
+
+_MODELS = {
+    "mshnet": mshnet.mshnet,
+}
+
+# Figures reported by the papers / official code, shown beside our counts by `edgeirst zoo`.
+# params in millions; gflops = multiply-adds (GMACs, as the papers count) at `size`, 3-channel input.
+PAPER_FIGURES: dict[str, dict] = {
+    "mshnet": {"params_m": 4.066, "gflops": 6.0, "size": 256, "source": "official code"},
+}
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model. Unknown names raise an EdgeirstError with close matches."""
+    try:
+        factory = _MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _MODELS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise EdgeirstError(f"unknown model {name!r}{hint} (available: {', '.join(list_models())})") from None
+    try:
+        return factory(**kwargs)
+    except TypeError as e:
+        raise EdgeirstError(f"bad arguments for model {name!r}: {e}") from None
+
+
+__all__ = ["ModelSpec", "PAPER_FIGURES", "create_model", "list_models"]

@@ -1,0 +1,146 @@
+"""Preprocessing: the one implementation shared by training, eval, bench and the runtime.
+
+Frames arrive as 8-bit or 16-bit, grey or 3-channel arrays of any size. ``to_unit`` turns any
+of them into one grey float32 plane in [0, 1] (16-bit thermal frames through an automatic gain,
+never through an RGB conversion). ``Letterbox`` maps a source frame onto the network input
+(pad-only for fully convolutional models, scale-and-pad for fixed-shape engines) and maps
+outputs back to source pixels, so every metric is computed at the image's own resolution.
+numpy + OpenCV only: this runs on a Jetson without PyTorch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edgeirst.errors import EdgeirstError
+from edgeirst.meta import ModelMeta
+
+
+def auto_gain(frame: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+    """Percentile stretch of a (16-bit) frame to float32 [0, 1], the usual thermal AGC."""
+    f = frame.astype(np.float32, copy=False)
+    lo, hi = np.percentile(f, (low, high))
+    if hi <= lo:
+        return np.zeros(f.shape, np.float32)
+    return np.clip((f - lo) / (hi - lo), 0.0, 1.0)
+
+
+def to_unit(image: np.ndarray, agc: tuple[float, float] | None = None) -> np.ndarray:
+    """Any frame (HxW, HxWx1, HxWx3 BGR, HxWx4; uint8, uint16 or float) -> grey float32 [0, 1].
+
+    8-bit frames are divided by 255. 16-bit frames are stretched with ``auto_gain`` using the
+    ``agc`` percentiles (default 0.5/99.5): raw Y16 counts rarely span the full range. Float
+    frames are assumed to be in [0, 1] already.
+    """
+    if image.ndim == 3:
+        if image.shape[2] == 1:
+            image = image[:, :, 0]
+        elif image.shape[2] in (3, 4):
+            code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+            image = cv2.cvtColor(image, code)
+        else:
+            raise EdgeirstError(f"expected a grey or BGR frame, got {image.shape[2]} channels")
+    elif image.ndim != 2:
+        raise EdgeirstError(f"expected an HxW or HxWxC frame, got shape {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) * np.float32(1.0 / 255.0)
+    if image.dtype == np.uint16:
+        low, high = agc if agc is not None else (0.5, 99.5)
+        return auto_gain(image, low, high)
+    if np.issubdtype(image.dtype, np.floating):
+        return image.astype(np.float32, copy=False)
+    raise EdgeirstError(f"unsupported pixel type {image.dtype}; expected uint8, uint16 or float")
+
+
+def normalize(unit: np.ndarray, meta: ModelMeta, out: np.ndarray | None = None) -> np.ndarray:
+    """Grey [0, 1] plane (HxW) -> normalised CxHxW float32 with ``meta.in_chans`` channels."""
+    c = meta.in_chans
+    if out is None:
+        out = np.empty((c,) + unit.shape, np.float32)
+    mean = meta.mean if len(meta.mean) == c else meta.mean[:1] * c
+    std = meta.std if len(meta.std) == c else meta.std[:1] * c
+    for i in range(c):
+        np.subtract(unit, mean[i], out=out[i])
+        out[i] *= np.float32(1.0 / std[i])
+    return out
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a source frame sits inside the network input: scaled by ``scale``, top-left aligned.
+
+    The padding is at the bottom and right, so source pixel (x, y) is input pixel
+    (x * scale, y * scale).
+    """
+
+    src_hw: tuple[int, int]
+    dst_hw: tuple[int, int]
+    scale: float
+
+    @classmethod
+    def plan(cls, src_hw: tuple[int, int], meta: ModelMeta, fixed: bool | None = None) -> "Letterbox":
+        """Pad-only to a multiple of ``size_divisor`` for dynamic models (native resolution, best
+        for few-pixel targets); scale-to-fit ``input_size`` for fixed-shape models/engines."""
+        h, w = int(src_hw[0]), int(src_hw[1])
+        if fixed is None:
+            fixed = not meta.dynamic
+        d = meta.size_divisor
+        if not fixed:
+            return cls((h, w), (-(-h // d) * d, -(-w // d) * d), 1.0)
+        th, tw = meta.input_size
+        s = min(th / h, tw / w)
+        return cls((h, w), (th, tw), s)
+
+    @property
+    def inner_hw(self) -> tuple[int, int]:
+        """Size of the scaled source inside the input (the rest is padding)."""
+        h, w = self.src_hw
+        if self.scale == 1.0:
+            return h, w
+        return max(1, round(h * self.scale)), max(1, round(w * self.scale))
+
+    def apply(self, plane: np.ndarray, out: np.ndarray | None = None, pad_value: float = 0.0) -> np.ndarray:
+        """Place an HxW plane into a ``dst_hw`` plane (optionally a pre-allocated one)."""
+        ih, iw = self.inner_hw
+        if out is None:
+            out = np.empty(self.dst_hw, plane.dtype)
+        if self.scale == 1.0:
+            out[:ih, :iw] = plane
+        else:
+            out[:ih, :iw] = cv2.resize(plane, (iw, ih), interpolation=cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR)
+        out[ih:, :] = pad_value
+        out[:ih, iw:] = pad_value
+        return out
+
+    def map_to_source(self, plane: np.ndarray) -> np.ndarray:
+        """A network-resolution map (HxW) -> the source frame's resolution."""
+        ih, iw = self.inner_hw
+        crop = plane[:ih, :iw]
+        if self.scale == 1.0:
+            return crop
+        return cv2.resize(crop, (self.src_hw[1], self.src_hw[0]), interpolation=cv2.INTER_LINEAR)
+
+    def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
+        """Kx4 [x1, y1, x2, y2] (or Kx2 points) in input pixels -> source pixels, clipped."""
+        b = boxes.astype(np.float32) / np.float32(self.scale)
+        h, w = self.src_hw
+        b[:, 0::2] = np.clip(b[:, 0::2], 0, w)
+        b[:, 1::2] = np.clip(b[:, 1::2], 0, h)
+        return b
+
+
+def prepare(image: np.ndarray, meta: ModelMeta, fixed: bool | None = None,
+            out: np.ndarray | None = None, agc: tuple[float, float] | None = None) -> tuple[np.ndarray, Letterbox]:
+    """Frame -> (normalised CxHxW float32 network input, its Letterbox).
+
+    ``out`` may be a pre-allocated CxHxW buffer (e.g. a pinned host buffer); it is filled in place.
+    """
+    unit = to_unit(image, agc)
+    box = Letterbox.plan(unit.shape, meta, fixed)
+    placed = box.apply(unit)
+    if out is not None and out.shape != (meta.in_chans,) + box.dst_hw:
+        raise EdgeirstError(f"input buffer has shape {out.shape}, frame needs {(meta.in_chans,) + box.dst_hw}")
+    return normalize(placed, meta, out), box
