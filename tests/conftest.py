@@ -1,0 +1,25 @@
+"""Shared fixtures. ``sirst_root`` is the real SIRST data in ../shared/data (developer machines
+and CI only); tests that need it skip with a reason elsewhere. Set EDGEIRST_SIRST to point at
+another copy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _sirst() -> Path:
+    env = os.environ.get("EDGEIRST_SIRST")
+    return Path(env) if env else REPO.parent / "shared" / "data" / "sirst"
+
+
+@pytest.fixture(scope="session")
+def sirst_root() -> Path:
+    root = _sirst()
+    if not (root / "images").is_dir():
+        pytest.skip(f"real SIRST data not found at {root} (only on developer machines and CI)")
+    return root
