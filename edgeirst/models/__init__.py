@@ -13,17 +13,19 @@ import difflib
 from torch import nn
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.models import mshnet
+from edgeirst.models import dnanet, mshnet
 from edgeirst.models.base import ModelSpec
 
 _MODELS = {
     "mshnet": mshnet.mshnet,
+    "dnanet": dnanet.dnanet,
 }
 
 # Figures reported by the papers / official code, shown beside our counts by `edgeirst zoo`.
 # params in millions; gflops = multiply-adds (GMACs, as the papers count) at `size`, 3-channel input.
 PAPER_FIGURES: dict[str, dict] = {
     "mshnet": {"params_m": 4.066, "gflops": 6.0, "size": 256, "source": "official code"},
+    "dnanet": {"params_m": 4.697, "gflops": 13.9, "size": 256, "source": "official code (resnet_18, deep supervision)"},
 }
 
 
