@@ -13,12 +13,13 @@ import difflib
 from torch import nn
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.models import dnanet, mshnet
+from edgeirst.models import dnanet, mlsa_yolov8, mshnet
 from edgeirst.models.base import ModelSpec
 
 _MODELS = {
     "mshnet": mshnet.mshnet,
     "dnanet": dnanet.dnanet,
+    "mlsa-yolov8": mlsa_yolov8.mlsa_yolov8,
 }
 
 # Figures reported by the papers / official code, shown beside our counts by `edgeirst zoo`.
@@ -26,6 +27,9 @@ _MODELS = {
 PAPER_FIGURES: dict[str, dict] = {
     "mshnet": {"params_m": 4.066, "gflops": 6.0, "size": 256, "source": "official code"},
     "dnanet": {"params_m": 4.697, "gflops": 13.9, "size": 256, "source": "official code (resnet_18, deep supervision)"},
+    "mlsa-yolov8": {"params_m": None, "gflops": None, "size": 320,
+                    "source": "no paper figures on hand; ours is scale n (width 0.25, depth 0.33), the Ultralytics "
+                              "yolov8n-p2 layout with 1 class (yolov8n-p2 with 80 classes: 3.354M params)"},
 }
 
 
