@@ -1,0 +1,76 @@
+"""Backends and ``load_backend``: a model file (or ``default``) -> a loaded ``Backend``.
+
+| file | backends |
+|---|---|
+| ``.onnx`` | ``onnxruntime`` (default), ``tensorrt`` (builds and caches an engine first) |
+| ``.pt`` / ``.pth`` | ``torch`` |
+| ``.engine`` / ``.plan`` / ``.trt`` | ``tensorrt`` (metadata from the ``<engine>.json`` sidecar) |
+
+Backend modules are imported only when chosen, so picking onnxruntime never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from edgeirst.errors import EdgeirstError
+from edgeirst.runtime.backends.base import Backend, TensorInfo
+
+# name -> (module, class)
+BACKENDS = {
+    "onnxruntime": ("edgeirst.runtime.backends.onnxruntime", "OnnxRuntimeBackend"),
+    "torch": ("edgeirst.runtime.backends.torch", "TorchBackend"),
+    "tensorrt": ("edgeirst.runtime.backends.tensorrt", "TensorRTBackend"),
+}
+ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt", "pytorch": "torch"}
+SUFFIXES = {".onnx": ("onnxruntime", "tensorrt"), ".pt": ("torch",), ".pth": ("torch",),
+            ".engine": ("tensorrt",), ".plan": ("tensorrt",), ".trt": ("tensorrt",)}
+
+
+def resolve_model(model: str | Path, backend: str = "auto") -> Path:
+    """A model argument -> an existing file. ``default`` is the shipped model (ONNX, or the
+    checkpoint when the torch backend is asked for)."""
+    if str(model) == "default":
+        from edgeirst.weights import default_model
+
+        return default_model("pt" if backend == "torch" else "onnx")
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise EdgeirstError(f"model file {path} does not exist; pass a .pt, .onnx or .engine file or the word `default`")
+    if path.is_dir():
+        raise EdgeirstError(f"model {path} is a directory; pass a .pt, .onnx or .engine file")
+    if path.suffix.lower() not in SUFFIXES:
+        raise EdgeirstError(f"model {path} has an unsupported suffix {path.suffix!r}; expected one of "
+                            f"{', '.join(SUFFIXES)} (or the word `default`)")
+    return path
+
+
+def load_backend(model: str | Path, backend: str = "auto", **options: Any) -> Backend:
+    """Load ``model`` (a ``.pt``/``.onnx``/``.engine`` path or ``default``) on ``backend``
+    (``auto`` picks by file type). ``options`` go to the backend class (e.g. ``providers``,
+    ``threads`` for onnxruntime; ``device`` for torch; ``fp16``, ``int8``, ``dla_core``,
+    ``workspace_mb`` for tensorrt)."""
+    backend = ALIASES.get(backend, backend)
+    if backend != "auto" and backend not in BACKENDS:
+        raise EdgeirstError(f"unknown backend {backend!r}; expected auto, {', '.join(BACKENDS)}")
+    path = resolve_model(model, backend)
+    allowed = SUFFIXES[path.suffix.lower()]
+    if backend == "auto":
+        backend = allowed[0]
+    elif backend not in allowed:
+        raise EdgeirstError(f"backend {backend!r} cannot run {path.name}: a {path.suffix} file runs on "
+                            f"{' or '.join(allowed)}" + ("; export the checkpoint to ONNX with `edgeirst export`"
+                                                          if path.suffix.lower() in (".pt", ".pth") else ""))
+    if backend == "tensorrt" and path.suffix.lower() == ".onnx":
+        from edgeirst.runtime.engine_build import cached_engine
+
+        build_keys = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "cache_dir", "max_batch")
+        build = {k: options.pop(k) for k in build_keys if k in options}
+        path = cached_engine(path, **build)
+    module, cls = BACKENDS[backend]
+    return getattr(importlib.import_module(module), cls)(path, **options).load()
+
+
+__all__ = ["BACKENDS", "Backend", "TensorInfo", "load_backend", "resolve_model"]

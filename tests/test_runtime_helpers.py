@@ -1,0 +1,101 @@
+"""Helpers for the runtime tests (no tests here): a tiny MSHNet exported to ONNX with its
+metadata, and the matching .pt checkpoint, built once per session under pytest's base temp."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_KWARGS = {"width": 0.25}
+
+
+def tiny_meta(**changes):
+    from edgeirst.meta import ModelMeta
+
+    meta = ModelMeta(name="mshnet", kwargs=dict(TINY_KWARGS), input_size=(64, 64), dynamic=True, size_divisor=16,
+                     outputs=("seg",), decode="cluster", threshold=0.5)
+    return meta.replace(**changes) if changes else meta
+
+
+def _tiny_model():
+    import torch
+
+    from edgeirst.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("mshnet", **TINY_KWARGS).eval()
+
+
+def tiny_checkpoint(base: Path) -> Path:
+    import torch
+
+    path = base / "tiny_mshnet.pt"
+    if not path.exists():
+        torch.save({"meta": tiny_meta().to_dict(), "state_dict": _tiny_model().state_dict()}, str(path) + ".tmp")
+        os.replace(str(path) + ".tmp", path)
+    return path
+
+
+def export_onnx(path: Path, meta=None, with_meta: bool = True, static_hw: tuple[int, int] | None = None) -> Path:
+    import onnx
+    import torch
+
+    model = _tiny_model()
+
+    class SegOnly(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(x)["seg"]
+
+    hw = static_hw or (64, 64)
+    dyn = None if static_hw else {"images": {2: "h", 3: "w"}, "seg": {2: "h", 3: "w"}}
+    tmp = path.with_suffix(".tmp.onnx")
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(SegOnly(model), torch.zeros(1, 1, *hw), str(tmp), dynamo=False, opset_version=17,
+                          input_names=["images"], output_names=["seg"], dynamic_axes=dyn)
+    m = onnx.load(str(tmp))
+    if with_meta:
+        meta = meta or tiny_meta(dynamic=static_hw is None, input_size=hw)
+        onnx.helper.set_model_props(m, {"edgeirst": meta.to_json()})
+    onnx.save(m, str(path))
+    tmp.unlink()
+    return path
+
+
+def tiny_onnx(base: Path) -> Path:
+    path = base / "tiny_mshnet.onnx"
+    if not path.exists():
+        export_onnx(path)
+    return path
+
+
+def edgeirst_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "edgeirst", *map(str, args)]
+
+
+def run_cli(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(edgeirst_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO, **kw)
+
+
+def write_video(path: Path, frames: int = 12, hw: tuple[int, int] = (96, 128), fps: float = 10.0) -> Path:
+    """A real mp4v video with a bright moving blob, written with OpenCV."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (hw[1], hw[0]))
+    assert writer.isOpened()
+    for i in range(frames):
+        img = np.full((*hw, 3), 30, np.uint8)
+        cv2.circle(img, (10 + 5 * i, hw[0] // 2), 3, (255, 255, 255), -1)
+        writer.write(img)
+    writer.release()
+    return path
