@@ -1,0 +1,101 @@
+"""``edgeirst zoo``: every registered model with its parameters and multiply-adds, beside the
+figures its paper (or official code) reports.
+
+"GFLOPs" here means multiply-adds (GMACs), the way the papers count, measured with torch's
+``FlopCounterMode`` (``edgeirst.models.complexity.count_macs``) on one 1 x C x size x size input.
+C defaults to 3, as the papers count; infrared models run with 1 (``--in-chans 1``).
+torch is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from edgeirst.errors import EdgeirstError
+
+GFLOPS_MEANS = "multiply-adds (GMACs), as the papers count"
+
+
+def describe_model(name: str, size: int = 320, in_chans: int = 3) -> dict[str, Any]:
+    """One zoo row: build ``name`` at full width, count params and GMACs at ``size`` x ``size``."""
+    import torch
+
+    from edgeirst.models import PAPER_FIGURES, create_model
+    from edgeirst.models.complexity import count_macs, count_params
+
+    model = create_model(name, in_chans=in_chans)
+    spec = model.spec
+    if size % spec.size_divisor:
+        raise EdgeirstError(f"--size {size} is not a multiple of {spec.size_divisor}, which {name} needs; "
+                            f"try {-(-size // spec.size_divisor) * spec.size_divisor}")
+    with torch.no_grad():
+        macs = count_macs(model, size, in_chans)
+    params = count_params(model)
+    paper = PAPER_FIGURES.get(name, {})
+    return {
+        "name": name,
+        "tasks": list(spec.tasks),
+        "outputs": list(spec.outputs),
+        "params": params,
+        "params_m": round(params / 1e6, 3),
+        "gflops": round(macs / 1e9, 3),
+        "gflops_means": GFLOPS_MEANS,
+        "size": size,
+        "in_chans": in_chans,
+        "paper_params_m": paper.get("params_m"),
+        "paper_gflops": paper.get("gflops"),
+        "paper_size": paper.get("size"),
+        "paper_source": paper.get("source"),
+    }
+
+
+def describe_zoo(names: list[str] | None = None, size: int = 320, in_chans: int = 3,
+                 progress: bool = False) -> list[dict[str, Any]]:
+    """Zoo rows for ``names`` (default: every registered model), in registry order."""
+    from tqdm import tqdm
+
+    from edgeirst.models import list_models
+
+    names = list(names) if names else list_models()
+    return [describe_model(n, size, in_chans) for n in tqdm(names, desc="counting", unit="model", disable=None if progress else True)]
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    size, in_chans = (rows[0]["size"], rows[0]["in_chans"]) if rows else (0, 0)
+    header = ("model", "tasks", "params (M)", f"GFLOPs@{size}", "paper params (M)", "paper GFLOPs")
+    body = []
+    for r in rows:
+        paper_g = _fmt(r["paper_gflops"], 2)
+        if r["paper_gflops"] is not None:
+            paper_g += f"@{r['paper_size']}"
+        body.append((r["name"], "+".join(r["tasks"]), f"{r['params_m']:.3f}", f"{r['gflops']:.2f}",
+                     _fmt(r["paper_params_m"], 3), paper_g))
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *body)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [header, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append(f"GFLOPs = {GFLOPS_MEANS}; ours counted with torch FlopCounterMode on a 1x{in_chans}x{size}x{size} "
+                 f"input, paper figures at the size shown, 3-channel input.")
+    return "\n".join(lines)
+
+
+@click.command(name="zoo", help="List the model zoo: tasks, params and GFLOPs (= multiply-adds, GMACs, as the "
+                                "papers count) at --size, beside the papers' figures.")
+@click.argument("names", nargs=-1)
+@click.option("--size", default=320, show_default=True, type=click.IntRange(32, 4096),
+              help="Square input side for counting GFLOPs (a multiple of every model's size divisor, e.g. 32).")
+@click.option("--in-chans", default=3, show_default=True, type=click.IntRange(1, 16),
+              help="Input channels for counting: 3 as the papers count; infrared models run with 1.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects (params is a count, "
+                                                      "gflops is multiply-adds in GMACs).")
+def command(names: tuple[str, ...], size: int, in_chans: int, as_json: bool) -> None:
+    """NAMES: models to list (default: all registered)."""
+    rows = describe_zoo(list(names), size, in_chans, progress=not as_json)
+    click.echo(json.dumps(rows, indent=2) if as_json else format_table(rows))
