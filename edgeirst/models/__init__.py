@@ -13,13 +13,19 @@ import difflib
 from torch import nn
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.models import dnanet, mlsa_yolov8, mshnet
+from edgeirst.models import dnanet, light_sgmtlm, mlsa_yolov8, mshnet, mtunet
 from edgeirst.models.base import ModelSpec
 
 _MODELS = {
     "mshnet": mshnet.mshnet,
     "dnanet": dnanet.dnanet,
     "mlsa-yolov8": mlsa_yolov8.mlsa_yolov8,
+    "mtunet": mtunet.mtunet,
+    "mtunet-det": mtunet.mtunet_det,
+    "mtunet-seg": mtunet.mtunet_seg,
+    "mtunet-siwd": mtunet.mtunet_siwd,
+    "light-sgmtlm": light_sgmtlm.light_sgmtlm,
+    "light-sgmtlm-tiny": light_sgmtlm.light_sgmtlm_tiny,
 }
 
 # Figures reported by the papers / official code, shown beside our counts by `edgeirst zoo`.
@@ -30,6 +36,13 @@ PAPER_FIGURES: dict[str, dict] = {
     "mlsa-yolov8": {"params_m": None, "gflops": None, "size": 320,
                     "source": "no paper figures on hand; ours is scale n (width 0.25, depth 0.33), the Ultralytics "
                               "yolov8n-p2 layout with 1 class (yolov8n-p2 with 80 classes: 3.354M params)"},
+    "mtunet": {"params_m": 29.06, "gflops": 88.78, "size": 320, "source": "paper"},
+    "mtunet-det": {"params_m": 29.06, "gflops": 86.85, "size": 320, "source": "paper"},
+    "mtunet-seg": {"params_m": 29.05, "gflops": 77.38, "size": 320, "source": "paper"},
+    "mtunet-siwd": {"params_m": None, "gflops": None, "size": 320,
+                    "source": "ours (no paper figures): mtunet with SIWD encoder stages"},
+    "light-sgmtlm": {"params_m": 45.53, "gflops": 19.68, "size": 320, "source": "paper (thop MACs)"},
+    "light-sgmtlm-tiny": {"params_m": 0.49, "gflops": 0.26, "size": 320, "source": "paper (thop MACs)"},
 }
 
 
