@@ -1,0 +1,79 @@
+"""``edgeirst eval``: IoU, nIoU, Pd, Fa, AP50 and AP of a model or of saved predictions."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from edgeirst.errors import EdgeirstError
+
+KEYS = ("iou", "niou", "pd", "fa", "ap50", "ap", "images", "targets", "threshold")
+
+
+def _plain(metrics: dict) -> dict:
+    """Metrics as JSON-safe values: undefined (nan) becomes null."""
+    return {k: (None if isinstance(metrics[k], float) and math.isnan(metrics[k]) else metrics[k]) for k in KEYS}
+
+
+def _table(metrics: dict, source: str, data: Path, split: str) -> str:
+    m = _plain(metrics)
+    fmt = {"iou": ".4f", "niou": ".4f", "pd": ".4f", "fa": ".3e", "ap50": ".4f", "ap": ".4f"}
+    names = {"iou": "IoU", "niou": "nIoU", "pd": "Pd", "fa": "Fa", "ap50": "AP50", "ap": "AP"}
+    lines = [f"{source} on {data} [{split}]: {m['images']} images, {m['targets']} targets, "
+             f"threshold {m['threshold']:g}"]
+    for k, f in fmt.items():
+        lines.append(f"  {names[k]:<5} {'n/a' if m[k] is None else format(m[k], f)}")
+    return "\n".join(lines)
+
+
+@click.command("eval")
+@click.argument("model", required=False)
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
+              help="SIRST-style dataset folder (images/, masks/, idx_427/).")
+@click.option("--split", default="val", show_default=True, help="Split to evaluate (a list in idx_427/).")
+@click.option("--predictions", type=click.Path(path_type=Path), default=None,
+              help="Folder of saved predictions <id>.png (8-bit, value/255 = probability) instead of a model.")
+@click.option("--threshold", type=float, default=None,
+              help="Foreground threshold on the probability (default: the model's own, 0.5 for predictions).")
+@click.option("--roc", "roc_path", type=click.Path(path_type=Path), default=None,
+              help="Write the Pd-Fa curve to this CSV and a PNG plot beside it.")
+@click.option("--backend", default="auto", show_default=True,
+              help="Runtime backend for MODEL: auto, onnxruntime, torch or tensorrt.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metrics.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def command(model: str | None, data_dir: Path, split: str, predictions: Path | None, threshold: float | None,
+            roc_path: Path | None, backend: str, as_json: bool, quiet: bool) -> None:
+    """Evaluate MODEL (a .pt, .onnx or .engine file, or `default`) or saved --predictions on a split."""
+    from edgeirst.data.sirst import SirstDataset
+    from edgeirst.evaluate import evaluate_backend, evaluate_predictions
+
+    if (model is None) == (predictions is None):
+        raise EdgeirstError("give either a MODEL (.pt, .onnx, .engine or `default`) or --predictions DIR, not "
+                            + ("both" if model else "neither"))
+    if threshold is not None and not 0.0 <= threshold < 1.0:
+        raise EdgeirstError(f"--threshold must be in [0, 1), got {threshold}")
+    if predictions is not None and not predictions.is_dir():
+        raise EdgeirstError(f"predictions folder {predictions} does not exist; expected a folder of <id>.png maps")
+    dataset = SirstDataset(data_dir, split)
+    if predictions is not None:
+        source = str(predictions)
+        metrics, roc = evaluate_predictions(dataset, predictions, 0.5 if threshold is None else threshold,
+                                            progress=not quiet)
+    else:
+        from edgeirst.runtime import load_backend
+
+        source = model
+        with load_backend(model, backend) as runner:
+            metrics, roc = evaluate_backend(runner, dataset, threshold, progress=not quiet)
+    if roc_path is not None:
+        from edgeirst.metrics import write_roc
+
+        written = write_roc(roc, roc_path, png=True)
+        click.echo("wrote " + ", ".join(str(p) for p in written), err=True)
+    if as_json:
+        click.echo(json.dumps(_plain(metrics)))
+    else:
+        click.echo(_table(metrics, source, data_dir, split))

@@ -1,0 +1,99 @@
+"""Dataset-level evaluation loops shared by ``edgeirst eval``, the trainer and ``bench``.
+
+``evaluate_backend`` runs a loaded runtime backend over a dataset (prepare -> infer -> decode
+-> ``Evaluator``); ``evaluate_predictions`` scores saved probability maps (``<id>.png``, 8-bit,
+value/255 = probability) from any model. Both return ``(metrics, roc_rows)`` as defined in
+``edgeirst.metrics``. numpy + OpenCV only (a backend may use torch internally).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from edgeirst.errors import EdgeirstError
+from edgeirst.metrics import Evaluator
+from edgeirst.postprocess import Prediction, cluster_targets, decode_outputs
+from edgeirst.preprocess import prepare, to_unit
+
+BOX_DECODERS = ("centernet", "yolov5", "yolov8")
+AP_SCORE_FLOOR = 0.05
+
+
+class MaskDataset(Protocol):
+    """What evaluation needs of a dataset (``edgeirst.data.sirst.SirstDataset`` is one):
+    ``len(ds)`` and ``ds[i]`` with ``.id``, ``.image`` and a bool ``.mask`` at source size."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> Any: ...
+
+
+def _run(dataset: MaskDataset, predict: Callable[[Any], Prediction], evaluator: Evaluator,
+         desc: str, progress: bool) -> tuple[dict, list[dict]]:
+    for i in tqdm(range(len(dataset)), desc=desc, unit="img", file=sys.stderr, disable=not progress,
+                  dynamic_ncols=True, leave=False):
+        sample = dataset[i]
+        evaluator.update(sample.mask, predict(sample))
+    return evaluator.compute(), evaluator.roc()
+
+
+def evaluate_backend(backend: Any, dataset: MaskDataset, threshold: float | None = None,
+                     roc_thresholds: Sequence[float] | None = None, progress: bool = True,
+                     det_threshold: float | None = None) -> tuple[dict, list[dict]]:
+    """Run ``backend`` (``edgeirst.runtime.load_backend``) on every image of ``dataset``.
+
+    ``threshold`` (default: the model's own) sets the foreground for IoU, nIoU, Pd and Fa and
+    the clustering of segmentation maps. Box decoders (CenterNet, YOLO) keep detections down to
+    ``det_threshold`` (default ``min(threshold, 0.05)``) so that AP ranks the low-score tail as
+    COCO intends; their rasterised boxes still enter the pixel metrics at ``threshold``.
+    """
+    meta = backend.meta
+    thr = meta.threshold if threshold is None else float(threshold)
+    decode_thr = thr
+    if meta.decode in BOX_DECODERS:
+        decode_thr = min(thr, AP_SCORE_FLOOR) if det_threshold is None else float(det_threshold)
+
+    def predict(sample: Any) -> Prediction:
+        x, box = prepare(sample.image, meta)
+        out = backend.infer(x[None])
+        return decode_outputs({k: v[0] for k, v in out.items()}, meta, box, decode_thr)
+
+    return _run(dataset, predict, Evaluator(thr, roc_thresholds), f"eval {meta.name}", progress)
+
+
+def load_prediction(path: Path, hw: tuple[int, int], threshold: float = 0.5) -> Prediction:
+    """A saved 8-bit probability map (value/255) -> Prediction; targets are its eight-connected
+    clusters above ``threshold`` scored by their peak probability."""
+    if not path.is_file():
+        raise EdgeirstError(f"missing prediction {path}; expected one 8-bit <id>.png per image of the split")
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise EdgeirstError(f"cannot read prediction {path}; expected an 8-bit PNG")
+    if image.dtype != np.uint8:
+        raise EdgeirstError(f"prediction {path} is {image.dtype}; expected 8-bit (probability x 255)")
+    prob = to_unit(image)
+    if prob.shape != tuple(hw):
+        raise EdgeirstError(f"prediction {path} is {prob.shape[1]}x{prob.shape[0]} px but its image is "
+                            f"{hw[1]}x{hw[0]}; save predictions at the image's own resolution")
+    return Prediction(prob, cluster_targets(prob, threshold)[0])
+
+
+def evaluate_predictions(dataset: MaskDataset, predictions: str | Path, threshold: float = 0.5,
+                         roc_thresholds: Sequence[float] | None = None,
+                         progress: bool = True) -> tuple[dict, list[dict]]:
+    """Score saved predictions ``<predictions>/<id>.png`` against ``dataset``'s masks."""
+    folder = Path(predictions).expanduser()
+    if not folder.is_dir():
+        raise EdgeirstError(f"predictions folder {folder} does not exist; expected a folder of <id>.png maps")
+
+    def predict(sample: Any) -> Prediction:
+        return load_prediction(folder / f"{sample.id}.png", sample.mask.shape, threshold)
+
+    return _run(dataset, predict, Evaluator(threshold, roc_thresholds), f"eval {folder.name}", progress)
