@@ -1,0 +1,217 @@
+"""Every loss against a hand-computed value, and every model's criterion end to end.
+
+Hand values are worked out in the comments from the formulas in the module docstrings, never by
+calling the function under test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from edgeirst.errors import EdgeirstError
+from edgeirst.losses import build_criterion
+from edgeirst.losses.box import ciou, dotd, giou, iou
+from edgeirst.losses.centernet import CenterNetLoss, focal_loss
+from edgeirst.losses.dice import weighted_dice_loss
+from edgeirst.losses.multiscale_sls import MultiScaleSLS
+from edgeirst.losses.saliency import saliency_loss, ssim
+from edgeirst.losses.sls import sls_loss
+from edgeirst.losses.soft_iou import DeepSupervisionSoftIoU, soft_iou_loss
+from edgeirst.losses.yolov5 import YOLOv5Loss
+from edgeirst.losses.yolov8 import MLSAYOLOv8Loss, dfl_loss
+from edgeirst.models import ModelSpec
+
+LN2 = math.log(2)
+
+
+def t(*rows):
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+# --- box similarities -------------------------------------------------------------------------
+
+def test_giou_and_iou_hand_values():
+    a, b = t([0, 0, 2, 2]), t([1, 1, 3, 3])
+    # intersection 1, union 4 + 4 - 1 = 7, enclosing 3x3 = 9: GIoU = 1/7 - (9 - 7)/9 = -5/63
+    assert torch.allclose(iou(a, b), torch.tensor([1 / 7]), atol=1e-6)
+    assert torch.allclose(giou(a, b), torch.tensor([-5 / 63]), atol=1e-6)
+    assert torch.allclose(giou(a, a), torch.tensor([1.0]), atol=1e-6)
+
+
+def test_ciou_hand_values():
+    # same aspect: v = 0; centres (1,1), (2,2): rho^2 = 2; enclosing diagonal^2 = 9 + 9 = 18
+    assert torch.allclose(ciou(t([0, 0, 2, 2]), t([1, 1, 3, 3])), torch.tensor([1 / 7 - 2 / 18]), atol=1e-6)
+    # 2x2 vs 4x2 at the origin: IoU 4/8; rho^2 = 1, c^2 = 16 + 4 = 20;
+    # v = 4/pi^2 (atan(4/2) - atan(2/2))^2, alpha = v / (v - 0.5 + 1)
+    v = 4 / math.pi ** 2 * (math.atan(2) - math.atan(1)) ** 2
+    want = 0.5 - 1 / 20 - v * v / (v + 0.5)
+    assert torch.allclose(ciou(t([0, 0, 2, 2]), t([0, 0, 4, 2])), torch.tensor([want]), atol=1e-6)
+
+
+def test_dotd_hand_value_and_broadcasting():
+    # centres (1, 1) and (4, 5): distance 5; S = 10 -> exp(-0.5)
+    assert torch.allclose(dotd(t([0, 0, 2, 2]), t([3, 4, 5, 6]), 10.0), torch.tensor([math.exp(-0.5)]), atol=1e-6)
+    grid = dotd(torch.zeros(2, 1, 1, 4), torch.zeros(1, 3, 4), 4.0)  # B x M x A
+    assert grid.shape == (2, 1, 3) and torch.allclose(grid, torch.ones(2, 1, 3), atol=1e-6)
+
+
+# --- segmentation losses ----------------------------------------------------------------------
+
+P4 = torch.tensor([0.9, 0.2, 0.1, 0.6]).view(1, 1, 2, 2)
+G4 = torch.tensor([1.0, 0.0, 0.0, 1.0]).view(1, 1, 2, 2)
+
+
+def test_soft_iou_hand_value():
+    # inter 0.9 + 0.6 = 1.5, sum p = 1.8, sum g = 2: 1 - (1.5 + 1) / (1.8 + 2 - 1.5 + 1)
+    assert math.isclose(float(soft_iou_loss(P4, G4)), 1 - 2.5 / 3.3, rel_tol=1e-6)
+
+
+def test_deep_supervision_soft_iou_averages_outputs_at_their_resolution():
+    mask = torch.tensor([[1.0, 0.0], [0.0, 0.0]]).view(1, 1, 2, 2)
+    outputs = {"seg": torch.tensor([[0.5, 0.0], [0.0, 0.0]]).view(1, 1, 2, 2), "seg1": torch.full((1, 1, 1, 1), 0.25)}
+    # seg: 1 - (0.5 + 1) / (0.5 + 1 - 0.5 + 1) = 0.25
+    # seg1 (mask max-pooled to 1x1 = 1): 1 - (0.25 + 1) / (0.25 + 1 - 0.25 + 1) = 0.375
+    loss, parts = DeepSupervisionSoftIoU(("seg1",))(outputs, {"mask": mask}, 0)
+    assert math.isclose(float(loss), (0.25 + 0.375) / 2, rel_tol=1e-6) and parts["soft_iou"] == pytest.approx(0.3125)
+
+
+def test_weighted_dice_hand_value():
+    # w = 10, 0.1, 0.1, 10: sum(w p g) = 9 + 6 = 15, sum(w p) = 9 + .02 + .01 + 6 = 15.03, sum(w g) = 20
+    assert math.isclose(float(weighted_dice_loss(P4, G4)), 1 - 31 / 36.03, rel_tol=1e-6)
+
+
+def test_sls_hand_value():
+    # 2x2 map, target pixel (y=1, x=1); pred 0.5 at (0, 1) and 1.0 at (1, 1).
+    pred = torch.tensor([[0.0, 0.5], [0.0, 1.0]]).view(1, 1, 2, 2)
+    gt = torch.tensor([[0.0, 0.0], [0.0, 1.0]]).view(1, 1, 2, 2)
+    # IoU: inter 1, |P| 1.5, |G| 1 -> 1 / 1.5; d = (0.5 / 2)^2 = 0.0625, alpha = 1.0625 / 1.5625
+    iou_, alpha = 1 / 1.5, 1.0625 / 1.5625
+    # centres (coordinates x/w, y/h in {0, .5}, mean over 4 pixels): pred x = (.5*.5 + .5*1)/4 = .1875,
+    # y = (.5*1)/4 = .125; target x = y = .5/4 = .125
+    rp, rt = math.hypot(0.1875, 0.125), math.hypot(0.125, 0.125)
+    angle = 4 / math.pi ** 2 * (math.atan(0.125 / 0.1875) - math.atan(1.0)) ** 2
+    assert rp > rt  # length term = min / max = rt / rp
+    want = 1 - alpha * iou_ + (1 - rt / rp + angle)
+    assert math.isclose(float(sls_loss(pred, gt)), want, rel_tol=1e-5)
+    assert math.isclose(float(sls_loss(pred, gt, warm=True)), 1 - iou_, rel_tol=1e-5)
+    # MultiScaleSLS: fused map and one identical scale -> the same value averaged
+    loss, _ = MultiScaleSLS(("seg0",))({"seg": pred, "seg0": pred}, {"mask": gt}, epoch=10)
+    assert math.isclose(float(loss), want, rel_tol=1e-5)
+
+
+def _ssim_reference(a: np.ndarray, b: np.ndarray) -> float:
+    """Direct loop SSIM (11x11 Gaussian sigma 1.5 window, zero padding) for HxW arrays."""
+    g = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5 ** 2))
+    win = np.outer(g, g) / g.sum() ** 2
+    pa, pb = np.pad(a, 5), np.pad(b, 5)
+    vals = []
+    for y in range(a.shape[0]):
+        for x in range(a.shape[1]):
+            wa, wb = pa[y:y + 11, x:x + 11], pb[y:y + 11, x:x + 11]
+            ma, mb = (win * wa).sum(), (win * wb).sum()
+            va, vb = (win * wa * wa).sum() - ma ** 2, (win * wb * wb).sum() - mb ** 2
+            cov = (win * wa * wb).sum() - ma * mb
+            vals.append(((2 * ma * mb + 1e-4) * (2 * cov + 9e-4)) / ((ma ** 2 + mb ** 2 + 1e-4) * (va + vb + 9e-4)))
+    return float(np.mean(vals))
+
+
+def test_ssim_one_pixel_by_hand_and_against_a_loop_reference():
+    # 1x1 images: with zero padding only the window's centre weight w0 = g0^2 touches the pixel,
+    # g0 = 1 / sum_k exp(-k^2 / 4.5), k = -5..5. mu = w0 x, var = w0 x^2 - (w0 x)^2, cov likewise.
+    g0 = 1 / sum(math.exp(-k * k / 4.5) for k in range(-5, 6))
+    w0, a, b = g0 * g0, 0.8, 0.3
+    ma, mb = w0 * a, w0 * b
+    va, vb, cov = w0 * a * a - ma * ma, w0 * b * b - mb * mb, w0 * a * b - ma * mb
+    want = ((2 * ma * mb + 1e-4) * (2 * cov + 9e-4)) / ((ma ** 2 + mb ** 2 + 1e-4) * (va + vb + 9e-4))
+    assert math.isclose(float(ssim(torch.full((1, 1, 1, 1), a), torch.full((1, 1, 1, 1), b))), want, rel_tol=1e-5)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((6, 7)), (rng.random((6, 7)) > 0.7).astype(np.float64)
+    got = ssim(torch.tensor(x, dtype=torch.float64)[None, None], torch.tensor(y)[None, None])
+    assert math.isclose(float(got), _ssim_reference(x, y), rel_tol=1e-6)  # float32 window
+
+
+def test_saliency_loss_pools_the_mask_and_adds_bce():
+    # 4x4 mask with one target pixel -> max-pooled to a 1x1 map of 1; prediction 0.8:
+    # BCE = -ln 0.8, SSIM of (0.8, 1) from the one-pixel formula above.
+    g0 = 1 / sum(math.exp(-k * k / 4.5) for k in range(-5, 6))
+    w0 = g0 * g0
+    ma, mb = 0.8 * w0, w0
+    va, vb, cov = w0 * 0.64 - ma * ma, w0 - mb * mb, w0 * 0.8 - ma * mb
+    s = ((2 * ma * mb + 1e-4) * (2 * cov + 9e-4)) / ((ma ** 2 + mb ** 2 + 1e-4) * (va + vb + 9e-4))
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[0, 0, 2, 3] = 1
+    got = saliency_loss(torch.full((1, 1, 1, 1), 0.8), mask)
+    assert math.isclose(float(got), -math.log(0.8) + 1 - s, rel_tol=1e-5)
+
+
+# --- CenterNet --------------------------------------------------------------------------------
+
+def test_focal_loss_hand_value():
+    pred, gt = t([0.8, 0.3, 0.1]).view(1, 1, 1, 3), t([1.0, 0.5, 0.0]).view(1, 1, 1, 3)
+    # peak: -(1 - .8)^2 ln .8; g = .5: -(1 - .5)^4 .3^2 ln .7; g = 0: -.1^2 ln .9; one peak
+    want = -(0.04 * math.log(0.8) + 0.0625 * 0.09 * math.log(0.7) + 0.01 * math.log(0.9))
+    assert math.isclose(float(focal_loss(pred, gt)), want, rel_tol=1e-6)
+
+
+def test_centernet_loss_hand_value():
+    # 4x4 input, one 1x1 px target at (1, 1): radius 0 -> heatmap target is a single peak.
+    # heatmap 0.5 everywhere: peak (1 - .5)^2 ln 2 + 15 background pixels .5^2 ln 2 = 16 * .25 ln 2 = 4 ln 2.
+    # wh 3 everywhere vs (1, 1): L1 = 2, x0.1; offset 0.25 vs (0, 0): 0.25.
+    batch = {"image": torch.zeros(1, 1, 4, 4), "boxes": [t([1, 1, 2, 2])]}
+    out = {"heatmap": torch.full((1, 1, 4, 4), 0.5), "wh": torch.full((1, 2, 4, 4), 3.0),
+           "offset": torch.full((1, 2, 4, 4), 0.25)}
+    loss, parts = CenterNetLoss()(out, batch, 0)
+    assert math.isclose(float(loss), 4 * LN2 + 0.2 + 0.25, rel_tol=1e-5)
+    assert parts["size"] == pytest.approx(2.0) and parts["offset"] == pytest.approx(0.25)
+
+
+# --- YOLOv5 -----------------------------------------------------------------------------------
+
+def test_yolov5_loss_hand_value():
+    # One stride-8 level on a 16x16 input (2x2 cells), one 8x8 px anchor (1x1 cell), C = 1.
+    # Box [0, 0, 16, 8]: centre (8, 4) -> grid (1.0, 0.5), size (2, 1) cells; no neighbour rule
+    # fires (fractions 0 / .5 are not < .5 with grid > 1), so only cell (gj 0, gi 1), target
+    # (x, y, w, h) = (0, .5, 2, 1) -> xyxy [-1, 0, 1, 1].
+    # Logits 0 except objectness ln 3 (p = .75): xy = 2*.5 - .5 = .5, wh = (2*.5)^2 * 1 = 1 ->
+    # [0, 0, 1, 1]; IoU 1/2, enclosing box = union -> GIoU .5: box loss .5, objectness target .5.
+    # obj BCE mean over 4 cells: 3 * (-ln .25) + (-.5 ln .75 - .5 ln .25), / 4; class BCE(0, 1) = ln 2.
+    out = torch.zeros(1, 6, 2, 2)
+    out[:, 4] = math.log(3)
+    batch = {"image": torch.zeros(1, 1, 16, 16), "boxes": [t([0, 0, 16, 8])]}
+    obj = (3 * -math.log(0.25) - 0.5 * math.log(0.75) - 0.5 * math.log(0.25)) / 4
+    plain = YOLOv5Loss(("p3",), (8,), [[8, 8]], box=1.0, obj=1.0, cls=1.0, balance=(1.0,), scale_gains=False)
+    loss, parts = plain({"p3": out}, batch, 0)
+    assert math.isclose(float(loss), 0.5 + obj + LN2, rel_tol=1e-5)
+    # default gains scaled as YOLOv5 for 1 level, 16 px: box .05*3, obj 1*(16/640)^2*3 * balance 4, cls .5*3
+    loss, _ = YOLOv5Loss(("p3",), (8,), [[8, 8]])({"p3": out}, batch, 0)
+    assert math.isclose(float(loss), 0.15 * 0.5 + 3 * (16 / 640) ** 2 * 4 * obj + 1.5 * LN2, rel_tol=1e-5)
+
+
+# --- YOLOv8 / MLSA ----------------------------------------------------------------------------
+
+def test_dfl_hand_value():
+    # softmax(ln [1, 2, 3, 4]) = [.1, .2, .3, .4]; target 1.25 -> bins 1 (weight .75) and 2 (.25)
+    logits = torch.log(t([1, 2, 3, 4])).view(1, 1, 4).expand(1, 4, 4)
+    want = -(0.75 * math.log(0.2) + 0.25 * math.log(0.3))
+    assert math.isclose(float(dfl_loss(logits, torch.full((1, 4), 1.25))), want, rel_tol=1e-6)
+
+
+def test_mlsa_yolov8_loss_hand_value():
+    # One stride-4 level on a 4x4 input: a single anchor point at (2, 2). All logits 0: class
+    # score .5, each side 7.5 strides = 30 px -> predicted box [-28, -28, 32, 32]. GT [1, 1, 3, 3]
+    # has the same centre: DotD = 1 -> normalised target score 1 (sum 1).
+    # cls: BCE(0, 1) = ln 2, x0.5. box: CIoU = IoU = 4 / 3600 (same centre and aspect), x7.5.
+    # DFL: each side (2 - 1) / 4 = .25 strides; uniform logits -> CE = ln 16 for both bins, x1.5.
+    crit = MLSAYOLOv8Loss(("p2",), (4,))
+    out = {"p2": torch.zeros(1, 65, 1, 1)}
+    loss, parts = crit(out, {"image": torch.zeros(1, 1, 4, 4), "boxes": [t([1, 1, 3, 3])]}, 0)
+    assert math.isclose(float(loss), 0.5 * LN2 + 7.5 * (1 - 1 / 900) + 1.5 * math.log(16), rel_tol=1e-4)
+    assert parts["positives"] == 1
+    # no targets: only the class term, BCE(0, 0) = ln 2 per anchor over a target-score sum of 1
+    out = {"p2": torch.zeros(1, 65, 2, 2)}
+    loss, parts = crit(out, {"image": torch.zeros(1, 1, 8, 8), "boxes": [torch.zeros(0, 4)]}, 0)
+    assert math.isclose(float(loss), 0.5 * 4 * LN2, rel_tol=1e-6) and parts["box"] == 0
