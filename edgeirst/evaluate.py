@@ -37,10 +37,12 @@ class MaskDataset(Protocol):
 
 def _run(dataset: MaskDataset, predict: Callable[[Any], Prediction], evaluator: Evaluator,
          desc: str, progress: bool) -> tuple[dict, list[dict]]:
-    for i in tqdm(range(len(dataset)), desc=desc, unit="img", file=sys.stderr, disable=not progress,
-                  dynamic_ncols=True, leave=False):
-        sample = dataset[i]
-        evaluator.update(sample.mask, predict(sample))
+    with tqdm(total=len(dataset), desc=desc, unit="img", file=sys.stderr, disable=not progress,
+              dynamic_ncols=True, leave=False) as bar:  # closed (and cleared) before any error prints
+        for i in range(len(dataset)):
+            sample = dataset[i]
+            evaluator.update(sample.mask, predict(sample))
+            bar.update()
     return evaluator.compute(), evaluator.roc()
 
 
@@ -92,6 +94,10 @@ def evaluate_predictions(dataset: MaskDataset, predictions: str | Path, threshol
     folder = Path(predictions).expanduser()
     if not folder.is_dir():
         raise EdgeirstError(f"predictions folder {folder} does not exist; expected a folder of <id>.png maps")
+    missing = [folder / f"{i}.png" for i in getattr(dataset, "ids", []) if not (folder / f"{i}.png").is_file()]
+    if missing:
+        raise EdgeirstError(f"missing prediction {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+                            + f"; expected one 8-bit <id>.png per image of the split ({len(dataset)} images)")
 
     def predict(sample: Any) -> Prediction:
         return load_prediction(folder / f"{sample.id}.png", sample.mask.shape, threshold)

@@ -284,10 +284,10 @@ def draw_roc(rows: list[dict], size: tuple[int, int] = (480, 640)) -> np.ndarray
     """Pd (y, 0..1) against Fa (x, linear, in units of 1e-6) as a BGR image drawn with OpenCV."""
     h, w = size
     img = np.full((h, w, 3), 255, np.uint8)
-    left, right, top, bottom = 70, 20, 40, 50
+    left, right, top, bottom = 70, 40, 40, 50
     pw, ph = w - left - right, h - top - bottom
     pts = [(r["fa"] * 1e6, r["pd"]) for r in rows if not (math.isnan(r["fa"]) or math.isnan(r["pd"]))]
-    fa_max = max([p[0] for p in pts] + [1e-9]) * 1.05
+    fa_max = max([p[0] for p in pts] + [1.0]) * 1.05  # at least 1e-6 wide
     font, black, grey = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0), (210, 210, 210)
     for k in range(6):
         y = top + ph - round(ph * k / 5)
@@ -295,7 +295,7 @@ def draw_roc(rows: list[dict], size: tuple[int, int] = (480, 640)) -> np.ndarray
         cv2.line(img, (left, y), (left + pw, y), grey, 1)
         cv2.line(img, (x, top), (x, top + ph), grey, 1)
         cv2.putText(img, f"{k / 5:.1f}", (left - 40, y + 5), font, 0.45, black, 1, cv2.LINE_AA)
-        cv2.putText(img, f"{fa_max * k / 5:.3g}", (x - 15, top + ph + 20), font, 0.45, black, 1, cv2.LINE_AA)
+        cv2.putText(img, f"{fa_max * k / 5:.3g}", (x - 12, top + ph + 20), font, 0.45, black, 1, cv2.LINE_AA)
     cv2.rectangle(img, (left, top), (left + pw, top + ph), black, 1)
     cv2.putText(img, "Pd", (10, top + ph // 2), font, 0.6, black, 1, cv2.LINE_AA)
     cv2.putText(img, "Fa (x1e-6)", (left + pw // 2 - 45, h - 10), font, 0.6, black, 1, cv2.LINE_AA)

@@ -51,8 +51,8 @@ def command(model: str | None, data_dir: Path, split: str, predictions: Path | N
     from edgeirst.evaluate import evaluate_backend, evaluate_predictions
 
     if (model is None) == (predictions is None):
-        raise EdgeirstError("give either a MODEL (.pt, .onnx, .engine or `default`) or --predictions DIR, not "
-                            + ("both" if model else "neither"))
+        raise EdgeirstError("give either a MODEL (.pt, .onnx, .engine or `default`) or --predictions DIR "
+                            + ("(got both)" if model else "(got neither)"))
     if threshold is not None and not 0.0 <= threshold < 1.0:
         raise EdgeirstError(f"--threshold must be in [0, 1), got {threshold}")
     if predictions is not None and not predictions.is_dir():
