@@ -23,3 +23,11 @@ def sirst_root() -> Path:
     if not (root / "images").is_dir():
         pytest.skip(f"real SIRST data not found at {root} (only on developer machines and CI)")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory) -> Path:
+    """A 12-image 64x80 synthetic dataset in SIRST layout (train/val splits)."""
+    from edgeirst.data.synth import SynthConfig, write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("tiny_synth"), SynthConfig(height=64, width=80, seed=1), images=12)

@@ -1,0 +1,98 @@
+"""Checkpoint -> ONNX with the model metadata inside (``metadata_props["edgeirst"]``).
+
+We export with the TorchScript-based exporter at opset 17 (``dynamo=False``): torch 2.13's
+default dynamo exporter emits opset 18, which onnxruntime's quantization pre-processing
+rejects, and down-converting it to 17 fails on the Reduce* ops (measured, see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeirst.errors import EdgeirstError
+from edgeirst.meta import ONNX_KEY, ModelMeta
+
+
+class _Outputs:
+    """Wraps a model so that it returns its inference outputs as a tuple, in export order."""
+
+    def __new__(cls, model, names):
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, x):
+                out = self.model(x)
+                return tuple(out[n] for n in names)
+
+        return Wrapper()
+
+
+def export_onnx(model, meta: ModelMeta, out: str | Path, input_size: tuple[int, int] | None = None,
+                dynamic: bool | None = None, opset: int = 17, simplify: bool = True) -> Path:
+    """Export ``model`` (eval mode) to ``out``; returns the path.
+
+    ``dynamic`` (default: ``meta.dynamic``) exports height and width as dynamic axes, so a
+    fully convolutional model runs every frame at its native resolution.
+    """
+    import onnx
+    import torch
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    h, w = input_size or meta.input_size
+    d = meta.size_divisor
+    if h % d or w % d:
+        raise EdgeirstError(f"export size {h}x{w} is not a multiple of the model's size divisor {d}")
+    dynamic = meta.dynamic if dynamic is None else dynamic
+    names = list(meta.outputs)
+    axes = None
+    if dynamic:
+        axes = {"images": {0: "batch", 2: "height", 3: "width"}}
+        axes.update({n: {0: "batch", 2: f"{n}_h", 3: f"{n}_w"} for n in names})
+    x = torch.zeros(1, meta.in_chans, h, w)
+    model = model.eval()
+    with torch.no_grad():
+        torch.onnx.export(_Outputs(model, names), x, str(out), input_names=["images"], output_names=names,
+                          opset_version=opset, dynamic_axes=axes, dynamo=False, do_constant_folding=True)
+    proto = onnx.load(str(out))
+    if simplify:
+        proto = _simplify(proto)
+    meta = meta.replace(input_size=(h, w), dynamic=bool(dynamic))
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = ONNX_KEY, meta.to_json()
+    proto.producer_name = "edgeirst"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out))
+    return out
+
+
+def _simplify(proto):
+    """Constant folding and graph clean-up with onnxslim when installed (it is in the train extra)."""
+    try:
+        import onnxslim
+    except ImportError:
+        return proto
+    return onnxslim.slim(proto)
+
+
+def parity(model, onnx_path: str | Path, size: tuple[int, int], seed: int = 0) -> float:
+    """Max absolute difference between torch and onnxruntime outputs on one random input."""
+    import onnxruntime as ort
+    import torch
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    c = inp.shape[1]
+    x = np.random.default_rng(seed).standard_normal((1, c, *size)).astype(np.float32)
+    names = [o.name for o in sess.get_outputs()]
+    got = sess.run(names, {inp.name: x})
+    with torch.no_grad():
+        ref = model.eval()(torch.from_numpy(x))
+    return max(float(np.abs(ref[n].numpy() - g).max()) for n, g in zip(names, got))
