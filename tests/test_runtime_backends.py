@@ -7,7 +7,7 @@ import pytest
 
 from edgeirst.errors import EdgeirstError
 from edgeirst.runtime import load_backend
-from test_runtime_helpers import export_onnx, tiny_checkpoint, tiny_onnx
+from test_runtime_helpers import onnx_variant, tiny_checkpoint, tiny_onnx
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_infer_validates(base, bad, match):
 
 
 def test_fixed_shape_model_rejects_other_sizes(base):
-    path = export_onnx(base / "static.onnx", static_hw=(64, 64))
+    path = onnx_variant(base, "static.onnx", static_hw=(64, 64))
     with load_backend(path) as be:
         assert be.inputs[0].shape == (1, 1, 64, 64)
         be.infer(np.zeros((1, 1, 64, 64), np.float32))
@@ -76,7 +76,7 @@ def test_bad_model_files(tmp_path, base):
         load_backend(tmp_path / "missing.onnx")
     with pytest.raises(EdgeirstError, match="unsupported suffix"):
         load_backend(garbage.rename(tmp_path / "garbage.bin"))
-    bare = export_onnx(tmp_path / "bare.onnx", with_meta=False)
+    bare = onnx_variant(base, "bare.onnx", meta=False)
     with pytest.raises(EdgeirstError, match="without edgeirst metadata.*set_model_props"):
         load_backend(bare)
 

@@ -79,6 +79,26 @@ def tiny_onnx(base: Path) -> Path:
     return path
 
 
+def onnx_variant(base: Path, name: str, meta=None, static_hw: tuple[int, int] | None = None) -> Path:
+    """The tiny ONNX with other metadata (``meta=False``: none) and/or a fixed input size,
+    edited with onnx instead of exported again (export is the slow part of these tests)."""
+    import onnx
+
+    m = onnx.load(str(tiny_onnx(base)))
+    del m.metadata_props[:]
+    if static_hw is not None:
+        for value in (m.graph.input[0], m.graph.output[0]):
+            dims = value.type.tensor_type.shape.dim
+            for d, size in zip(dims, (1, 1) + tuple(static_hw)):
+                d.dim_value = size
+        meta = meta or tiny_meta(dynamic=False, input_size=static_hw)
+    if meta is not False:
+        onnx.helper.set_model_props(m, {"edgeirst": (meta or tiny_meta()).to_json()})
+    path = base / name
+    onnx.save(m, str(path))
+    return path
+
+
 def edgeirst_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "edgeirst", *map(str, args)]
 

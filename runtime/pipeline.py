@@ -1,0 +1,208 @@
+"""The stream loop: capture -> preprocess (into the backend's input buffer) -> infer ->
+post-process (``edgeirst.postprocess``) -> track -> sinks, with per-stage latency.
+
+Several sources run in one process and share each inference call: one frame from each source
+is letterboxed to the model's fixed input size and stacked into one batch.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from edgeirst.postprocess import decode_outputs
+from edgeirst.preprocess import Letterbox, prepare
+from edgeirst.runtime.backends.base import Backend
+from edgeirst.runtime.capture import Capture, Frame
+from edgeirst.runtime.sinks import Detection, FrameResult, Sink
+from edgeirst.runtime.tracker import Tracker, TrackerConfig
+
+STAGES = ("capture", "preprocess", "infer", "postprocess", "sinks")
+
+
+@dataclass
+class RunConfig:
+    """threshold: score threshold (None = the model's); track/tracker: temporal filtering;
+    agc: 16-bit gain percentiles; fixed: scale to the model's input size (forced with several
+    sources); max_frames: stop after this many frames per source; report_every: seconds
+    between progress lines (0 = none)."""
+
+    threshold: float | None = None
+    track: bool = True
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    agc: tuple[float, float] | None = None
+    fixed: bool | None = None
+    max_frames: int | None = None
+    report_every: float = 1.0
+
+
+class StageTimes:
+    """Per-stage durations (seconds) of every processed frame."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {s: [] for s in STAGES}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.values[stage].append(seconds)
+
+    def summary(self, since: int = 0) -> dict[str, dict[str, float]]:
+        out = {}
+        for s, v in self.values.items():
+            a = np.asarray(v[since:], np.float64) * 1e3
+            if len(a):
+                out[s] = {"median_ms": round(float(np.median(a)), 3), "mean_ms": round(float(a.mean()), 3),
+                          "p95_ms": round(float(np.percentile(a, 95)), 3)}
+        return out
+
+
+@dataclass
+class Summary:
+    frames: int
+    seconds: float
+    fps: float
+    dropped: int
+    reconnects: int
+    detections: int
+    stages: dict[str, dict[str, float]]
+    stopped_by: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def text(self) -> str:
+        parts = [f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), {self.detections} detections, "
+                 f"{self.dropped} dropped, {self.reconnects} reconnects ({self.stopped_by})"]
+        for s, v in self.stages.items():
+            parts.append(f"  {s:<11} median {v['median_ms']:8.2f} ms  mean {v['mean_ms']:8.2f}  p95 {v['p95_ms']:8.2f}")
+        return "\n".join(parts)
+
+
+class Pipeline:
+    def __init__(self, backend: Backend, sources: list[Capture], sinks: list[Sink], config: RunConfig | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.backend = backend
+        self.sources = sources
+        self.sinks = sinks
+        self.cfg = config or RunConfig()
+        self.meta = backend.meta
+        self.fixed = True if len(sources) > 1 else self.cfg.fixed
+        self.trackers = [Tracker(self.cfg.tracker) for _ in sources] if self.cfg.track else None
+        self.times = StageTimes()
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._stop = threading.Event()
+        self.stopped_by = "end of stream"
+
+    def stop(self, reason: str = "stopped") -> None:
+        self.stopped_by = reason
+        self._stop.set()
+
+    # -- one step -----------------------------------------------------------------------------
+    def _gather(self, active: list[int], counts: list[int]) -> tuple[list[int], list[Frame]]:
+        idx, frames = [], []
+        for i in list(active):
+            if self.cfg.max_frames is not None and counts[i] >= self.cfg.max_frames:
+                active.remove(i)
+                continue
+            f = self.sources[i].read()
+            if f is None:
+                active.remove(i)
+                continue
+            idx.append(i)
+            frames.append(f)
+        return idx, frames
+
+    def step(self, idx: list[int], frames: list[Frame]) -> list[FrameResult]:
+        t0 = time.perf_counter()
+        meta = self.meta
+        fixed = (not meta.dynamic) if self.fixed is None else self.fixed
+        hws = {Letterbox.plan(f.image.shape[:2], meta, fixed).dst_hw for f in frames}
+        if len(hws) > 1:  # dynamic model, sources of different sizes: one common input size
+            fixed, hws = True, {tuple(meta.input_size)}
+        batch = self.backend.input_buffer((len(frames), meta.in_chans) + hws.pop())
+        boxes = [prepare(f.image, meta, fixed, out=batch[k], agc=self.cfg.agc)[1] for k, f in enumerate(frames)]
+        t1 = time.perf_counter()
+        outputs = self.backend.infer(batch)
+        t2 = time.perf_counter()
+        results = []
+        for k, (i, f) in enumerate(zip(idx, frames)):
+            pred = decode_outputs({n: v[k] for n, v in outputs.items()}, meta, boxes[k], self.cfg.threshold)
+            t = pred.targets
+            if self.trackers is not None:
+                keep, ids = self.trackers[i].update(t)
+            else:
+                keep, ids = np.arange(len(t)), [None] * len(t)
+            dets = [Detection(float(t.centroids[j, 0]), float(t.centroids[j, 1]), tuple(float(v) for v in t.boxes[j]),
+                              float(t.areas[j]), float(t.scores[j]), tid) for j, tid in zip(keep.tolist(), ids)]
+            results.append(FrameResult(f, dets, i))
+        t3 = time.perf_counter()
+        for r in results:
+            for s in self.sinks:
+                s.write(r)
+        t4 = time.perf_counter()
+        n = len(frames)
+        for f in frames:  # per frame: a batch's shared stages are split evenly
+            self.times.add("capture", f.capture_s)
+            self.times.add("preprocess", (t1 - t0) / n)
+            self.times.add("infer", (t2 - t1) / n)
+            self.times.add("postprocess", (t3 - t2) / n)
+            self.times.add("sinks", (t4 - t3) / n)
+        return results
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> Summary:
+        active = list(range(len(self.sources)))
+        counts = [0] * len(self.sources)
+        frames = detections = 0
+        start = last = time.perf_counter()
+        last_frames, last_n = 0, 0
+        restore = self._install_sigterm()
+        try:
+            while active and not self._stop.is_set():
+                idx, batch = self._gather(active, counts)
+                if not batch:
+                    break
+                results = self.step(idx, batch)
+                for i in idx:
+                    counts[i] += 1
+                frames += len(results)
+                detections += sum(len(r.detections) for r in results)
+                if any(getattr(s, "quit", False) for s in self.sinks):
+                    self.stop("window closed")
+                now = time.perf_counter()
+                if self.cfg.report_every and now - last >= self.cfg.report_every:
+                    self.log(self._progress(frames - last_frames, now - last, last_n, results))
+                    last, last_frames, last_n = now, frames, len(self.times.values["infer"])
+            if self.cfg.max_frames is not None and all(c >= self.cfg.max_frames for c in counts):
+                self.stopped_by = "max frames"
+        except KeyboardInterrupt:
+            self.stopped_by = "interrupted"
+        finally:
+            restore()
+            for c in self.sources:
+                c.stop()
+            for s in self.sinks:
+                s.close()
+        seconds = time.perf_counter() - start
+        return Summary(frames, round(seconds, 3), round(frames / seconds, 2) if seconds > 0 else 0.0,
+                       sum(c.dropped for c in self.sources), sum(c.reconnects for c in self.sources), detections,
+                       self.times.summary(), self.stopped_by)
+
+    def _progress(self, n: int, dt: float, since: int, results: list[FrameResult]) -> str:
+        st = self.times.summary(since)
+        stages = " ".join(f"{s} {st[s]['median_ms']:.1f}" for s in STAGES if s in st)
+        dropped = sum(c.dropped for c in self.sources)
+        return (f"{n / dt:6.1f} fps | ms: {stages} | dropped {dropped} | "
+                f"detections {sum(len(r.detections) for r in results)}")
+
+    def _install_sigterm(self) -> Callable[[], None]:
+        """SIGTERM ends the run like end of stream (sinks closed, video finalised)."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = signal.signal(signal.SIGTERM, lambda *_: self.stop("terminated"))
+        return lambda: signal.signal(signal.SIGTERM, previous)

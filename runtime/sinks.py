@@ -1,0 +1,171 @@
+"""Where results go: JSON Lines, an annotated video, a window, the MJPEG preview.
+
+Every sink takes ``write(result)`` once per processed frame and ``close()`` once. The JSON
+Lines sink flushes each line as it is written, so a run that is killed keeps every frame it
+reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeirst.errors import EdgeirstError
+from edgeirst.preprocess import to_unit
+from edgeirst.runtime.capture import Frame
+
+
+@dataclass
+class Detection:
+    """One reported target in source pixels; ``id`` is the track ID (None without tracking)."""
+
+    cx: float
+    cy: float
+    box: tuple[float, float, float, float]
+    area: float
+    score: float
+    id: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "cx": round(self.cx, 2), "cy": round(self.cy, 2),
+                "box": [round(v, 2) for v in self.box], "area": round(self.area, 2), "score": round(self.score, 4)}
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    detections: list[Detection] = field(default_factory=list)
+    source_index: int = 0
+
+
+class Sink:
+    def write(self, result: FrameResult) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class JsonlSink(Sink):
+    """One JSON object per processed frame: frame, time, source, detections. ``-`` = stdout."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        if target == "-":
+            self.f, self._own = sys.stdout, False
+        else:
+            path = Path(target)
+            if path.parent and not path.parent.exists():
+                raise EdgeirstError(f"cannot write {path}: folder {path.parent} does not exist")
+            try:
+                self.f, self._own = open(path, "w", encoding="utf-8"), True
+            except OSError as e:
+                raise EdgeirstError(f"cannot write {path}: {e.strerror}") from None
+
+    def write(self, result: FrameResult) -> None:
+        rec = {"frame": result.frame.index, "time": round(result.frame.time, 6), "source": result.frame.source,
+               "detections": [d.to_dict() for d in result.detections]}
+        self.f.write(json.dumps(rec) + "\n")
+        self.f.flush()
+
+    def close(self) -> None:
+        if self._own:
+            self.f.close()
+
+
+def display_image(image: np.ndarray, agc: tuple[float, float] | None = None) -> np.ndarray:
+    """Any source frame -> BGR uint8 for drawing (16-bit frames through the same gain as inference)."""
+    if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        return image.copy()
+    if image.dtype == np.uint8 and image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    unit = to_unit(image, agc)
+    return cv2.cvtColor((unit * 255.0 + 0.5).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+def annotate(result: FrameResult, agc: tuple[float, float] | None = None) -> np.ndarray:
+    """The frame with a box, track ID and score per detection."""
+    img = display_image(result.frame.image, agc)
+    for d in result.detections:
+        x1, y1, x2, y2 = (int(round(v)) for v in d.box)
+        pad = 3  # small targets: draw the box a little outside them
+        colour = (0, 255, 0) if d.id is not None else (0, 200, 255)
+        cv2.rectangle(img, (x1 - pad, y1 - pad), (x2 + pad, y2 + pad), colour, 1)
+        label = f"{d.id}:{d.score:.2f}" if d.id is not None else f"{d.score:.2f}"
+        cv2.putText(img, label, (x1 - pad, max(8, y1 - pad - 2)), cv2.FONT_HERSHEY_PLAIN, 0.8, colour, 1, cv2.LINE_AA)
+    return img
+
+
+class VideoSink(Sink):
+    """Annotated frames to a video file (mp4v in .mp4, MJPG in .avi); opened on the first frame."""
+
+    def __init__(self, path: str, fps: float = 25.0, agc: tuple[float, float] | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.parent.exists():
+            raise EdgeirstError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+        self.fps = fps
+        self.agc = agc
+        self.writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def write(self, result: FrameResult) -> None:
+        img = annotate(result, self.agc)
+        h, w = img.shape[:2]
+        if self.writer is None:
+            fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise EdgeirstError(f"cannot write video {self.path} (codec {fourcc}); use a .mp4 or .avi name")
+            self.size = (w, h)
+        if (w, h) != self.size:  # a source that changed size mid-run: keep the file playable
+            img = cv2.resize(img, self.size)
+        self.writer.write(img)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+
+
+class ShowSink(Sink):
+    """An OpenCV window per source; ``q`` or Esc ends the run."""
+
+    def __init__(self, agc: tuple[float, float] | None = None) -> None:
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise EdgeirstError("--show needs a display (DISPLAY is not set); use --serve 127.0.0.1:8080 "
+                                "to watch in a browser, or --save out.mp4")
+        self.agc = agc
+        self.quit = False
+
+    def write(self, result: FrameResult) -> None:
+        cv2.imshow(f"edgeirst: {result.frame.source}", annotate(result, self.agc))
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            self.quit = True
+
+    def close(self) -> None:
+        cv2.destroyAllWindows()
+
+
+class PreviewSink(Sink):
+    """Annotated frames of the first source to the MJPEG server."""
+
+    def __init__(self, address: str, agc: tuple[float, float] | None = None) -> None:
+        from edgeirst.runtime.preview import MJPEGServer
+
+        self.server = MJPEGServer(address)
+        self.agc = agc
+
+    def write(self, result: FrameResult) -> None:
+        if result.source_index == 0:
+            self.server.publish(annotate(result, self.agc))
+
+    def close(self) -> None:
+        self.server.close()
