@@ -2,7 +2,8 @@
 Multi-Task Learning Approach", IEEE T-ITS 26(3), 2025.
 
 A YOLOv5x-style detector whose backbone is five SIWD blocks (3->80->160->320->640->1280, Table I;
-strides 2..32). The neck follows the authors' official code (``YoloBody_Salience``): an FPN
+strides 2..32). The neck follows the authors' released code (kindyux/Saliency-Guided-Multi-Task,
+``nets/yolo_salience_only_swin.py``: the Swin-backbone variant, whose neck we keep): an FPN
 top-down over the last three stages (1x1 lateral halving channels, upsample x2, concat, C3 with
 n=4 as YOLOv5x), continued one level further onto the stride-4 stage, where a C3 fuses it with
 the backbone (CSPF). That stride-4 map feeds the saliency head (upsample x4 to input
@@ -10,15 +11,18 @@ resolution, C3 n=2 (CSPS), 1x1 -> 8, 1x1 -> 1, sigmoid) and is carried back down
 (3x3 stride-2 conv, concat, C3) to strides 8/16/32, where a YOLOv5 anchor head predicts boxes.
 The saliency map is trained (BCE + 1-SSIM) and never exported: ``spec.aux``.
 
-Choices: bilinear x2 upsampling and C3 shortcuts in the neck as the official code; no SPPF (the
-official neck has none, and without it the count matches the paper: 45.6M vs 45.53M);
+Choices: bilinear x2 upsampling and C3 shortcuts in the neck as the released code; no SPPF (the
+released neck has none, and without it the count matches the paper: 45.6M vs 45.53M);
 ``light-sgmtlm-tiny`` divides every backbone width by ten (8..128) and the neck follows, depth
 kept. Anchors (input pixels) are k-means (1-IoU) of the 424 eight-connected target masks of
 NUAA-SIRST train+val (median 5x5 px, 95th percentile 16x11 px), three per level, smallest at
 stride 8; the YOLOv5 COCO anchors (10x13 and up) would be larger than almost every target.
-Complexity at 320x320, 3-channel input: 45.6M params, 21.2 GMACs (paper 45.53M, 19.68
-"GFLOPs" = thop MACs). The full-resolution saliency head alone costs ~5.2 GMACs; the paper's
-figure is within 8% of ours and thop counts resizing/normalisation differently.
+Complexity at 320x320, 3-channel input (paper in brackets): light-sgmtlm 45.66M params,
+21.13 GMACs (45.53M, 19.68); light-sgmtlm-tiny 0.466M, 0.222 GMACs (0.49M, 0.26). The paper's
+"GFLOPs" are thop MACs; thop also counts BN (2 per element) and bilinear resizing (11 per
+output element), which our conv/matmul count leaves out: +0.32 G full, +0.032 G tiny (0.254,
+matching 0.26). The full-resolution saliency head costs 5.3 GMACs of the 21.1 in training;
+it is not exported, so the deployed graph does ~15.8 GMACs.
 """
 
 from __future__ import annotations
