@@ -340,3 +340,13 @@ def test_build_criterion_weights_and_errors():
         build_criterion("mshnet", CONTRACTS["mshnet"][0], det_weight=2.0)
     with pytest.raises(EdgeirstError, match="anchors"):
         build_criterion("light-sgmtlm", ModelSpec(("detection",), "yolov5", ("p3",), decode_args={"levels": ["p3"], "strides": [8]}))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_criterion_on_images_without_targets(name):
+    spec, layout = CONTRACTS[name]
+    outs = RawOutputs(layout, 32)
+    batch = {"image": torch.zeros(2, 1, 32, 32), "mask": torch.zeros(2, 1, 32, 32), "boxes": [torch.zeros(0, 4)] * 2}
+    loss, parts = build_criterion(name, spec)(outs(), batch, epoch=10)
+    loss.backward()
+    assert torch.isfinite(loss) and loss > 0 and all(math.isfinite(v) for v in parts.values())
