@@ -7,7 +7,8 @@ the (detached, clamped) GIoU as target at matched cells, weighted by ``balance``
 class BCE at matched cells (one class: target 1, which trains the class logit that
 ``decode_yolov5`` multiplies into the score). Gains box 0.05, obj 1.0, cls 0.5, scaled as
 YOLOv5's train.py does: box and cls by 3 / levels, obj by (image size / 640)^2 * 3 / levels
-(``scale_gains``). Unlike YOLOv5 the total is not multiplied by the batch size.
+(``scale_gains``); YOLOv5's extra C / 80 factor on cls is left out, so the one class logit still
+trains. Unlike YOLOv5 the total is not multiplied by the batch size.
 Level layout: (A * (5 + C)) x H x W raw logits, anchors in input pixels.
 """
 
