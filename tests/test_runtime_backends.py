@@ -88,6 +88,8 @@ def test_model_backend_mismatch(base):
         load_backend(tiny_onnx(base), "torch")
     with pytest.raises(EdgeirstError, match="unknown backend"):
         load_backend(tiny_onnx(base), "openvino")
+    with pytest.raises(EdgeirstError, match="torch backend does not take option.*providers"):
+        load_backend(tiny_checkpoint(base), providers="cpu")
     with pytest.raises(EdgeirstError, match="execution provider 'cuda' is not available"):
         load_backend(tiny_onnx(base), providers="cuda")
 

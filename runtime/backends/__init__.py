@@ -12,6 +12,7 @@ Backend modules are imported only when chosen, so picking onnxruntime never impo
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,19 @@ def load_backend(model: str | Path, backend: str = "auto", **options: Any) -> Ba
     if backend == "tensorrt" and path.suffix.lower() == ".onnx":
         from edgeirst.runtime.engine_build import cached_engine
 
-        build_keys = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "cache_dir", "max_batch")
+        build_keys = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "cache_dir", "max_batch", "max_hw")
         build = {k: options.pop(k) for k in build_keys if k in options}
+        if "device_id" in options:
+            build["device_id"] = options["device_id"]
         path = cached_engine(path, **build)
-    module, cls = BACKENDS[backend]
-    return getattr(importlib.import_module(module), cls)(path, **options).load()
+    module, name = BACKENDS[backend]
+    cls = getattr(importlib.import_module(module), name)
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "path", "meta"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise EdgeirstError(f"the {backend} backend does not take option(s) {', '.join(unknown)}; "
+                            f"it takes {', '.join(sorted(accepted)) or 'none'}")
+    return cls(path, **options).load()
 
 
 __all__ = ["BACKENDS", "Backend", "TensorInfo", "load_backend", "resolve_model"]
