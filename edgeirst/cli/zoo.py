@@ -60,7 +60,8 @@ def describe_zoo(names: list[str] | None = None, size: int = 320, in_chans: int 
     from edgeirst.models import list_models
 
     names = list(names) if names else list_models()
-    return [describe_model(n, size, in_chans) for n in tqdm(names, desc="counting", unit="model", disable=None if progress else True)]
+    bar = tqdm(names, desc="counting", unit="model", disable=None if progress else True)
+    return [describe_model(n, size, in_chans) for n in bar]
 
 
 def _fmt(value: float | None, digits: int) -> str:
