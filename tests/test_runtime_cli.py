@@ -205,6 +205,8 @@ def test_bad_inputs_fail_with_one_line(onnx_model, tmp_path):
     assert "not a loadable ONNX" in one_error_line(run_cli("run", garbage, "--source", SYN))
     assert "cannot run" in one_error_line(run_cli("run", onnx_model, "--backend", "torch", "--source", SYN))
     assert "unsupported source file" in one_error_line(run_cli("run", onnx_model, "--source", garbage))
+    assert "--agc expects LOW,HIGH" in one_error_line(run_cli("run", onnx_model, "--source", SYN, "--agc", "5"))
+    assert "--confirm M/N needs" in one_error_line(run_cli("run", onnx_model, "--source", SYN, "--confirm", "5/3"))
     if not os.environ.get("DISPLAY"):
         assert "needs a display" in one_error_line(run_cli("run", onnx_model, "--source", SYN, "--show"))
 
@@ -239,3 +241,14 @@ def test_demo_without_shipped_model_says_so(tmp_path):
     if (WEIGHTS_DIR / "default.onnx").exists():
         pytest.skip("default.onnx is shipped: test_demo_default covers it")
     assert "not shipped" in one_error_line(run_cli("demo", "--frames", "2", "--out", tmp_path / "d.mp4"))
+
+
+def test_demo_default(tmp_path):
+    from edgeirst.weights import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / "default.onnx").exists():
+        pytest.skip("edgeirst/weights/default.onnx is not shipped yet (test_demo_with_explicit_model covers demo)")
+    out = tmp_path / "demo.mp4"
+    p = run_cli("demo", "--frames", "10", "--size", "96x64", "--out", out, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "10 frames" in p.stdout and out.stat().st_size > 0

@@ -79,7 +79,8 @@ def tiny_onnx(base: Path) -> Path:
     return path
 
 
-def onnx_variant(base: Path, name: str, meta=None, static_hw: tuple[int, int] | None = None) -> Path:
+def onnx_variant(base: Path, name: str, meta=None, static_hw: tuple[int, int] | None = None,
+                 dynamic_batch: bool = False) -> Path:
     """The tiny ONNX with other metadata (``meta=False``: none) and/or a fixed input size,
     edited with onnx instead of exported again (export is the slow part of these tests)."""
     import onnx
@@ -92,6 +93,9 @@ def onnx_variant(base: Path, name: str, meta=None, static_hw: tuple[int, int] | 
             for d, size in zip(dims, (1, 1) + tuple(static_hw)):
                 d.dim_value = size
         meta = meta or tiny_meta(dynamic=False, input_size=static_hw)
+    if dynamic_batch:
+        for value in (m.graph.input[0], m.graph.output[0]):
+            value.type.tensor_type.shape.dim[0].dim_param = "batch"
     if meta is not False:
         onnx.helper.set_model_props(m, {"edgeirst": (meta or tiny_meta()).to_json()})
     path = base / name

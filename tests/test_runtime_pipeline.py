@@ -1,0 +1,69 @@
+"""The pipeline in-process: several sources in one inference call, progress lines, stopping."""
+
+from __future__ import annotations
+
+import threading
+
+from edgeirst.runtime import load_backend
+from edgeirst.runtime.pipeline import Pipeline, RunConfig
+from edgeirst.runtime.sinks import Sink
+from edgeirst.runtime.sources import open_source
+from test_runtime_helpers import onnx_variant, tiny_meta
+
+
+class Collect(Sink):
+    """A real sink that keeps results in memory."""
+
+    def __init__(self):
+        self.results, self.closed = [], False
+
+    def write(self, result):
+        self.results.append(result)
+
+    def close(self):
+        self.closed = True
+
+
+def test_two_sources_share_one_batched_inference(tmp_path_factory):
+    base = tmp_path_factory.getbasetemp()
+    model = onnx_variant(base, "dynbatch.onnx", meta=tiny_meta(input_size=(64, 64)), dynamic_batch=True)
+    sink = Collect()
+    with load_backend(model) as be:
+        assert be.inputs[0].shape[0] == "batch"
+        srcs = [open_source("synthetic://?seed=1&size=64x48&frames=4"), open_source("synthetic://?seed=2&size=96x64&frames=6")]
+        summary = Pipeline(be, srcs, [sink], RunConfig(track=False, report_every=0, threshold=0.0)).run()
+        assert list(be._buffers) == [(1, 1, 64, 64)]  # the last steps had only the longer source left
+    assert summary.frames == 10 and sink.closed
+    per_src = {}
+    for r in sink.results:
+        per_src.setdefault(r.source_index, []).append(r.frame.index)
+        h, w = r.frame.image.shape[:2]
+        for d in r.detections:  # threshold 0: the letterboxed frame maps back into source pixels
+            assert 0 <= d.box[0] <= d.box[2] <= w and 0 <= d.box[1] <= d.box[3] <= h
+    assert per_src == {0: [0, 1, 2, 3], 1: [0, 1, 2, 3, 4, 5]}
+    infer = summary.stages["infer"]
+    assert infer["median_ms"] > 0
+
+
+def test_batch_buffer_while_both_sources_run(tmp_path_factory):
+    base = tmp_path_factory.getbasetemp()
+    model = onnx_variant(base, "dynbatch.onnx", meta=tiny_meta(input_size=(64, 64)), dynamic_batch=True)
+    with load_backend(model) as be:
+        srcs = [open_source("synthetic://?seed=1&size=64x48&frames=3"), open_source("synthetic://?seed=2&size=96x64&frames=3")]
+        Pipeline(be, srcs, [], RunConfig(report_every=0)).run()
+        assert list(be._buffers) == [(2, 1, 64, 64)]  # one call for both frames
+
+
+def test_progress_lines_and_stop_from_another_thread(tmp_path_factory):
+    base = tmp_path_factory.getbasetemp()
+    model = onnx_variant(base, "plain.onnx")
+    lines = []
+    with load_backend(model) as be:
+        pipe = Pipeline(be, [open_source("synthetic://?size=64x64")], [Collect()],
+                        RunConfig(report_every=0.01), log=lines.append)
+        timer = threading.Timer(0.8, pipe.stop, args=("test stop",))
+        timer.start()
+        summary = pipe.run()
+    assert summary.stopped_by == "test stop" and summary.frames > 2
+    assert lines and all(" fps | ms: capture" in ln and "dropped 0" in ln and "infer" in ln for ln in lines)
+    assert "test stop" in summary.text() and "median" in summary.text()
