@@ -155,7 +155,7 @@ class Capture:
         """The next frame; ``None`` when the stream is over. Re-raises a capture failure."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not self._buf and not self._done:
+            while not self._buf and not self._done and not self._stop.is_set():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise EdgeirstError(f"source {self.name} delivered no frame for {timeout:.0f} s")
@@ -169,10 +169,14 @@ class Capture:
             raise err
         return None
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask the capture to end without waiting for it (safe from a signal handler)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
+
+    def stop(self) -> None:
+        self.request_stop()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 

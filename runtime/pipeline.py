@@ -99,8 +99,11 @@ class Pipeline:
         self.stopped_by = "end of stream"
 
     def stop(self, reason: str = "stopped") -> None:
+        """End the run after the current frame (from any thread or a signal handler)."""
         self.stopped_by = reason
         self._stop.set()
+        for c in self.sources:  # wakes a pipeline waiting on a stalled source
+            c.request_stop()
 
     # -- one step -----------------------------------------------------------------------------
     def _gather(self, active: list[int], counts: list[int]) -> tuple[list[int], list[Frame]]:

@@ -126,7 +126,10 @@ class SyntheticReader(Reader):
               "bit_depth", "speed", "frames", "realtime"}
 
     def __init__(self, options: dict[str, str], name: str) -> None:
-        from edgeirst.data.synth import SynthConfig
+        try:
+            from edgeirst.data.synth import SynthConfig
+        except ImportError:
+            raise EdgeirstError("synthetic:// needs edgeirst.data.synth, which this install lacks") from None
 
         unknown = sorted(set(options) - self.PARAMS)
         if unknown:
