@@ -33,8 +33,12 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpe
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 
 
+def _built_with(name: str) -> bool:
+    return any(line.strip().startswith(f"{name}:") and "YES" in line for line in cv2.getBuildInformation().splitlines())
+
+
 def has_gstreamer() -> bool:
-    return any(line.strip().startswith("GStreamer:") and "YES" in line for line in cv2.getBuildInformation().splitlines())
+    return _built_with("GStreamer")
 
 
 def _split_options(spec: str) -> tuple[str, dict[str, str]]:
@@ -239,7 +243,9 @@ def make_reader(spec: str) -> Reader:
             raise EdgeirstError(f"bad csi:// option in {spec!r}: {e}") from None
         return _gstreamer(csi_pipeline(int(sensor), **kw), spec)
     if scheme in NETWORK_SCHEMES:
-        api = cv2.CAP_GSTREAMER if has_gstreamer() and scheme.startswith("rtsp") else cv2.CAP_FFMPEG
+        # FFmpeg where built in (pip wheels, most builds); otherwise GStreamer's uridecodebin takes the URL.
+        # For hardware decoding on a Jetson pass a pipeline: rtspsrc location=... ! rtph264depay ! ... ! appsink
+        api = cv2.CAP_FFMPEG if _built_with("FFMPEG") or not has_gstreamer() else cv2.CAP_GSTREAMER
         return VideoCaptureReader(spec, api, spec, True, open_hint="check the address, the network and that the stream is up",
                                   open_params=[cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000])
     if scheme:

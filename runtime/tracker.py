@@ -90,7 +90,7 @@ class Track:
     cy: float
     vx: float = 0.0
     vy: float = 0.0
-    history: collections.deque = field(default_factory=lambda: collections.deque(maxlen=8))
+    history: collections.deque = field(default_factory=collections.deque)  # hit/miss of the last n frames
     id: int | None = None  # set at confirmation
     missed: int = 0
 
@@ -124,7 +124,7 @@ class Tracker:
             t.cx, t.cy = x, y
             t.history.append(True)
             t.missed = 0
-            if t.id is None and sum(list(t.history)[-cfg.n:]) >= cfg.m:
+            if t.id is None and sum(t.history) >= cfg.m:
                 t.id, self._next_id = self._next_id, self._next_id + 1
             if t.id is not None:
                 report.append(c)
@@ -138,7 +138,7 @@ class Tracker:
         matched_d = set(cols.tolist())
         for c in range(len(cents)):
             if c not in matched_d:
-                t = Track(float(cents[c, 0]), float(cents[c, 1]))
+                t = Track(float(cents[c, 0]), float(cents[c, 1]), history=collections.deque(maxlen=cfg.n))
                 t.history.append(True)
                 if cfg.m == 1:
                     t.id, self._next_id = self._next_id, self._next_id + 1
