@@ -73,7 +73,7 @@ class _SourceFilter:
 
 def run_stream(model, sources, backend="auto", jsonl=None, save=None, show=False, serve=None, track=True,
                threshold=None, max_frames=None, agc=None, fixed=None, gate=8.0, confirm=(3, 5), threads=0,
-               providers=None, fp16=False, quiet=False, log=None):
+               providers=None, fp16=False, quiet=False, log=None, engine_options=None):
     """Library form of ``edgeirst run``: returns the run's Summary."""
     from edgeirst.runtime import load_backend
     from edgeirst.runtime.pipeline import Pipeline, RunConfig
@@ -90,6 +90,7 @@ def run_stream(model, sources, backend="auto", jsonl=None, save=None, show=False
         options["providers"] = providers
     if fp16:
         options["fp16"] = True
+    options.update(engine_options or {})
     be = load_backend(model, backend, **options)
     captures = []
     try:
@@ -135,15 +136,23 @@ def _stderr(line: str) -> None:
 @click.option("--threads", type=int, default=0, help="Inference threads (0 = backend default).")
 @click.option("--providers", help="onnxruntime providers: auto, cpu, cuda, tensorrt (comma separated).")
 @click.option("--fp16", is_flag=True, help="FP16 on TensorRT (engine build or onnxruntime's TensorRT provider).")
+@click.option("--int8", is_flag=True, help="TensorRT engine build: INT8 (from a QDQ model, or with --calibration-cache).")
+@click.option("--calibration-cache", type=click.Path(exists=True, dir_okay=False),
+              help="TensorRT 8.x INT8 calibration cache for the engine build.")
+@click.option("--dla-core", type=int, help="TensorRT engine build: run on this DLA core (GPU fallback on).")
+@click.option("--workspace-mb", type=int, help="TensorRT engine build: workspace limit in MiB (default 1024).")
 @click.option("--quiet", "-q", is_flag=True, help="No per-second progress lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def command(model, sources, backend, jsonl, save, show, serve, track, confirm, gate, threshold, max_frames, agc,
-            fixed_size, threads, providers, fp16, quiet, as_json):
+            fixed_size, threads, providers, fp16, int8, calibration_cache, dla_core, workspace_mb, quiet, as_json):
     """Detect targets in MODEL (.pt, .onnx, .engine or `default`) on one or more streams."""
     if as_json and jsonl == "-":
         raise EdgeirstError("--json and --jsonl - both write to stdout; send the JSON lines to a file")
+    engine = {k: v for k, v in (("int8", int8 or None), ("calibration_cache", calibration_cache),
+                                ("dla_core", dla_core), ("workspace_mb", workspace_mb)) if v is not None}
     summary = run_stream(model, list(sources), backend, jsonl, save, show, serve, track, threshold, max_frames,
-                         parse_agc(agc), fixed_size, gate, parse_confirm(confirm), threads, providers, fp16, quiet)
+                         parse_agc(agc), fixed_size, gate, parse_confirm(confirm), threads, providers, fp16, quiet,
+                         engine_options=engine)
     if as_json:
         click.echo(json.dumps(summary.to_dict()))
     else:
