@@ -153,27 +153,33 @@ class _Export(nn.Module):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_onnx_parity_and_decode(name, tmp_path):
+    """Opset-17 export with dynamic height/width (the runtime pads frames to size_divisor and
+    feeds any size); onnxruntime matches torch at the traced size and at another one."""
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     model = small(name).eval()
     spec = model.spec
     d = max(spec.size_divisor, 32)
-    h, w = 2 * d, 3 * d
-    x = torch.rand(1, 1, h, w)
-    with torch.no_grad():
-        ref = model(x)
+    x = torch.rand(1, 1, 2 * d, 3 * d)
     path = tmp_path / f"{name}.onnx"
+    dynamic = {n: {0: "batch", 2: f"{n}_h", 3: f"{n}_w"} for n in spec.outputs}
+    dynamic["images"] = {0: "batch", 2: "height", 3: "width"}
     # The wrapper must be in eval mode too: the exporter restores the wrapper's mode recursively.
     torch.onnx.export(_Export(model).eval(), (x,), str(path), dynamo=False, opset_version=17,
-                      input_names=["images"], output_names=list(spec.outputs))
+                      input_names=["images"], output_names=list(spec.outputs), dynamic_axes=dynamic)
     assert not model.training
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"images": x.numpy()})))
-    assert list(got) == list(spec.outputs)
-    for n in spec.outputs:
-        r = ref[n].numpy()
-        err = np.abs(got[n] - r).max()
-        assert err <= 1e-4 * max(1.0, np.abs(r).max()), f"{n}: onnxruntime differs from torch by {err}"
+    for x in (x, torch.rand(1, 1, 3 * d, 2 * d)):
+        with torch.no_grad():
+            ref = model(x)
+        got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"images": x.numpy()})))
+        assert list(got) == list(spec.outputs)
+        for n in spec.outputs:
+            r = ref[n].numpy()
+            assert got[n].shape == r.shape, f"{n}: {got[n].shape} vs torch {r.shape}"
+            err = np.abs(got[n] - r).max()
+            assert err <= 1e-4 * max(1.0, np.abs(r).max()), f"{n}: onnxruntime differs from torch by {err}"
+    h, w = x.shape[-2:]
     meta = ModelMeta(name=name, kwargs=SMALL.get(name, DEFAULT_SMALL), input_size=(h, w),
                      size_divisor=spec.size_divisor, outputs=spec.outputs, decode=spec.decode,
                      decode_args=spec.decode_args, tasks=spec.tasks)
