@@ -21,8 +21,6 @@ GFLOPS_MEANS = "multiply-adds (GMACs), as the papers count"
 
 def describe_model(name: str, size: int = 320, in_chans: int = 3) -> dict[str, Any]:
     """One zoo row: build ``name`` at full width, count params and GMACs at ``size`` x ``size``."""
-    import torch
-
     from edgeirst.models import PAPER_FIGURES, create_model
     from edgeirst.models.complexity import count_macs, count_params
 
@@ -31,8 +29,7 @@ def describe_model(name: str, size: int = 320, in_chans: int = 3) -> dict[str, A
     if size % spec.size_divisor:
         raise EdgeirstError(f"--size {size} is not a multiple of {spec.size_divisor}, which {name} needs; "
                             f"try {-(-size // spec.size_divisor) * spec.size_divisor}")
-    with torch.no_grad():
-        macs = count_macs(model, size, in_chans)
+    macs = count_macs(model, size, in_chans)  # eval mode, no_grad, one forward at batch 1
     params = count_params(model)
     paper = PAPER_FIGURES.get(name, {})
     return {
