@@ -30,7 +30,9 @@ class _Outputs:
                 out = self.model(x)
                 return tuple(out[n] for n in names)
 
-        return Wrapper()
+        # eval() on the wrapper too: torch.onnx.export restores the wrapper's mode recursively
+        # afterwards, which would silently put a fresh (training-mode) wrapper's model in training.
+        return Wrapper().eval()
 
 
 def export_onnx(model, meta: ModelMeta, out: str | Path, input_size: tuple[int, int] | None = None,
