@@ -31,3 +31,14 @@ def tiny_synth(tmp_path_factory) -> Path:
     from edgeirst.data.synth import SynthConfig, write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("tiny_synth"), SynthConfig(height=64, width=80, seed=1), images=12)
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic SIRST-layout dataset (16 grey 8-bit 64x80 images, 1-2 targets each;
+    ``images/``, ``masks/<id>_pixels0.png``, ``idx_synth/{train,val}.txt`` with 12/4 ids).
+    Load it with ``edgeirst.data.SirstDataset(synth_root, "train")``."""
+    from edgeirst.data.synth import SynthConfig, write_dataset
+
+    cfg = SynthConfig(height=64, width=80, targets=(1, 2), sizes=(1.0, 2.5), seed=0)
+    return write_dataset(tmp_path_factory.mktemp("synth"), cfg, images=16, splits={"train": 0.75, "val": 0.25})

@@ -1,0 +1,407 @@
+"""Synthetic infrared frames with exact target masks.
+
+Not a substitute for real data: it feeds tests, the demo and the runtime's ``synthetic://``
+source. numpy + OpenCV only.
+
+* Backgrounds are fractal (multi-octave) noise drawn on small grids and upsampled with
+  ``cv2.resize``: ``cloud`` (smooth, low frequency), ``sea`` (horizontal streaks and waves),
+  ``ground`` (higher-frequency texture); ``mixed`` picks one of these or a horizon scene
+  (cloud sky over sea or ground) per image.
+* Targets are Gaussian point-spreads: ``point`` (the smallest sigma), ``spot`` (isotropic) and
+  ``extended`` (elongated 1.5-2.5x along a random direction).
+* Amplitude comes from the requested signal-to-clutter ratio
+  ``SCR = (peak - local mean) / local std``, where the statistics are taken on the background
+  (clutter + sensor noise) in a square window of half-width ``max(8, ceil(4 * sigma_max))``
+  around the target, excluding its 3-sigma ellipse, and ``peak`` is the target's
+  brightest pixel (the one nearest its centre) before quantisation.
+* Mask rule: a pixel belongs to a target when the target's PSF at the pixel centre is at least
+  half its peak (inside the full-width-at-half-maximum ellipse); the pixel nearest the centre
+  always belongs. Pixel (x, y) has its centre at integer coordinates (x, y).
+* 8-bit output spans 0..255; 16-bit output holds 14-bit counts (0..16383) like a radiometric
+  thermal core, so consumers must gain it (``edgeirst.preprocess.to_unit`` does).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeirst.errors import EdgeirstError
+
+BACKGROUNDS = ("cloud", "sea", "ground", "mixed")
+MASK_LEVEL = 0.5  # fraction of the PSF peak above which a pixel is target
+_HALF_Q = 2.0 * math.log(1.0 / MASK_LEVEL)  # squared Mahalanobis radius of the mask ellipse
+_GUARD_Q = 9.0  # 3-sigma ellipse excluded from the local background statistics
+_MAX_TRIES = 50
+
+
+@dataclass
+class SynthConfig:
+    """What to generate. Ranges are (min, max), sampled uniformly per image / per target.
+
+    Attributes:
+        height, width: frame size in pixels.
+        targets: number of targets per image.
+        background: ``cloud``, ``sea``, ``ground`` or ``mixed``.
+        scr: signal-to-clutter ratio of each target (see module docstring).
+        sizes: PSF sigma in pixels (minor axis for extended targets).
+        noise: temporal sensor noise std, in units of the full pixel range.
+        bit_depth: 8 or 16.
+        fps: frame rate of a ``SynthSequence`` (for writers and timestamps).
+        speed: target speed in pixels per frame.
+        seed: seed of the random generator used by ``SynthSequence`` and ``write_dataset``.
+    """
+
+    height: int = 256
+    width: int = 320
+    targets: tuple[int, int] = (1, 3)
+    background: str = "mixed"
+    scr: tuple[float, float] = (3.0, 8.0)
+    sizes: tuple[float, float] = (1.0, 4.0)
+    noise: float = 0.01
+    bit_depth: int = 8
+    fps: float = 25.0
+    speed: tuple[float, float] = (0.5, 2.0)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.background not in BACKGROUNDS:
+            raise EdgeirstError(f"unknown background {self.background!r}; expected one of {', '.join(BACKGROUNDS)}")
+        if self.bit_depth not in (8, 16):
+            raise EdgeirstError(f"bit depth must be 8 or 16, got {self.bit_depth}")
+        if self.height < 16 or self.width < 16:
+            raise EdgeirstError(f"frame must be at least 16x16 pixels, got {self.height}x{self.width}")
+        lo, hi = self.targets
+        if lo < 0 or hi < lo:
+            raise EdgeirstError(f"targets must be (min, max) with 0 <= min <= max, got {self.targets}")
+        if self.sizes[0] <= 0 or self.sizes[1] < self.sizes[0]:
+            raise EdgeirstError(f"sizes must be (min, max) PSF sigmas > 0, got {self.sizes}")
+        if self.scr[0] <= 0 or self.scr[1] < self.scr[0]:
+            raise EdgeirstError(f"scr must be (min, max) > 0, got {self.scr}")
+
+
+@dataclass
+class Target:
+    """One Gaussian target: centre (x, y) in pixels, sigmas along its own axes, rotation
+    ``angle`` (radians), requested ``scr``, and velocity (vx, vy) in pixels per frame."""
+
+    x: float
+    y: float
+    sx: float
+    sy: float
+    angle: float
+    scr: float
+    vx: float = 0.0
+    vy: float = 0.0
+
+    @property
+    def reach(self) -> int:
+        """Half-width of the window that holds the 3-sigma ellipse."""
+        return int(math.ceil(3.0 * max(self.sx, self.sy)))
+
+    @property
+    def window(self) -> int:
+        """Half-width of the local background window used for the SCR."""
+        return max(8, int(math.ceil(4.0 * max(self.sx, self.sy))))
+
+
+# --------------------------------------------------------------------------- backgrounds
+
+def _octaves(h: int, w: int, rng: np.random.Generator, cells: tuple[float, float], octaves: int,
+             persistence: float) -> np.ndarray:
+    """Sum of upsampled random grids; the first has ``cells`` (rows, cols), each next one twice as
+    many. Summed at half resolution and upsampled once (pixel-scale texture comes from the
+    sensor noise), which keeps a 256x320 frame at a few milliseconds."""
+    f = 2 if min(h, w) >= 64 else 1
+    ch, cw = -(-h // f), -(-w // f)
+    out = np.zeros((ch, cw), np.float32)
+    amp = 1.0
+    for k in range(octaves):
+        gh = max(2, min(ch, int(round(cells[0] * 2 ** k))))
+        gw = max(2, min(cw, int(round(cells[1] * 2 ** k))))
+        grid = rng.standard_normal((gh + 2, gw + 2), dtype=np.float32)
+        oy, ox = -(-ch // gh), -(-cw // gw)  # one cell of margin each side: cubic edges are flat
+        up = cv2.resize(grid, (cw + 2 * ox, ch + 2 * oy), interpolation=cv2.INTER_CUBIC)
+        out += np.float32(amp) * up[oy:oy + ch, ox:ox + cw]
+        amp *= persistence
+    if f > 1:
+        out = cv2.resize(out, (cw * f, ch * f), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.5) * x))
+
+
+def _standardise(a: np.ndarray) -> np.ndarray:
+    mean, std = cv2.meanStdDev(a)
+    a = a - np.float32(mean[0, 0])
+    return a * np.float32(1.0 / std[0, 0]) if std[0, 0] > 0 else a
+
+
+def _cloud(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    base = _octaves(h, w, rng, (2.0, 2.5), 5, 0.5)
+    base = _standardise(base)
+    cover = float(rng.uniform(-0.5, 0.8))  # patchy clouds: soft threshold of the noise field
+    clouds = _sigmoid(np.float32(2.0) * (base - np.float32(cover)))
+    sky = np.linspace(rng.uniform(-0.6, 0.0), rng.uniform(0.0, 0.6), h, dtype=np.float32)[:, None]
+    return _standardise(clouds.astype(np.float32) * 2.0 + sky)
+
+
+def _sea(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    streaks = _octaves(h, w, rng, (6.0, 1.0), 4, 0.6)  # many rows, few columns: horizontal
+    y = np.arange(h, dtype=np.float32)[:, None]
+    x = np.arange(w, dtype=np.float32)[None, :]
+    period = np.float32(rng.uniform(4.0, 10.0)) * (0.5 + y / h)  # waves widen towards the viewer
+    phase = _octaves(1, w, rng, (1.0, 3.0), 2, 0.5) * np.float32(1.5)
+    waves = np.sin(np.float32(2 * np.pi) * y / period + phase + np.float32(0.05 * rng.uniform(-1, 1)) * x)
+    return _standardise(_standardise(streaks) + np.float32(rng.uniform(0.3, 0.8)) * waves)
+
+
+def _ground(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    return _standardise(_octaves(h, w, rng, (6.0, 8.0), 5, 0.7))
+
+
+def _horizon(h: int, w: int, rng: np.random.Generator, below: str) -> np.ndarray:
+    sky = _cloud(h, w, rng) * np.float32(0.6)
+    low = (_sea if below == "sea" else _ground)(h, w, rng) + np.float32(rng.uniform(-2.0, 2.0))
+    row = np.float32(rng.uniform(0.25, 0.75) * h) + _octaves(1, w, rng, (1.0, 4.0), 2, 0.5) * np.float32(0.03 * h)
+    y = np.arange(h, dtype=np.float32)[:, None]
+    blend = _sigmoid((y - row) / np.float32(1.5))
+    return _standardise((sky * (1 - blend) + low * blend).astype(np.float32))
+
+
+def make_background(cfg: SynthConfig, rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
+    """Clutter only (no targets, no sensor noise): float32 HxW in [0, 1].
+
+    Mean level 0.15-0.40 and clutter std 0.015-0.05 of the full range, which leaves head-room
+    for the brightest requested target."""
+    kind = kind or cfg.background
+    h, w = cfg.height, cfg.width
+    if kind == "mixed":
+        kind = ("cloud", "sea", "ground", "cloud/sea", "cloud/ground")[rng.integers(5)]
+    if kind == "cloud":
+        field = _cloud(h, w, rng)
+    elif kind == "sea":
+        field = _sea(h, w, rng)
+    elif kind == "ground":
+        field = _ground(h, w, rng)
+    elif kind in ("cloud/sea", "cloud/ground"):
+        field = _horizon(h, w, rng, kind.split("/")[1])
+    else:
+        raise EdgeirstError(f"unknown background {kind!r}; expected one of {', '.join(BACKGROUNDS)}")
+    bg = np.float32(rng.uniform(0.15, 0.40)) + np.float32(rng.uniform(0.015, 0.05)) * field
+    return np.clip(bg, 0.0, 1.0, out=bg)
+
+
+# --------------------------------------------------------------------------- targets
+
+def _psf(t: Target, h: int, w: int) -> tuple[tuple[slice, slice], np.ndarray]:
+    """(window slices, squared Mahalanobis distance q) of a target inside an HxW frame."""
+    r = t.reach
+    cx, cy = int(round(t.x)), int(round(t.y))
+    x0, x1 = max(0, cx - r), min(w, cx + r + 1)
+    y0, y1 = max(0, cy - r), min(h, cy + r + 1)
+    dx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(t.x)
+    dy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(t.y)
+    c, s = math.cos(t.angle), math.sin(t.angle)
+    u = (c * dx + s * dy) / t.sx
+    v = (-s * dx + c * dy) / t.sy
+    return (slice(y0, y1), slice(x0, x1)), u * u + v * v
+
+
+def _local_stats(t: Target, bg: np.ndarray) -> tuple[float, float]:
+    """Mean and std of the background around a target, its 3-sigma ellipse excluded."""
+    h, w = bg.shape
+    R = t.window
+    cx, cy = int(round(t.x)), int(round(t.y))
+    y0, y1, x0, x1 = max(0, cy - R), min(h, cy + R + 1), max(0, cx - R), min(w, cx + R + 1)
+    win = bg[y0:y1, x0:x1]
+    keep = np.ones(win.shape, bool)
+    (sy, sx), q = _psf(t, h, w)
+    keep[sy.start - y0:sy.stop - y0, sx.start - x0:sx.stop - x0] &= q > _GUARD_Q
+    vals = win[keep]
+    return float(vals.mean()), float(max(vals.std(), 1e-4))
+
+
+def _amplitude(t: Target, bg: np.ndarray) -> float:
+    """Amplitude that puts the target's nearest pixel at ``local mean + scr * local std``."""
+    h, w = bg.shape
+    mean, std = _local_stats(t, bg)
+    px, py = min(max(int(round(t.x)), 0), w - 1), min(max(int(round(t.y)), 0), h - 1)
+    (sy, sx), q = _psf(t, h, w)
+    at = math.exp(-0.5 * float(q[py - sy.start, px - sx.start]))
+    return (mean + t.scr * std - float(bg[py, px])) / at
+
+
+def sample_target(cfg: SynthConfig, rng: np.random.Generator) -> Target:
+    """A random target (shape, size, SCR, velocity); the caller chooses its position."""
+    lo, hi = cfg.sizes
+    kind = rng.choice(3, p=(0.3, 0.4, 0.3))  # point, spot, extended
+    sigma = lo if kind == 0 else rng.uniform(lo, hi)
+    sx = sigma * rng.uniform(1.5, 2.5) if kind == 2 else sigma
+    speed, heading = rng.uniform(*cfg.speed), rng.uniform(0, 2 * np.pi)
+    return Target(0.0, 0.0, float(sx), float(sigma), float(rng.uniform(0, np.pi)),
+                  float(rng.uniform(*cfg.scr)), speed * math.cos(heading), speed * math.sin(heading))
+
+
+def place_targets(cfg: SynthConfig, rng: np.random.Generator, bg: np.ndarray) -> list[Target]:
+    """Random targets at positions away from the border and from each other, where the requested
+    SCR fits below the top of the pixel range. Fewer come back when the frame is too crowded."""
+    h, w = bg.shape
+    n = int(rng.integers(cfg.targets[0], cfg.targets[1] + 1))
+    placed: list[Target] = []
+    for _ in range(n):
+        t = sample_target(cfg, rng)
+        m = t.reach + 1
+        if 2 * m >= min(h, w):
+            continue
+        for _ in range(_MAX_TRIES):
+            t.x, t.y = float(rng.uniform(m, w - 1 - m)), float(rng.uniform(m, h - 1 - m))
+            apart = all(math.hypot(t.x - o.x, t.y - o.y) > 3 * (max(t.sx, t.sy) + max(o.sx, o.sy)) + 2 for o in placed)
+            if apart and 0 < _amplitude(t, bg) and _peak_fits(t, bg):
+                placed.append(t)
+                break
+    return placed
+
+
+def _peak_fits(t: Target, bg: np.ndarray) -> bool:
+    mean, std = _local_stats(t, bg)
+    return mean + t.scr * std < 0.98
+
+
+def render_targets(bg: np.ndarray, targets: list[Target]) -> tuple[np.ndarray, np.ndarray]:
+    """Add targets to a background (clutter + noise, float [0, 1]) -> (float image, bool mask)."""
+    h, w = bg.shape
+    img = bg.copy()
+    mask = np.zeros((h, w), bool)
+    for t in targets:
+        amp = max(_amplitude(t, bg), 0.0)
+        win, q = _psf(t, h, w)
+        img[win] += np.float32(amp) * np.exp(-0.5 * q)
+        m = q <= _HALF_Q
+        px, py = min(max(int(round(t.x)), 0), w - 1), min(max(int(round(t.y)), 0), h - 1)
+        m[py - win[0].start, px - win[1].start] = True
+        mask[win] |= m
+    return img, mask
+
+
+def to_bits(unit: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float [0, 1] -> uint8 (0..255) or uint16 holding 14-bit counts (0..16383)."""
+    top = 255.0 if bit_depth == 8 else 16383.0
+    out = np.clip(unit, 0.0, 1.0) * np.float32(top) + np.float32(0.5)
+    return out.astype(np.uint8 if bit_depth == 8 else np.uint16)
+
+
+def _noisy(bg: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+    if cfg.noise <= 0:
+        return bg
+    return bg + np.float32(cfg.noise) * rng.standard_normal(bg.shape, dtype=np.float32)
+
+
+def synth_image(cfg: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One frame: (image uint8/uint16 HxW, mask bool HxW)."""
+    bg = _noisy(make_background(cfg, rng), cfg, rng)
+    img, mask = render_targets(bg, place_targets(cfg, rng, bg))
+    return to_bits(img, cfg.bit_depth), mask
+
+
+class SynthSequence:
+    """An infrared video: a fixed clutter scene with fresh sensor noise each frame and targets
+    that move with constant velocity plus small jitter, bouncing off the borders.
+
+    ``for frame, mask in SynthSequence(cfg): ...`` runs forever unless ``frames`` is given.
+    ``targets`` holds the current target states (positions of the frame last yielded).
+    """
+
+    def __init__(self, cfg: SynthConfig, frames: int | None = None, jitter: float = 0.1) -> None:
+        self.cfg = cfg
+        self.frames = frames
+        self.jitter = jitter
+        self.fps = cfg.fps
+        self.rng = np.random.default_rng(cfg.seed)
+        self.background = make_background(cfg, self.rng)
+        self.targets = place_targets(cfg, self.rng, self.background)
+
+    def __len__(self) -> int:
+        if self.frames is None:
+            raise TypeError("an endless SynthSequence has no length")
+        return self.frames
+
+    def _move(self) -> None:
+        h, w = self.background.shape
+        for t in self.targets:
+            m = t.reach + 1
+            t.x += t.vx + self.jitter * float(self.rng.standard_normal())
+            t.y += t.vy + self.jitter * float(self.rng.standard_normal())
+            if not m <= t.x <= w - 1 - m:
+                t.vx = -t.vx
+                t.x = min(max(t.x, m), w - 1 - m)
+            if not m <= t.y <= h - 1 - m:
+                t.vy = -t.vy
+                t.y = min(max(t.y, m), h - 1 - m)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        i = 0
+        while self.frames is None or i < self.frames:
+            if i:
+                self._move()
+            bg = _noisy(self.background, self.cfg, self.rng)
+            img, mask = render_targets(bg, self.targets)
+            yield to_bits(img, self.cfg.bit_depth), mask
+            i += 1
+
+
+def write_dataset(out: Path, cfg: SynthConfig, images: int,
+                  splits: dict[str, float] | None = None, progress: bool = False) -> Path:
+    """Write a SIRST-layout dataset: ``images/<id>.png``, ``masks/<id>_pixels0.png`` (0/255)
+    and ``idx_synth/<split>.txt``. ``splits`` maps split name -> fraction (default train 0.8,
+    val 0.2); every split gets at least one image when there are enough. Returns ``out``."""
+    from tqdm import tqdm
+
+    splits = {"train": 0.8, "val": 0.2} if splits is None else dict(splits)
+    if images < 1:
+        raise EdgeirstError(f"asked for {images} images; give --images 1 or more")
+    if not splits or any(f < 0 for f in splits.values()) or sum(splits.values()) <= 0:
+        raise EdgeirstError(f"splits must map names to positive fractions, got {splits}")
+    out = Path(out)
+    for sub in ("images", "masks", "idx_synth"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(cfg.seed)
+    ids = [f"synth_{i:05d}" for i in range(images)]
+    for id_ in tqdm(ids, desc="synth", unit="img", disable=not progress):
+        img, mask = synth_image(cfg, rng)
+        for path, arr in ((out / "images" / f"{id_}.png", img),
+                          (out / "masks" / f"{id_}_pixels0.png", mask.astype(np.uint8) * 255)):
+            if not cv2.imwrite(str(path), arr):
+                raise EdgeirstError(f"could not write {path}; check that the folder is writable")
+    order = [ids[i] for i in rng.permutation(images)]
+    for name, ids_in in _split_counts(order, splits).items():
+        (out / "idx_synth" / f"{name}.txt").write_text("".join(f"{i}\n" for i in sorted(ids_in)))
+    return out
+
+
+def _split_counts(ids: list[str], splits: dict[str, float]) -> dict[str, list[str]]:
+    total = sum(splits.values())
+    names = list(splits)
+    counts = [int(math.floor(len(ids) * splits[n] / total)) for n in names]
+    for i in np.argsort([-((len(ids) * splits[n] / total) % 1) for n in names], kind="stable"):
+        if sum(counts) >= len(ids):
+            break
+        counts[i] += 1
+    for i, n in enumerate(names):  # no empty split while another one can spare an image
+        if counts[i] == 0 and splits[n] > 0:
+            j = int(np.argmax(counts))
+            if counts[j] > 1:
+                counts[j] -= 1
+                counts[i] += 1
+    out, k = {}, 0
+    for n, c in zip(names, counts):
+        out[n] = ids[k:k + c]
+        k += c
+    return out
