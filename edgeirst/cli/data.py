@@ -1,0 +1,71 @@
+"""``edgeirst data``: check a dataset, write COCO boxes, generate synthetic infrared data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgeirst.errors import EdgeirstError
+
+
+@click.group(name="data")
+def command() -> None:
+    """Inspect datasets, write COCO annotations, generate synthetic IR data."""
+
+
+@command.command(name="check")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check(root: Path, as_json: bool) -> None:
+    """Statistics and every problem of the SIRST-style dataset in ROOT; exit 2 if problems."""
+    from edgeirst.data.check import check_dataset
+
+    report = check_dataset(root, progress=not as_json)
+    click.echo(report.to_json() if as_json else report.format())
+    if not report.ok:
+        raise EdgeirstError(f"{len(report.problems)} problem(s) found in {root}; "
+                            "fix the files listed above (`problem:` lines / the JSON `problems`)")
+
+
+@command.command(name="coco")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--split", default=None, help="Split to convert (e.g. train, val, idx_427/val); default: all images with masks.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="COCO JSON file to write.")
+def coco(root: Path, split: str | None, out: Path) -> None:
+    """Write COCO detection boxes (one per 8-connected mask component) of ROOT to --out."""
+    from edgeirst.data.coco import write_coco
+    from edgeirst.data.sirst import SirstDataset
+
+    result = write_coco(SirstDataset(root, split), out, progress=True)
+    click.echo(f"wrote {out}: {len(result['images'])} images, {len(result['annotations'])} targets")
+
+
+@command.command(name="synth")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--images", required=True, type=click.IntRange(min=1), help="Number of images to generate.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same dataset).")
+@click.option("--height", default=256, show_default=True, type=click.IntRange(min=16), help="Image height in pixels.")
+@click.option("--width", default=320, show_default=True, type=click.IntRange(min=16), help="Image width in pixels.")
+@click.option("--bit-depth", default="8", show_default=True, type=click.Choice(["8", "16"]), help="Pixel depth (16 = 14-bit counts).")
+@click.option("--background", default="mixed", show_default=True,
+              type=click.Choice(["cloud", "sea", "ground", "mixed"]), help="Clutter kind.")
+@click.option("--targets", default="1-3", show_default=True, help="Targets per image: N or MIN-MAX.")
+def synth(out: Path, images: int, seed: int, height: int, width: int, bit_depth: str, background: str, targets: str) -> None:
+    """Write a synthetic SIRST-layout dataset to OUT (images/, masks/, idx_synth/{train,val}.txt)."""
+    from edgeirst.data.synth import SynthConfig, write_dataset
+
+    cfg = SynthConfig(height=height, width=width, targets=_range(targets), background=background,
+                      bit_depth=int(bit_depth), seed=seed)
+    write_dataset(out, cfg, images, progress=True)
+    click.echo(f"wrote {images} images to {out} (splits in {out / 'idx_synth'})")
+
+
+def _range(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(p) for p in text.split("-")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 0:
+        raise EdgeirstError(f"--targets must be N or MIN-MAX with non-negative integers, got {text!r}")
+    return parts[0], parts[-1]

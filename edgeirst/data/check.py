@@ -1,0 +1,164 @@
+"""Dataset health check: statistics of a SIRST-style folder and every problem found in it.
+
+Problems (``report.problems``) are things that break loading or training: an image without a
+mask, a mask without its image size, an unreadable file, a split that lists ids with no image
+or is empty. Empty masks (images with no target) and masks without an image are only
+``report.info``: background-only images are legitimate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeirst.data.sirst import (_list_images, _list_masks, find_splits, natural_key, read_image, read_mask,
+                                 read_split)
+from edgeirst.errors import EdgeirstError
+
+PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
+
+
+@dataclass
+class CheckReport:
+    """What ``check_dataset`` found. ``target_area`` and ``target_side`` map percentile -> value
+    of the targets' pixel counts and of their boxes' longer side."""
+
+    root: str
+    images: int = 0
+    masks: int = 0
+    targets: int = 0
+    empty_masks: int = 0
+    target_area: dict[str, float] = field(default_factory=dict)
+    target_side: dict[str, float] = field(default_factory=dict)
+    image_size: dict[str, list[int]] = field(default_factory=dict)  # min/max [height, width]
+    pixel_types: dict[str, int] = field(default_factory=dict)  # e.g. "uint8 x1" -> count
+    splits: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"ok": self.ok}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    def format(self) -> str:
+        """Human-readable report, problems last."""
+        pct = lambda d: "  ".join(f"p{k}={v:g}" for k, v in d.items()) or "-"  # noqa: E731
+        size = (f"{self.image_size['min'][1]}x{self.image_size['min'][0]} .. "
+                f"{self.image_size['max'][1]}x{self.image_size['max'][0]} (WxH)") if self.image_size else "-"
+        lines = [f"dataset      {self.root}",
+                 f"images       {self.images}",
+                 f"masks        {self.masks} ({self.empty_masks} empty)",
+                 f"targets      {self.targets}",
+                 f"target area  {pct(self.target_area)}  (pixels)",
+                 f"target side  {pct(self.target_side)}  (longer box side, pixels)",
+                 f"image size   {size}",
+                 "pixel types  " + (", ".join(f"{k}: {v}" for k, v in sorted(self.pixel_types.items())) or "-"),
+                 "splits       " + (", ".join(f"{k}: {v}" for k, v in self.splits.items()) or "none")]
+        lines += [f"info: {m}" for m in self.info]
+        lines += [f"problem: {m}" for m in self.problems]
+        lines.append(f"{len(self.problems)} problem(s)" if self.problems else "no problems found")
+        return "\n".join(lines)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    p = np.percentile(np.asarray(values, np.float64), PERCENTILES)
+    return {str(k): round(float(v), 2) for k, v in zip(PERCENTILES, p)}
+
+
+def check_dataset(root: str | Path, progress: bool = False) -> CheckReport:
+    """Read every image and mask under ``root`` and report statistics and problems. Raises
+    EdgeirstError only when there is nothing to check (no folder, no images/)."""
+    from tqdm import tqdm
+
+    from edgeirst.postprocess import cluster_targets
+
+    root = Path(root)
+    if not root.is_dir():
+        raise EdgeirstError(f"dataset folder {root} does not exist; expected a folder with images/ and masks/")
+    if not (root / "images").is_dir():
+        raise EdgeirstError(f"no images/ folder in {root}; expected a SIRST layout "
+                            "(images/<id>.png, masks/<id>_pixels0.png or masks/<id>.png)")
+    rep = CheckReport(str(root))
+    images, masks = _list_images(root / "images"), _list_masks(root / "masks")
+    rep.images, rep.masks = len(images), len(masks)
+    if not images:
+        rep.problems.append(f"{root / 'images'} holds no image files (expected .png, .bmp, .jpg or .tif)")
+    if not (root / "masks").is_dir():
+        rep.problems.append(f"no masks/ folder in {root}")
+    areas: list[float] = []
+    sides: list[float] = []
+    lo, hi = [1 << 30, 1 << 30], [0, 0]
+    for id_ in tqdm(sorted(images, key=natural_key), desc="check", unit="img", disable=not progress):
+        try:
+            img = read_image(images[id_])
+        except EdgeirstError as e:
+            rep.problems.append(str(e))
+            img = None
+        if img is not None:
+            h, w = img.shape[:2]
+            lo, hi = [min(lo[0], h), min(lo[1], w)], [max(hi[0], h), max(hi[1], w)]
+            kind = f"{img.dtype} x{img.shape[2] if img.ndim == 3 else 1}"
+            rep.pixel_types[kind] = rep.pixel_types.get(kind, 0) + 1
+        if id_ not in masks:
+            rep.problems.append(f"image {images[id_]} has no mask (expected masks/{id_}_pixels0.png or masks/{id_}.png)")
+            continue
+        try:
+            mask = read_mask(masks[id_])
+        except EdgeirstError as e:
+            rep.problems.append(str(e))
+            continue
+        if img is not None and mask.shape != img.shape[:2]:
+            rep.problems.append(f"mask {masks[id_]} is {mask.shape[1]}x{mask.shape[0]} but image {images[id_]} is "
+                                f"{img.shape[1]}x{img.shape[0]} (WxH)")
+            continue
+        targets = cluster_targets(mask.astype(np.float32), 0.5)[0]
+        if not len(targets):
+            rep.empty_masks += 1
+        rep.targets += len(targets)
+        areas += targets.areas.tolist()
+        sides += np.maximum(targets.boxes[:, 2] - targets.boxes[:, 0], targets.boxes[:, 3] - targets.boxes[:, 1]).tolist()
+    rep.target_area, rep.target_side = _percentiles(areas), _percentiles(sides)
+    if hi[0]:
+        rep.image_size = {"min": lo, "max": hi}
+    if rep.empty_masks:
+        rep.info.append(f"{rep.empty_masks} mask(s) have no target (background-only images)")
+    orphans = sorted(set(masks) - set(images), key=natural_key)
+    if orphans:
+        rep.info.append(f"{len(orphans)} mask(s) have no image, e.g. {masks[orphans[0]]}")
+    _check_splits(root, images, rep)
+    return rep
+
+
+def _check_splits(root: Path, images: dict[str, Path], rep: CheckReport) -> None:
+    splits = find_splits(root)
+    if not splits:
+        rep.info.append("no split lists (<split>.txt, idx_*/<split>.txt); every image with a mask is used")
+    for name in sorted(splits, key=natural_key):
+        path = splits[name]
+        try:
+            ids = read_split(path)
+        except EdgeirstError as e:
+            rep.problems.append(str(e))
+            continue
+        rep.splits[name] = len(ids)
+        if not ids:
+            rep.problems.append(f"split {name!r} ({path}) lists no ids")
+        missing = [i for i in ids if i not in images]
+        if missing:
+            shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
+            rep.problems.append(f"split {name!r} ({path}) lists {len(missing)} id(s) with no image: {shown}")
+        dup = len(ids) - len(set(ids))
+        if dup:
+            rep.info.append(f"split {name!r} ({path}) lists {dup} id(s) more than once")

@@ -1,0 +1,237 @@
+"""Reader for SIRST-family dataset folders (NUAA-SIRST, NUDT-SIRST, IRSTD-1k, our synthetic ones).
+
+Layout::
+
+    root/images/<id>.{png,bmp,jpg,jpeg,tif,tiff}
+    root/masks/<id>.png  or  root/masks/<id>_pixels0.png      (non-zero = target)
+    root/<split>.txt | root/idx_*/<split>.txt | root/*/<split>.txt   (one id per line)
+
+Ids in split lists may carry an image extension or not. Images are returned as read from disk
+(uint8 or uint16, grey or 3-channel); masks as bool. A split name that occurs in several
+folders (say ``idx_320/train.txt`` and ``idx_427/train.txt``) must be given with its folder:
+``idx_427/train``. numpy + OpenCV only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from edgeirst.errors import EdgeirstError
+
+if TYPE_CHECKING:
+    from edgeirst.postprocess import Targets
+
+IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
+MASK_SUFFIX = "_pixels0"
+_NOT_SPLITS = {"readme", "license", "licence", "notes", "classes", "labels", "requirements"}
+
+
+def natural_key(text: str) -> list:
+    """Sort key that puts ``Misc_2`` before ``Misc_10``."""
+    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", text)]
+
+
+@dataclass
+class Sample:
+    """One image with its target mask. ``image`` is as read from disk (uint8/uint16, HxW or
+    HxWx3); ``mask`` is bool HxW, same size."""
+
+    id: str
+    image: np.ndarray
+    mask: np.ndarray
+
+    def targets(self) -> "Targets":
+        """Per-target boxes, centroids and pixel areas from the mask's 8-connected components."""
+        from edgeirst.postprocess import cluster_targets
+
+        return cluster_targets(self.mask.astype(np.float32), 0.5)[0]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An image file as stored (``cv2.IMREAD_UNCHANGED``); an alpha channel is dropped."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise EdgeirstError(f"cannot read {path}: expected an image file, got an unreadable or corrupt one; "
+                            "re-copy it or remove it from the dataset")
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.dtype not in (np.uint8, np.uint16):
+        raise EdgeirstError(f"{path} has {img.dtype} pixels; expected 8-bit or 16-bit, convert it with an image tool")
+    return img
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A mask file -> bool HxW. Masks of 0/1 count any non-zero pixel; others count pixels above
+    half the type's range (127 for 8-bit), which ignores compression fringes."""
+    m = read_image(path)
+    if m.ndim == 3:
+        m = m.max(axis=2)
+    if m.size and int(m.max()) <= 1:
+        return m > 0
+    return m > (127 if m.dtype == np.uint8 else 32767)
+
+
+def _list_images(folder: Path) -> dict[str, Path]:
+    """id -> file for the image files in a folder (first extension in IMAGE_EXTS order wins)."""
+    found: dict[str, Path] = {}
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS),
+                   key=lambda p: IMAGE_EXTS.index(p.suffix.lower()))
+    for p in files:
+        found.setdefault(p.stem, p)
+    return found
+
+
+def _list_masks(folder: Path) -> dict[str, Path]:
+    """id -> mask file; ``<id>_pixels0.*`` and ``<id>.*`` both map to ``<id>``."""
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
+    for stem, p in sorted(_list_images(folder).items()):
+        found.setdefault(stem[: -len(MASK_SUFFIX)] if stem.endswith(MASK_SUFFIX) else stem, p)
+    return found
+
+
+def find_splits(root: str | Path) -> dict[str, Path]:
+    """Split name -> list file, from ``root/<split>.txt``, ``root/idx_*/<split>.txt`` and
+    ``root/*/<split>.txt``. A name found at the root level wins; a name found in several
+    sub-folders is keyed ``<folder>/<split>`` for each of them."""
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for p in sorted(root.glob("*.txt")):
+        if p.stem.lower() not in _NOT_SPLITS:
+            found[p.stem] = p
+    sub: dict[str, list[Path]] = {}
+    dirs = sorted((d for d in root.iterdir() if d.is_dir() and d.name not in ("images", "masks")),
+                  key=lambda d: (not d.name.startswith("idx_"), d.name))
+    for d in dirs:
+        for p in sorted(d.glob("*.txt")):
+            if p.stem.lower() not in _NOT_SPLITS:
+                sub.setdefault(p.stem, []).append(p)
+    for name, paths in sub.items():
+        if name in found:
+            continue
+        if len(paths) == 1:
+            found[name] = paths[0]
+        else:
+            for p in paths:
+                found[f"{p.parent.name}/{name}"] = p
+    return found
+
+
+def read_split(path: Path) -> list[str]:
+    """Ids listed in a split file: one per line, blank lines and ``#`` comments skipped, a folder
+    prefix and an image extension dropped."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as e:
+        raise EdgeirstError(f"cannot read split list {path}: {e.strerror}") from None
+    ids = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name = line.replace("\\", "/").rsplit("/", 1)[-1]
+        stem, dot, ext = name.rpartition(".")
+        ids.append(stem if dot and f".{ext.lower()}" in IMAGE_EXTS else name)
+    return ids
+
+
+def resolve_split(root: Path, split: str) -> Path:
+    """The list file of a split name (``train`` or ``idx_427/train``) or an EdgeirstError naming
+    the available ones."""
+    splits = find_splits(root)
+    if split in splits:
+        return splits[split]
+    direct = root / f"{split}.txt"
+    if "/" in split and direct.is_file():
+        return direct
+    have = ", ".join(sorted(splits, key=natural_key)) or "none (no <split>.txt files found)"
+    raise EdgeirstError(f"unknown split {split!r} in {root}; available: {have}. "
+                        "Pass one of these, or no split to use every image that has a mask")
+
+
+class SirstDataset:
+    """Images and masks of a SIRST-style folder, optionally restricted to one split.
+
+    ``split=None`` takes every image that has a mask, in natural order of ids. Construction
+    checks that every id of the split has an image and a mask; pixels are read on access, and
+    an unreadable file or a mask of the wrong size raises an EdgeirstError naming the file.
+    """
+
+    def __init__(self, root: str | Path, split: str | None = None) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.split_file: Path | None = None
+        if not self.root.is_dir():
+            raise EdgeirstError(f"dataset folder {self.root} does not exist; expected a folder with images/ and masks/")
+        images_dir = self.root / "images"
+        if not images_dir.is_dir():
+            raise EdgeirstError(f"no images/ folder in {self.root}; expected a SIRST layout "
+                                "(images/<id>.png, masks/<id>_pixels0.png or masks/<id>.png)")
+        self._images = _list_images(images_dir)
+        self._masks = _list_masks(self.root / "masks")
+        if split is None:
+            self.ids = sorted((i for i in self._images if i in self._masks), key=natural_key)
+            if not self.ids:
+                raise EdgeirstError(f"no image in {images_dir} has a mask in {self.root / 'masks'}; "
+                                    "expected masks named <id>.png or <id>_pixels0.png")
+            return
+        self.split_file = resolve_split(self.root, split)
+        self.ids = read_split(self.split_file)
+        if not self.ids:
+            raise EdgeirstError(f"split {split!r} is empty: {self.split_file} lists no ids; add ids, one per line")
+        self._check_ids()
+
+    def _check_ids(self) -> None:
+        no_image = [i for i in self.ids if i not in self._images]
+        if no_image:
+            raise EdgeirstError(f"{len(no_image)} id(s) in {self.split_file} have no image in {self.root / 'images'}, "
+                                f"e.g. {self.root / 'images' / no_image[0]}.png; fix the list or add the images")
+        no_mask = [i for i in self.ids if i not in self._masks]
+        if no_mask:
+            i = no_mask[0]
+            raise EdgeirstError(f"{len(no_mask)} image(s) of split {self.split!r} have no mask, e.g. {self._images[i]}: "
+                                f"expected {self.root / 'masks' / (i + MASK_SUFFIX + '.png')} or "
+                                f"{self.root / 'masks' / (i + '.png')}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> Sample:
+        if not -len(self.ids) <= i < len(self.ids):
+            raise IndexError(f"index {i} out of range for {len(self.ids)} samples")
+        id_ = self.ids[i]
+        image_path, mask_path = self.image_path(id_), self.mask_path(id_)
+        image, mask = read_image(image_path), read_mask(mask_path)
+        if mask.shape != image.shape[:2]:
+            raise EdgeirstError(f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
+                                f"{image.shape[1]}x{image.shape[0]} (WxH); masks must match their image's size")
+        return Sample(id_, image, mask)
+
+    def image_path(self, id: str) -> Path:
+        """The image file of an id."""
+        try:
+            return self._images[id]
+        except KeyError:
+            raise EdgeirstError(f"no image for id {id!r} in {self.root / 'images'}") from None
+
+    def mask_path(self, id: str) -> Path:
+        """The mask file of an id."""
+        try:
+            return self._masks[id]
+        except KeyError:
+            raise EdgeirstError(f"no mask for id {id!r}: expected {self.root / 'masks' / (id + MASK_SUFFIX + '.png')} "
+                                f"or {self.root / 'masks' / (id + '.png')}") from None
+
+    def __repr__(self) -> str:
+        return f"SirstDataset({str(self.root)!r}, split={self.split!r}, {len(self)} images)"
