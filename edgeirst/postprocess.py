@@ -94,7 +94,11 @@ def cluster_targets(prob: np.ndarray, threshold: float = 0.5, min_area: int = 1)
 def decode_centernet(heatmap: np.ndarray, wh: np.ndarray, offset: np.ndarray | None = None,
                      threshold: float = 0.3, topk: int = 100, stride: int = 1) -> Targets:
     """CenterNet peaks -> boxes in input pixels. ``heatmap`` CxHxW (classes are merged: we detect
-    one class of target), ``wh`` 2xHxW, ``offset`` 2xHxW or None."""
+    one class of target), ``wh`` 2xHxW, ``offset`` 2xHxW or None.
+
+    A peak at cell (i, j) (+ offset) is the target's mean pixel index / ``stride`` (the training
+    targets' convention); boxes use exclusive edges like ``cluster_targets``, so a target on
+    pixels x..x+w-1 decodes to [x, x + w]."""
     hm = heatmap.max(axis=0) if heatmap.ndim == 3 else heatmap
     hm = np.ascontiguousarray(hm, np.float32)
     pooled = cv2.dilate(hm, np.ones((3, 3), np.uint8))
@@ -111,9 +115,11 @@ def decode_centernet(heatmap: np.ndarray, wh: np.ndarray, offset: np.ndarray | N
     if offset is not None:
         cx = cx + offset[0, ys, xs]
         cy = cy + offset[1, ys, xs]
-    w, h = np.maximum(wh[0, ys, xs], 0) / stride, np.maximum(wh[1, ys, xs], 0) / stride
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) * stride
-    cents = np.stack([cx, cy], 1) * stride
+    cents = np.stack([cx, cy], 1) * stride  # mean pixel index, as cluster_targets' centroids
+    # box edges: pixel k spans [k, k + 1), so the centre pixel index k sits at edge coordinate k + 0.5
+    w, h = np.maximum(wh[0, ys, xs], 0), np.maximum(wh[1, ys, xs], 0)
+    ex, ey = cents[:, 0] + 0.5, cents[:, 1] + 0.5
+    boxes = np.stack([ex - w / 2, ey - h / 2, ex + w / 2, ey + h / 2], 1)
     return Targets(boxes.astype(np.float32), cents.astype(np.float32), (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), scores.astype(np.float32))
 
 

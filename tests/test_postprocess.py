@@ -67,9 +67,9 @@ def test_cluster_empty_map() -> None:
 def _centernet_maps() -> tuple[np.ndarray, np.ndarray]:
     hm = np.zeros((1, 16, 16), np.float32)
     wh = np.zeros((2, 16, 16), np.float32)
-    hm[0, 5, 4], wh[:, 5, 4] = 0.9, (6, 4)  # peak at x=4, y=5
+    hm[0, 5, 4], wh[:, 5, 4] = 0.9, (5, 3)  # peak at x=4, y=5: a target on pixels x 2..6, y 4..6
     hm[0, 5, 5] = 0.8  # neighbour of a higher peak: suppressed by the 3x3 max
-    hm[0, 10, 10], wh[:, 10, 10] = 0.6, (2, 2)
+    hm[0, 10, 10], wh[:, 10, 10] = 0.6, (1, 1)  # a one-pixel target
     hm[0, 2, 12] = 0.2  # below the threshold
     return hm, wh
 
@@ -77,11 +77,27 @@ def _centernet_maps() -> tuple[np.ndarray, np.ndarray]:
 def test_centernet_peaks_suppression_threshold() -> None:
     hm, wh = _centernet_maps()
     t = decode_centernet(hm, wh, threshold=0.3)
-    np.testing.assert_allclose(t.boxes, [[1, 3, 7, 7], [9, 9, 11, 11]])
-    np.testing.assert_allclose(t.centroids, [[4, 5], [10, 10]])
+    np.testing.assert_allclose(t.boxes, [[2, 4, 7, 7], [10, 10, 11, 11]])  # exclusive edges
+    np.testing.assert_allclose(t.centroids, [[4, 5], [10, 10]])  # mean pixel index
     np.testing.assert_allclose(t.scores, [0.9, 0.6])
-    np.testing.assert_allclose(t.areas, [24, 4])
+    np.testing.assert_allclose(t.areas, [15, 1])
     assert len(decode_centernet(hm, wh, threshold=0.1)) == 3  # the 0.2 peak is isolated
+
+
+def test_centernet_box_agrees_with_clustering_of_the_same_target() -> None:
+    mask = np.zeros((16, 16), np.float32)
+    mask[4:7, 2:8] = 1.0  # 6x3 px: mean pixel index (4.5, 5), box [2, 4, 8, 7]
+    ref = cluster_targets(mask)[0]
+    hm, wh, off = np.zeros((1, 16, 16), np.float32), np.zeros((2, 16, 16), np.float32), np.zeros((2, 16, 16), np.float32)
+    hm[0, 5, 4], wh[:, 5, 4], off[:, 5, 4] = 0.9, (6, 3), (0.5, 0.0)  # cell 4 + offset 0.5
+    t = decode_centernet(hm, wh, off, threshold=0.3)
+    np.testing.assert_allclose(t.boxes, ref.boxes)
+    np.testing.assert_allclose(t.centroids, ref.centroids)
+    hm2, wh2, off2 = np.zeros((1, 8, 8), np.float32), np.zeros((2, 8, 8), np.float32), np.zeros((2, 8, 8), np.float32)
+    hm2[0, 2, 2], wh2[:, 2, 2], off2[:, 2, 2] = 0.9, (6, 3), (0.25, 0.5)  # stride 2: (4.5, 5) / 2
+    t2 = decode_centernet(hm2, wh2, off2, threshold=0.3, stride=2)
+    np.testing.assert_allclose(t2.boxes, ref.boxes)
+    np.testing.assert_allclose(t2.centroids, ref.centroids)
 
 
 def test_centernet_topk_offset_stride_classes() -> None:
@@ -91,12 +107,12 @@ def test_centernet_topk_offset_stride_classes() -> None:
     off[:, 5, 4] = (0.25, -0.5)
     t = decode_centernet(hm, wh, off, threshold=0.3, topk=1)
     np.testing.assert_allclose(t.centroids, [[4.25, 4.5]])
-    np.testing.assert_allclose(t.boxes, [[1.25, 2.5, 7.25, 6.5]])
+    np.testing.assert_allclose(t.boxes, [[2.25, 3.5, 7.25, 6.5]])
     t = decode_centernet(hm, wh, threshold=0.3, topk=1, stride=4)  # wh stays in input pixels
     np.testing.assert_allclose(t.centroids, [[16, 20]])
-    np.testing.assert_allclose(t.boxes, [[13, 18, 19, 22]])
+    np.testing.assert_allclose(t.boxes, [[14, 19, 19, 22]])
     two = np.concatenate([np.zeros_like(hm), hm])  # classes are merged by max
-    np.testing.assert_allclose(decode_centernet(two, wh, threshold=0.3).boxes, [[1, 3, 7, 7], [9, 9, 11, 11]])
+    np.testing.assert_allclose(decode_centernet(two, wh, threshold=0.3).boxes, [[2, 4, 7, 7], [10, 10, 11, 11]])
 
 
 # ---------------------------------------------------------------- YOLO
