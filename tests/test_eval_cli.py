@@ -139,27 +139,54 @@ def test_model_or_predictions_not_both(tiny: Path, tmp_path: Path) -> None:
     assert_user_error(run_eval("m.onnx", "--data", tiny, "--predictions", tmp_path), "got both")
 
 
-def _threshold_model(path: Path) -> Path:
-    """A real (tiny) ONNX segmentation model: seg = sigmoid(40 * (x - 0.5)), edgeirst metadata inside."""
+def _save_onnx(path: Path, nodes: list, outputs: dict[str, int], consts: dict[str, float], meta) -> Path:
+    """A real (tiny) ONNX model on input ``image`` [n, 1, h, w] with edgeirst metadata inside."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
-    from edgeirst.meta import ONNX_KEY, ModelMeta
+    from edgeirst.meta import ONNX_KEY
 
     graph = helper.make_graph(
-        [helper.make_node("Sub", ["image", "half"], ["centred"]),
-         helper.make_node("Mul", ["centred", "gain"], ["logits"]),
-         helper.make_node("Sigmoid", ["logits"], ["seg"])],
-        "threshold",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "h", "w"])],
-        [helper.make_tensor_value_info("seg", TensorProto.FLOAT, ["n", 1, "h", "w"])],
-        [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]), helper.make_tensor("gain", TensorProto.FLOAT, [], [40.0])])
+        nodes, path.stem, [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, ["n", c, "h", "w"]) for k, c in outputs.items()],
+        [helper.make_tensor(k, TensorProto.FLOAT, [], [v]) for k, v in consts.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    meta = ModelMeta("threshold-net", outputs=("seg",), decode="cluster", size_divisor=32, threshold=0.5)
     helper.set_model_props(model, {ONNX_KEY: meta.to_json()})
     onnx.save(model, str(path))
     return path
+
+
+def _threshold_model(path: Path) -> Path:
+    """Segmentation: seg = sigmoid(40 * (x - 0.5))."""
+    from onnx import helper
+
+    from edgeirst.meta import ModelMeta
+
+    nodes = [helper.make_node("Sub", ["image", "half"], ["centred"]),
+             helper.make_node("Mul", ["centred", "gain"], ["logits"]),
+             helper.make_node("Sigmoid", ["logits"], ["seg"])]
+    meta = ModelMeta("threshold-net", outputs=("seg",), decode="cluster", size_divisor=32, threshold=0.5)
+    return _save_onnx(path, nodes, {"seg": 1}, {"half": 0.5, "gain": 40.0}, meta)
+
+
+def _centernet_model(path: Path) -> Path:
+    """Box-only CenterNet: heatmap = sigmoid(20 * (avgpool3x3(x) - 0.5)), wh = 3 everywhere."""
+    from onnx import helper
+
+    from edgeirst.meta import ModelMeta
+
+    nodes = [helper.make_node("AveragePool", ["image"], ["local"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              count_include_pad=1),
+             helper.make_node("Sub", ["local", "half"], ["centred"]),
+             helper.make_node("Mul", ["centred", "gain"], ["logits"]),
+             helper.make_node("Sigmoid", ["logits"], ["heatmap"]),
+             helper.make_node("Mul", ["image", "zero"], ["zeros"]),
+             helper.make_node("Add", ["zeros", "three"], ["side"]),
+             helper.make_node("Concat", ["side", "side"], ["wh"], axis=1)]
+    meta = ModelMeta("peak-net", outputs=("heatmap", "wh"), decode="centernet", decode_args={"stride": 1},
+                     tasks=("detection",), size_divisor=32, threshold=0.5)
+    return _save_onnx(path, nodes, {"heatmap": 1, "wh": 2}, {"half": 0.5, "gain": 20.0, "zero": 0.0, "three": 3.0}, meta)
 
 
 def test_model_through_the_runtime(tiny: Path, tmp_path: Path) -> None:
@@ -171,3 +198,36 @@ def test_model_through_the_runtime(tiny: Path, tmp_path: Path) -> None:
     assert m["fa"] == pytest.approx(4 / pixels)  # the clutter blob in c
     assert m["iou"] == pytest.approx(22 / 26)
     assert m["ap50"] == 1.0  # the clutter scores sigmoid(40 * (170/255 - 0.5)) < every target
+
+
+def test_evaluate_backend_box_model_keeps_the_low_score_tail_for_ap(tmp_path: Path) -> None:
+    """Two bright 3x3 targets (heatmap peak 0.9997), a dim one (0.357) and a dim 3x3 clutter
+    patch (0.103): pixel metrics see boxes above the threshold, AP ranks everything above 0.05."""
+    runtime = pytest.importorskip("edgeirst.runtime", reason="edgeirst.runtime is not available")
+    from edgeirst.data.sirst import SirstDataset
+    from edgeirst.evaluate import evaluate_backend
+
+    root = tmp_path / "boxes"
+    for d in ("images", "masks"):
+        (root / d).mkdir(parents=True)
+    image, mask = np.full((48, 64), 20, np.uint8), np.zeros((48, 64), np.uint8)
+    for (x, y), value, is_target in [((10, 10), 230, True), ((40, 30), 230, True), ((25, 5), 120, True),
+                                     ((52, 36), 100, False)]:
+        image[y:y + 3, x:x + 3] = value
+        mask[y:y + 3, x:x + 3] = 255 if is_target else 0
+    cv2.imwrite(str(root / "images" / "one.png"), image)
+    cv2.imwrite(str(root / "masks" / "one_pixels0.png"), mask)
+    (root / "all.txt").write_text("one\n")
+    data = SirstDataset(root, "all")
+    with runtime.load_backend(_centernet_model(tmp_path / "peaks.onnx")) as backend:
+        m, roc = evaluate_backend(backend, data, progress=False)
+        assert (m["targets"], m["pd"], m["fa"]) == (3, pytest.approx(2 / 3), 0.0)
+        assert m["iou"] == pytest.approx(18 / 27)  # decoded boxes are exactly the 3x3 targets
+        assert (m["ap50"], m["ap"]) == (1.0, 1.0)  # dim TP (0.357) ranks above the clutter (0.103)
+        at = {round(r["threshold"], 2): r for r in roc}
+        assert (at[0.1]["pd"], at[0.35]["pd"], at[0.4]["pd"]) == (1.0, 1.0, pytest.approx(2 / 3))
+        assert (at[0.1]["fa"], at[0.15]["fa"]) == (pytest.approx(9 / (48 * 64)), 0.0)
+        cut, _ = evaluate_backend(backend, data, progress=False, det_threshold=0.5)
+        assert cut["ap50"] == pytest.approx(67 / 101)  # recall stops at 2/3
+        low, _ = evaluate_backend(backend, data, threshold=0.3, progress=False)
+        assert (low["pd"], low["fa"], low["threshold"]) == (1.0, 0.0, 0.3)
