@@ -12,8 +12,8 @@ source. numpy + OpenCV only.
 * Amplitude comes from the requested signal-to-clutter ratio
   ``SCR = (peak - local mean) / local std``, where the statistics are taken on the background
   (clutter + sensor noise) in a square window of half-width ``max(8, ceil(4 * sigma_max))``
-  around the target, excluding its 3-sigma ellipse, and ``peak`` is the target's
-  brightest pixel (the one nearest its centre) before quantisation.
+  around the target, excluding its 3-sigma ellipse, and ``peak`` is the target's brightest
+  mask pixel before quantisation.
 * Mask rule: a pixel belongs to a target when the target's PSF at the pixel centre is at least
   half its peak (inside the full-width-at-half-maximum ellipse); the pixel nearest the centre
   always belongs. Pixel (x, y) has its centre at integer coordinates (x, y).
@@ -230,13 +230,23 @@ def _local_stats(t: Target, bg: np.ndarray) -> tuple[float, float]:
 
 
 def _amplitude(t: Target, bg: np.ndarray) -> float:
-    """Amplitude that puts the target's nearest pixel at ``local mean + scr * local std``."""
+    """Amplitude that puts the target's brightest mask pixel at ``local mean + scr * local std``:
+    the smallest ``(level - bg) / psf`` over the mask pixels (<= 0 when the clutter there is
+    already brighter than the level)."""
     h, w = bg.shape
     mean, std = _local_stats(t, bg)
+    win, q = _psf(t, h, w)
+    inside = _mask_of(t, win, q, h, w)
+    level = np.float32(mean + t.scr * std)
+    return float(((level - bg[win][inside]) / np.exp(-0.5 * q[inside])).min())
+
+
+def _mask_of(t: Target, win: tuple[slice, slice], q: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Mask of a target inside its window: PSF >= MASK_LEVEL of its peak, plus the nearest pixel."""
+    m = q <= _HALF_Q
     px, py = min(max(int(round(t.x)), 0), w - 1), min(max(int(round(t.y)), 0), h - 1)
-    (sy, sx), q = _psf(t, h, w)
-    at = math.exp(-0.5 * float(q[py - sy.start, px - sx.start]))
-    return (mean + t.scr * std - float(bg[py, px])) / at
+    m[py - win[0].start, px - win[1].start] = True
+    return m
 
 
 def sample_target(cfg: SynthConfig, rng: np.random.Generator) -> Target:
@@ -284,10 +294,7 @@ def render_targets(bg: np.ndarray, targets: list[Target]) -> tuple[np.ndarray, n
         amp = max(_amplitude(t, bg), 0.0)
         win, q = _psf(t, h, w)
         img[win] += np.float32(amp) * np.exp(-0.5 * q)
-        m = q <= _HALF_Q
-        px, py = min(max(int(round(t.x)), 0), w - 1), min(max(int(round(t.y)), 0), h - 1)
-        m[py - win[0].start, px - win[1].start] = True
-        mask[win] |= m
+        mask[win] |= _mask_of(t, win, q, h, w)
     return img, mask
 
 
