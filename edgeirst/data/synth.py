@@ -38,6 +38,7 @@ MASK_LEVEL = 0.5  # fraction of the PSF peak above which a pixel is target
 _HALF_Q = 2.0 * math.log(1.0 / MASK_LEVEL)  # squared Mahalanobis radius of the mask ellipse
 _GUARD_Q = 9.0  # 3-sigma ellipse excluded from the local background statistics
 _MAX_TRIES = 50
+_MIN_CONTRAST = 0.5  # a target adds at least this fraction of its SCR (in local stds) to the clutter
 
 
 @dataclass
@@ -145,8 +146,7 @@ def _standardise(a: np.ndarray) -> np.ndarray:
 
 
 def _cloud(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    base = _octaves(h, w, rng, (2.0, 2.5), 5, 0.5)
-    base = _standardise(base)
+    base = _standardise(_octaves(h, w, rng, (2.0, 2.5), 5, 0.5))
     cover = float(rng.uniform(-0.5, 0.8))  # patchy clouds: soft threshold of the noise field
     clouds = _sigmoid(np.float32(2.0) * (base - np.float32(cover)))
     sky = np.linspace(rng.uniform(-0.6, 0.0), rng.uniform(0.0, 0.6), h, dtype=np.float32)[:, None]
@@ -185,16 +185,10 @@ def make_background(cfg: SynthConfig, rng: np.random.Generator, kind: str | None
     h, w = cfg.height, cfg.width
     if kind == "mixed":
         kind = ("cloud", "sea", "ground", "cloud/sea", "cloud/ground")[rng.integers(5)]
-    if kind == "cloud":
-        field = _cloud(h, w, rng)
-    elif kind == "sea":
-        field = _sea(h, w, rng)
-    elif kind == "ground":
-        field = _ground(h, w, rng)
-    elif kind in ("cloud/sea", "cloud/ground"):
-        field = _horizon(h, w, rng, kind.split("/")[1])
-    else:
+    makers = {"cloud": _cloud, "sea": _sea, "ground": _ground}
+    if kind not in makers and kind not in ("cloud/sea", "cloud/ground"):
         raise EdgeirstError(f"unknown background {kind!r}; expected one of {', '.join(BACKGROUNDS)}")
+    field = makers[kind](h, w, rng) if kind in makers else _horizon(h, w, rng, kind.split("/")[1])
     bg = np.float32(rng.uniform(0.15, 0.40)) + np.float32(rng.uniform(0.015, 0.05)) * field
     return np.clip(bg, 0.0, 1.0, out=bg)
 
@@ -229,16 +223,16 @@ def _local_stats(t: Target, bg: np.ndarray) -> tuple[float, float]:
     return float(vals.mean()), float(max(vals.std(), 1e-4))
 
 
-def _amplitude(t: Target, bg: np.ndarray) -> float:
-    """Amplitude that puts the target's brightest mask pixel at ``local mean + scr * local std``:
-    the smallest ``(level - bg) / psf`` over the mask pixels (<= 0 when the clutter there is
-    already brighter than the level)."""
+def _amplitude(t: Target, bg: np.ndarray) -> tuple[float, float, float]:
+    """(amplitude, level, local std): the amplitude puts the target's brightest mask pixel at
+    ``level = local mean + scr * local std``; it is the smallest ``(level - bg) / psf`` over the
+    mask pixels, <= 0 when the clutter there is already brighter than the level."""
     h, w = bg.shape
     mean, std = _local_stats(t, bg)
     win, q = _psf(t, h, w)
     inside = _mask_of(t, win, q, h, w)
-    level = np.float32(mean + t.scr * std)
-    return float(((level - bg[win][inside]) / np.exp(-0.5 * q[inside])).min())
+    level = mean + t.scr * std
+    return float(((np.float32(level) - bg[win][inside]) / np.exp(-0.5 * q[inside])).min()), level, std
 
 
 def _mask_of(t: Target, win: tuple[slice, slice], q: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -274,24 +268,25 @@ def place_targets(cfg: SynthConfig, rng: np.random.Generator, bg: np.ndarray) ->
         for _ in range(_MAX_TRIES):
             t.x, t.y = float(rng.uniform(m, w - 1 - m)), float(rng.uniform(m, h - 1 - m))
             apart = all(math.hypot(t.x - o.x, t.y - o.y) > 3 * (max(t.sx, t.sy) + max(o.sx, o.sy)) + 2 for o in placed)
-            if apart and 0 < _amplitude(t, bg) and _peak_fits(t, bg):
-                placed.append(t)
-                break
+            if apart:
+                amp, level, std = _amplitude(t, bg)
+                if amp >= _MIN_CONTRAST * t.scr * std and level < 0.98:  # exact SCR, in range
+                    placed.append(t)
+                    break
     return placed
 
 
-def _peak_fits(t: Target, bg: np.ndarray) -> bool:
-    mean, std = _local_stats(t, bg)
-    return mean + t.scr * std < 0.98
-
-
 def render_targets(bg: np.ndarray, targets: list[Target]) -> tuple[np.ndarray, np.ndarray]:
-    """Add targets to a background (clutter + noise, float [0, 1]) -> (float image, bool mask)."""
+    """Add targets to a background (clutter + noise, float [0, 1]) -> (float image, bool mask).
+
+    A target over clutter too bright for its SCR (a moving one can drift there) still adds half
+    its requested contrast (``_MIN_CONTRAST``), so no mask marks an invisible target."""
     h, w = bg.shape
     img = bg.copy()
     mask = np.zeros((h, w), bool)
     for t in targets:
-        amp = max(_amplitude(t, bg), 0.0)
+        amp, _, std = _amplitude(t, bg)
+        amp = max(amp, _MIN_CONTRAST * t.scr * std)
         win, q = _psf(t, h, w)
         img[win] += np.float32(amp) * np.exp(-0.5 * q)
         mask[win] |= _mask_of(t, win, q, h, w)
@@ -368,7 +363,8 @@ def write_dataset(out: Path, cfg: SynthConfig, images: int,
                   splits: dict[str, float] | None = None, progress: bool = False) -> Path:
     """Write a SIRST-layout dataset: ``images/<id>.png``, ``masks/<id>_pixels0.png`` (0/255)
     and ``idx_synth/<split>.txt``. ``splits`` maps split name -> fraction (default train 0.8,
-    val 0.2); every split gets at least one image when there are enough. Returns ``out``."""
+    val 0.2); every split gets at least one image when there are enough, and a split left
+    without images gets no list file. Returns ``out``."""
     from tqdm import tqdm
 
     splits = {"train": 0.8, "val": 0.2} if splits is None else dict(splits)
@@ -389,26 +385,19 @@ def write_dataset(out: Path, cfg: SynthConfig, images: int,
                 raise EdgeirstError(f"could not write {path}; check that the folder is writable")
     order = [ids[i] for i in rng.permutation(images)]
     for name, ids_in in _split_counts(order, splits).items():
-        (out / "idx_synth" / f"{name}.txt").write_text("".join(f"{i}\n" for i in sorted(ids_in)))
+        if ids_in:  # an empty list would make the split unusable
+            (out / "idx_synth" / f"{name}.txt").write_text("".join(f"{i}\n" for i in sorted(ids_in)))
     return out
 
 
 def _split_counts(ids: list[str], splits: dict[str, float]) -> dict[str, list[str]]:
-    total = sum(splits.values())
-    names = list(splits)
-    counts = [int(math.floor(len(ids) * splits[n] / total)) for n in names]
-    for i in np.argsort([-((len(ids) * splits[n] / total) % 1) for n in names], kind="stable"):
-        if sum(counts) >= len(ids):
-            break
-        counts[i] += 1
-    for i, n in enumerate(names):  # no empty split while another one can spare an image
-        if counts[i] == 0 and splits[n] > 0:
-            j = int(np.argmax(counts))
-            if counts[j] > 1:
-                counts[j] -= 1
-                counts[i] += 1
-    out, k = {}, 0
-    for n, c in zip(names, counts):
-        out[n] = ids[k:k + c]
-        k += c
-    return out
+    """Largest-remainder shares of ``ids``; no split is left empty while another can spare one."""
+    share = np.asarray(list(splits.values()), np.float64) * len(ids) / sum(splits.values())
+    counts = np.floor(share).astype(int)
+    counts[np.argsort(-(share % 1), kind="stable")[: len(ids) - counts.sum()]] += 1
+    for i in np.flatnonzero((counts == 0) & (share > 0)):
+        if counts.max() > 1:
+            counts[np.argmax(counts)] -= 1
+            counts[i] += 1
+    edges = np.concatenate([[0], np.cumsum(counts)])
+    return {n: ids[edges[i]:edges[i + 1]] for i, n in enumerate(splits)}
