@@ -92,6 +92,17 @@ def test_three_channel_and_16_bit(tmp_path):
     np.testing.assert_array_equal(by_id["b16"].image, deep)
 
 
+def test_irstd1k_folder_names_and_alpha(tmp_path):
+    root = make_dataset(tmp_path, ["XDU0", "XDU1"], mask_name="{id}.png", split_dir=None,
+                        splits={"trainval": ["XDU0"], "test": ["XDU1"]})
+    (root / "images").rename(root / "IRSTD1k_Img")
+    (root / "masks").rename(root / "IRSTD1k_Label")
+    cv2.imwrite(str(root / "IRSTD1k_Img" / "XDU1.png"), np.dstack([_image(1)] * 3 + [np.full((12, 16), 255, np.uint8)]))
+    s = SirstDataset(root, "test")[0]
+    assert s.image.shape == (12, 16, 3) and s.mask.sum() == 6
+    assert len(SirstDataset(root, "trainval")) == 1 and check_dataset(root).ok
+
+
 def test_mask_of_zeros_and_ones(tmp_path):
     p = tmp_path / "m.png"
     m = np.zeros((5, 5), np.uint8)

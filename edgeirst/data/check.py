@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeirst.data.sirst import (_list_images, _list_masks, find_splits, natural_key, read_image, read_mask,
-                                 read_split)
+from edgeirst.data.sirst import (find_splits, layout_dirs, list_images, list_masks, natural_key, read_image,
+                                 read_mask, read_split)
 from edgeirst.errors import EdgeirstError
 
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
@@ -85,17 +85,13 @@ def check_dataset(root: str | Path, progress: bool = False) -> CheckReport:
     from edgeirst.postprocess import cluster_targets
 
     root = Path(root)
-    if not root.is_dir():
-        raise EdgeirstError(f"dataset folder {root} does not exist; expected a folder with images/ and masks/")
-    if not (root / "images").is_dir():
-        raise EdgeirstError(f"no images/ folder in {root}; expected a SIRST layout "
-                            "(images/<id>.png, masks/<id>_pixels0.png or masks/<id>.png)")
+    images_dir, masks_dir = layout_dirs(root)
     rep = CheckReport(str(root))
-    images, masks = _list_images(root / "images"), _list_masks(root / "masks")
+    images, masks = list_images(images_dir), list_masks(masks_dir)
     rep.images, rep.masks = len(images), len(masks)
     if not images:
-        rep.problems.append(f"{root / 'images'} holds no image files (expected .png, .bmp, .jpg or .tif)")
-    if not (root / "masks").is_dir():
+        rep.problems.append(f"{images_dir} holds no image files (expected .png, .bmp, .jpg or .tif)")
+    if not masks_dir.is_dir():
         rep.problems.append(f"no masks/ folder in {root}")
     areas: list[float] = []
     sides: list[float] = []
@@ -112,7 +108,8 @@ def check_dataset(root: str | Path, progress: bool = False) -> CheckReport:
             kind = f"{img.dtype} x{img.shape[2] if img.ndim == 3 else 1}"
             rep.pixel_types[kind] = rep.pixel_types.get(kind, 0) + 1
         if id_ not in masks:
-            rep.problems.append(f"image {images[id_]} has no mask (expected masks/{id_}_pixels0.png or masks/{id_}.png)")
+            rep.problems.append(f"image {images[id_]} has no mask (expected {masks_dir / (id_ + '_pixels0.png')} "
+                                f"or {masks_dir / (id_ + '.png')})")
             continue
         try:
             mask = read_mask(masks[id_])

@@ -4,6 +4,7 @@ Layout::
 
     root/images/<id>.{png,bmp,jpg,jpeg,tif,tiff}
     root/masks/<id>.png  or  root/masks/<id>_pixels0.png      (non-zero = target)
+    (IRSTD-1k's original IRSTD1k_Img/ and IRSTD1k_Label/ folders are accepted too)
     root/<split>.txt | root/idx_*/<split>.txt | root/*/<split>.txt   (one id per line)
 
 Ids in split lists may carry an image extension or not. Images are returned as read from disk
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 MASK_SUFFIX = "_pixels0"
+IMAGE_DIRS = ("images", "IRSTD1k_Img")
+MASK_DIRS = ("masks", "IRSTD1k_Label")
 _NOT_SPLITS = {"readme", "license", "licence", "notes", "classes", "labels", "requirements"}
 
 
@@ -79,7 +82,7 @@ def read_mask(path: Path) -> np.ndarray:
     return m > (127 if m.dtype == np.uint8 else 32767)
 
 
-def _list_images(folder: Path) -> dict[str, Path]:
+def list_images(folder: Path) -> dict[str, Path]:
     """id -> file for the image files in a folder (first extension in IMAGE_EXTS order wins)."""
     found: dict[str, Path] = {}
     files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS),
@@ -89,14 +92,26 @@ def _list_images(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _list_masks(folder: Path) -> dict[str, Path]:
+def list_masks(folder: Path) -> dict[str, Path]:
     """id -> mask file; ``<id>_pixels0.*`` and ``<id>.*`` both map to ``<id>``."""
     found: dict[str, Path] = {}
     if not folder.is_dir():
         return found
-    for stem, p in sorted(_list_images(folder).items()):
+    for stem, p in sorted(list_images(folder).items()):
         found.setdefault(stem[: -len(MASK_SUFFIX)] if stem.endswith(MASK_SUFFIX) else stem, p)
     return found
+
+
+def layout_dirs(root: Path) -> tuple[Path, Path]:
+    """(images folder, masks folder) of a dataset root; the masks folder may not exist."""
+    if not root.is_dir():
+        raise EdgeirstError(f"dataset folder {root} does not exist; expected a folder with images/ and masks/")
+    images = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
+    if images is None:
+        raise EdgeirstError(f"no images/ folder in {root}; expected a SIRST layout "
+                            "(images/<id>.png, masks/<id>_pixels0.png or masks/<id>.png)")
+    masks = next((root / d for d in MASK_DIRS if (root / d).is_dir()), root / MASK_DIRS[0])
+    return images, masks
 
 
 def find_splits(root: str | Path) -> dict[str, Path]:
@@ -111,7 +126,7 @@ def find_splits(root: str | Path) -> dict[str, Path]:
         if p.stem.lower() not in _NOT_SPLITS:
             found[p.stem] = p
     sub: dict[str, list[Path]] = {}
-    dirs = sorted((d for d in root.iterdir() if d.is_dir() and d.name not in ("images", "masks")),
+    dirs = sorted((d for d in root.iterdir() if d.is_dir() and d.name not in IMAGE_DIRS + MASK_DIRS),
                   key=lambda d: (not d.name.startswith("idx_"), d.name))
     for d in dirs:
         for p in sorted(d.glob("*.txt")):
@@ -132,7 +147,7 @@ def read_split(path: Path) -> list[str]:
     """Ids listed in a split file: one per line, blank lines and ``#`` comments skipped, a folder
     prefix and an image extension dropped."""
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     except OSError as e:
         raise EdgeirstError(f"cannot read split list {path}: {e.strerror}") from None
     ids = []
@@ -172,18 +187,13 @@ class SirstDataset:
         self.root = Path(root)
         self.split = split
         self.split_file: Path | None = None
-        if not self.root.is_dir():
-            raise EdgeirstError(f"dataset folder {self.root} does not exist; expected a folder with images/ and masks/")
-        images_dir = self.root / "images"
-        if not images_dir.is_dir():
-            raise EdgeirstError(f"no images/ folder in {self.root}; expected a SIRST layout "
-                                "(images/<id>.png, masks/<id>_pixels0.png or masks/<id>.png)")
-        self._images = _list_images(images_dir)
-        self._masks = _list_masks(self.root / "masks")
+        self.images_dir, self.masks_dir = layout_dirs(self.root)
+        self._images = list_images(self.images_dir)
+        self._masks = list_masks(self.masks_dir)
         if split is None:
             self.ids = sorted((i for i in self._images if i in self._masks), key=natural_key)
             if not self.ids:
-                raise EdgeirstError(f"no image in {images_dir} has a mask in {self.root / 'masks'}; "
+                raise EdgeirstError(f"no image in {self.images_dir} has a mask in {self.masks_dir}; "
                                     "expected masks named <id>.png or <id>_pixels0.png")
             return
         self.split_file = resolve_split(self.root, split)
@@ -195,14 +205,14 @@ class SirstDataset:
     def _check_ids(self) -> None:
         no_image = [i for i in self.ids if i not in self._images]
         if no_image:
-            raise EdgeirstError(f"{len(no_image)} id(s) in {self.split_file} have no image in {self.root / 'images'}, "
-                                f"e.g. {self.root / 'images' / no_image[0]}.png; fix the list or add the images")
+            raise EdgeirstError(f"{len(no_image)} id(s) in {self.split_file} have no image in {self.images_dir}, "
+                                f"e.g. {self.images_dir / no_image[0]}.png; fix the list or add the images")
         no_mask = [i for i in self.ids if i not in self._masks]
         if no_mask:
             i = no_mask[0]
             raise EdgeirstError(f"{len(no_mask)} image(s) of split {self.split!r} have no mask, e.g. {self._images[i]}: "
-                                f"expected {self.root / 'masks' / (i + MASK_SUFFIX + '.png')} or "
-                                f"{self.root / 'masks' / (i + '.png')}")
+                                f"expected {self.masks_dir / (i + MASK_SUFFIX + '.png')} or "
+                                f"{self.masks_dir / (i + '.png')}")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -223,15 +233,15 @@ class SirstDataset:
         try:
             return self._images[id]
         except KeyError:
-            raise EdgeirstError(f"no image for id {id!r} in {self.root / 'images'}") from None
+            raise EdgeirstError(f"no image for id {id!r} in {self.images_dir}") from None
 
     def mask_path(self, id: str) -> Path:
         """The mask file of an id."""
         try:
             return self._masks[id]
         except KeyError:
-            raise EdgeirstError(f"no mask for id {id!r}: expected {self.root / 'masks' / (id + MASK_SUFFIX + '.png')} "
-                                f"or {self.root / 'masks' / (id + '.png')}") from None
+            raise EdgeirstError(f"no mask for id {id!r}: expected {self.masks_dir / (id + MASK_SUFFIX + '.png')} "
+                                f"or {self.masks_dir / (id + '.png')}") from None
 
     def __repr__(self) -> str:
         return f"SirstDataset({str(self.root)!r}, split={self.split!r}, {len(self)} images)"
