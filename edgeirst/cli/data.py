@@ -18,7 +18,10 @@ def command() -> None:
 @click.argument("root", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check(root: Path, as_json: bool) -> None:
-    """Statistics and every problem of the SIRST-style dataset in ROOT; exit 2 if problems."""
+    """Statistics and problems of the dataset in ROOT.
+
+    Counts images, masks and targets, target-size percentiles, image sizes, pixel types and
+    splits, then lists every problem found; exits 2 when there is any."""
     from edgeirst.data.check import check_dataset
 
     report = check_dataset(root, progress=not as_json)
@@ -33,7 +36,9 @@ def check(root: Path, as_json: bool) -> None:
 @click.option("--split", default=None, help="Split to convert (e.g. train, val, idx_427/val); default: all images with masks.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="COCO JSON file to write.")
 def coco(root: Path, split: str | None, out: Path) -> None:
-    """Write COCO detection boxes (one per 8-connected mask component) of ROOT to --out."""
+    """Write COCO boxes of the dataset in ROOT.
+
+    One box per 8-connected mask component, category `target`; loads with pycocotools."""
     from edgeirst.data.coco import write_coco
     from edgeirst.data.sirst import SirstDataset
 
@@ -52,7 +57,10 @@ def coco(root: Path, split: str | None, out: Path) -> None:
               type=click.Choice(["cloud", "sea", "ground", "mixed"]), help="Clutter kind.")
 @click.option("--targets", default="1-3", show_default=True, help="Targets per image: N or MIN-MAX.")
 def synth(out: Path, images: int, seed: int, height: int, width: int, bit_depth: str, background: str, targets: str) -> None:
-    """Write a synthetic SIRST-layout dataset to OUT (images/, masks/, idx_synth/{train,val}.txt)."""
+    """Generate a synthetic dataset in OUT.
+
+    SIRST layout (images/, masks/<id>_pixels0.png, idx_synth/{train,val}.txt) that
+    `edgeirst train` and `edgeirst data check` read like real data."""
     from edgeirst.data.synth import SynthConfig, write_dataset
 
     cfg = SynthConfig(height=height, width=width, targets=_range(targets), background=background,
