@@ -236,7 +236,7 @@ def _run(cfg: TrainConfig, device: torch.device, rank: int, progress: bool) -> d
         if main:
             _append_csv(log_path, fields, row)
             _save(out / "last.pt", model, meta, cfg, epoch, metrics, t_start,
-                  optimizer=optimizer.state_dict(), epoch=epoch, best=best, best_epoch=best_epoch)
+                  {"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "best_epoch": best_epoch})
         dd.barrier()
     fingerprints = dd.all_gather_object(weights_sha1(model))
     summary = {"out": str(out), "best": str(out / "best.pt") if best_epoch >= 0 else None, "last": str(out / "last.pt"),
@@ -263,7 +263,8 @@ def weights_sha1(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _save(path: Path, model, meta, cfg: TrainConfig, epoch: int, metrics: dict, t_start: float, **state) -> None:
+def _save(path: Path, model, meta, cfg: TrainConfig, epoch: int, metrics: dict, t_start: float,
+          state: dict | None = None) -> None:
     train_info = {"data": str(cfg.data), "split": cfg.split, "val_split": cfg.val_split, "epochs": epoch + 1,
                   "planned_epochs": cfg.epochs, "batch": cfg.batch, "size": cfg.size, "optimizer": cfg.optimizer,
                   "lr": cfg.lr, "seed": cfg.seed, "wall_s": round(time.time() - t_start, 1),
@@ -271,7 +272,7 @@ def _save(path: Path, model, meta, cfg: TrainConfig, epoch: int, metrics: dict, 
     m = dict(metrics)
     if metrics:
         m["split"] = cfg.val_split
-    save_checkpoint(path, model, meta.replace(train=train_info, metrics=m), **state)
+    save_checkpoint(path, model, meta.replace(train=train_info, metrics=m), **(state or {}))
 
 
 def _append_csv(path: Path, fields: list[str], row: dict) -> None:
