@@ -26,14 +26,6 @@ def sirst_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_synth(tmp_path_factory) -> Path:
-    """A 12-image 64x80 synthetic dataset in SIRST layout (train/val splits)."""
-    from edgeirst.data.synth import SynthConfig, write_dataset
-
-    return write_dataset(tmp_path_factory.mktemp("tiny_synth"), SynthConfig(height=64, width=80, seed=1), images=12)
-
-
-@pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny synthetic SIRST-layout dataset (16 grey 8-bit 64x80 images, 1-2 targets each;
     ``images/``, ``masks/<id>_pixels0.png``, ``idx_synth/{train,val}.txt`` with 12/4 ids).

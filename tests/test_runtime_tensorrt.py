@@ -154,3 +154,11 @@ def test_cli_run_on_tensorrt(base, tmp_path):
                 env={**__import__("os").environ, "EDGEIRST_CACHE": str(tmp_path)})
     assert p.returncode == 0, p.stderr
     assert len(out.read_text().splitlines()) == 10
+
+
+def test_auto_backend_picks_by_what_is_installed(base):
+    from edgeirst.runtime.backends import tensorrt_available
+
+    with load_backend(tiny_onnx(base), "auto") as b:
+        expected = "TensorRTBackend" if tensorrt_available() else "OnnxRuntimeBackend"
+        assert type(b).__name__ == expected

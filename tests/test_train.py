@@ -18,8 +18,8 @@ from edgeirst.train.trainer import train, weights_sha1  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tiny_synth):
-    return tiny_synth
+def tiny_data(synth_root):
+    return synth_root
 
 
 def _cfg(data, out, **kw):

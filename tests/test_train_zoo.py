@@ -18,8 +18,8 @@ SMALL = {"mlsa-yolov8": {"width": 0.125}}
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_one_epoch_of_every_variant(name, tiny_synth, tmp_path):
-    cfg = TrainConfig(model=name, data=str(tiny_synth), out=str(tmp_path / name), epochs=1, batch=2, size=64,
+def test_one_epoch_of_every_variant(name, synth_root, tmp_path):
+    cfg = TrainConfig(model=name, data=str(synth_root), out=str(tmp_path / name), epochs=1, batch=2, size=64,
                       max_steps=2, model_kwargs=SMALL.get(name, {"width": 0.25}), lr=1e-3, optimizer="adam",
                       warmup_epochs=0)
     summary = train(cfg, progress=False)

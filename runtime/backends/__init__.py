@@ -2,7 +2,7 @@
 
 | file | backends |
 |---|---|
-| ``.onnx`` | ``onnxruntime`` (default), ``tensorrt`` (builds and caches an engine first) |
+| ``.onnx`` | ``tensorrt`` when it imports and an engine builds (cached), else ``onnxruntime`` |
 | ``.pt`` / ``.pth`` | ``torch`` |
 | ``.engine`` / ``.plan`` / ``.trt`` | ``tensorrt`` (metadata from the ``<engine>.json`` sidecar) |
 
@@ -12,7 +12,9 @@ Backend modules are imported only when chosen, so picking onnxruntime never impo
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,16 @@ def resolve_model(model: str | Path, backend: str = "auto") -> Path:
     return path
 
 
+TENSORRT_ONLY = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "cache_dir", "max_batch", "max_hw",
+                 "device_id", "zero_copy", "cuda_api")
+
+
+def tensorrt_available() -> bool:
+    """TensorRT and a CUDA binding (pycuda or cuda-python) are importable."""
+    has = importlib.util.find_spec
+    return has("tensorrt") is not None and (has("pycuda") is not None or has("cuda") is not None)
+
+
 def load_backend(model: str | Path, backend: str = "auto", **options: Any) -> Backend:
     """Load ``model`` (a ``.pt``/``.onnx``/``.engine`` path or ``default``) on ``backend``
     (``auto`` picks by file type). ``options`` go to the backend class (e.g. ``providers``,
@@ -59,6 +71,14 @@ def load_backend(model: str | Path, backend: str = "auto", **options: Any) -> Ba
     path = resolve_model(model, backend)
     allowed = SUFFIXES[path.suffix.lower()]
     if backend == "auto":
+        if path.suffix.lower() == ".onnx" and tensorrt_available():
+            # TensorRT when it imports and an engine can be built (cached per GPU and TRT
+            # version), else onnxruntime: the documented `--backend auto` behaviour.
+            try:
+                return load_backend(path, "tensorrt", **options)
+            except EdgeirstError as e:
+                print(f"warning: TensorRT engine not usable ({e}); falling back to onnxruntime", file=sys.stderr)
+                options = {k: v for k, v in options.items() if k not in TENSORRT_ONLY}
         backend = allowed[0]
     elif backend not in allowed:
         raise EdgeirstError(f"backend {backend!r} cannot run {path.name}: a {path.suffix} file runs on "

@@ -1,0 +1,73 @@
+"""The install and the CLI surface: what a fresh user meets first."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SUBCOMMANDS = ["zoo", "data", "train", "eval", "export", "prune", "quantize", "run", "demo", "bench", "deploy"]
+
+
+def _readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    return re.findall(r"```bash\n(.+?)\n```", text)
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    commands = _readme_commands()
+    assert len(commands) >= 2, "README quick start needs the main command and the test command"
+    main, tests = commands[0], commands[1]
+    assert "edgeirst demo" in main
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert tests in ci, f"the README test command {tests!r} is not a line of .ci/run"
+    assert any(line.startswith("python -m pip install") and "torch==2.13.0" in line for line in ci)
+
+
+def test_help_lists_every_subcommand_without_importing_torch():
+    code = ("import sys, runpy; sys.argv = ['edgeirst', '--help']\n"
+            "try:\n    runpy.run_module('edgeirst', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for name in SUBCOMMANDS:
+        assert re.search(rf"^\s+{name}\s", r.stdout, re.M), f"{name} missing from --help"
+    assert r.stdout.strip().endswith("NOTORCH")
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_every_subcommand_has_help(name):
+    r = subprocess.run([sys.executable, "-m", "edgeirst", name, "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Usage:" in r.stdout
+
+
+def test_version():
+    from edgeirst import __version__
+
+    r = subprocess.run([sys.executable, "-m", "edgeirst", "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and __version__ in r.stdout
+
+
+def test_unknown_command_is_one_error_line():
+    r = subprocess.run([sys.executable, "-m", "edgeirst", "trian"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_wheel_maps_top_level_folders_into_the_edgeirst_namespace(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        pytest.skip(f"cannot build a wheel here: {r.stderr.strip().splitlines()[-1:]}")
+    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    for module in ("edgeirst/runtime/backends/onnxruntime.py", "edgeirst/quantize/__init__.py",
+                   "edgeirst/jetson/__init__.py", "edgeirst/postprocess.py", "edgeirst/weights/default.onnx"):
+        assert module in names, module
+    assert not any(n.startswith(("runtime/", "jetson/", "quantize/")) for n in names), "generic top-level names leaked"
