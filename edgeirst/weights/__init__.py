@@ -1,4 +1,10 @@
-"""The shipped default model: ``default_model("onnx")`` / ``default_model("pt")`` -> its path."""
+"""Models shipped with the package: ``default`` and the other trained light variants.
+
+Each shipped model is a pair ``<name>.onnx`` (runs with the core install) and ``<name>.pt``
+(the checkpoint, for fine-tuning or the torch backend); both carry their metadata.
+``shipped_model("default")`` / ``default_model()`` -> a path. Any command that takes a model
+accepts these names in place of a file.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,27 @@ from pathlib import Path
 from edgeirst.errors import EdgeirstError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
-KINDS = {"onnx": "default.onnx", "pt": "default.pt"}
+KINDS = ("onnx", "pt")
+
+
+def shipped_names() -> list[str]:
+    """Names of the shipped models (``default`` first)."""
+    names = sorted(p.stem for p in WEIGHTS_DIR.glob("*.onnx"))
+    return sorted(names, key=lambda n: n != "default")
+
+
+def shipped_model(name: str = "default", kind: str = "onnx") -> Path:
+    """Path of shipped model ``name`` of ``kind`` (``onnx`` or ``pt``)."""
+    if kind not in KINDS:
+        raise EdgeirstError(f"unknown model kind {kind!r}; expected one of {', '.join(KINDS)}")
+    path = WEIGHTS_DIR / f"{name}.{kind}"
+    if not path.is_file():
+        have = ", ".join(shipped_names()) or "none"
+        raise EdgeirstError(f"model {name!r} is not shipped in this install ({path.name}; shipped: {have}); "
+                            "pass a model file instead (e.g. one made with `edgeirst export`)")
+    return path
 
 
 def default_model(kind: str = "onnx") -> Path:
-    """Path of the shipped default model of ``kind`` (``onnx`` or ``pt``)."""
-    if kind not in KINDS:
-        raise EdgeirstError(f"unknown default model kind {kind!r}; expected one of {', '.join(KINDS)}")
-    path = WEIGHTS_DIR / KINDS[kind]
-    if not path.is_file():
-        raise EdgeirstError(f"the default model ({KINDS[kind]}) is not shipped in this install yet; "
-                            "pass a model file instead (e.g. one made with `edgeirst export`)")
-    return path
+    """Path of the shipped default model of ``kind``."""
+    return shipped_model("default", kind)

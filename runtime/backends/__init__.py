@@ -33,13 +33,14 @@ SUFFIXES = {".onnx": ("onnxruntime", "tensorrt"), ".pt": ("torch",), ".pth": ("t
 
 
 def resolve_model(model: str | Path, backend: str = "auto") -> Path:
-    """A model argument -> an existing file. ``default`` is the shipped model (ONNX, or the
-    checkpoint when the torch backend is asked for)."""
-    if str(model) == "default":
-        from edgeirst.weights import default_model
-
-        return default_model("pt" if backend == "torch" else "onnx")
+    """A model argument -> an existing file. ``default`` (or another shipped model's name) is a
+    model shipped with the package: its ONNX, or its checkpoint when the torch backend is asked for."""
     path = Path(model).expanduser()
+    if not path.exists() and not path.suffix:
+        from edgeirst.weights import shipped_model, shipped_names
+
+        if str(model) == "default" or str(model) in shipped_names():
+            return shipped_model(str(model), "pt" if backend == "torch" else "onnx")
     if not path.exists():
         raise EdgeirstError(f"model file {path} does not exist; pass a .pt, .onnx or .engine file or the word `default`")
     if path.is_dir():
