@@ -97,3 +97,18 @@ def test_cli_train_errors_are_one_line(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_pretrain_segmentation_then_finetune_multitask(tiny_data, tmp_path):
+    """MTUNet's pretrain mode: train mtunet-seg, then start mtunet from its shared backbone."""
+    seg = train(_cfg(tiny_data, tmp_path / "seg", model="mtunet-seg", max_steps=1), progress=False)
+    src, _, _ = load_checkpoint(seg["best"])
+    multi = train(_cfg(tiny_data, tmp_path / "multi", model="mtunet", init=seg["best"], max_steps=1, lr=1e-12,
+                       optimizer="sgd"), progress=False)
+    dst, _, _ = load_checkpoint(multi["last"])
+    s, d = src.state_dict(), dst.state_dict()
+    backbone = [k for k in s if k in d and s[k].shape == d[k].shape and "backbone" in k]
+    assert backbone, "the two variants should share backbone weights by name"
+    for k in backbone:
+        if s[k].dtype.is_floating_point and not k.endswith(("running_mean", "running_var")):
+            assert torch.allclose(s[k], d[k], atol=1e-6), k
