@@ -164,7 +164,7 @@ class Evaluator:
 
     def __init__(self, threshold: float = 0.5, roc_thresholds: Sequence[float] | None = None) -> None:
         self.threshold = float(threshold)
-        roc = np.linspace(0.05, 0.95, 19) if roc_thresholds is None else roc_thresholds
+        roc = np.round(np.linspace(0.05, 0.95, 19), 6) if roc_thresholds is None else roc_thresholds
         self.roc_thresholds = np.asarray(sorted(float(t) for t in roc), np.float64)
         self.images = 0
         self.targets = 0

@@ -1,0 +1,107 @@
+"""The shipped models: `default` (and the other shipped variants) through eval, run and both
+backends. These are the weights a user gets without training, so they are tested as such."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeirst.meta import ModelMeta
+from edgeirst.weights import WEIGHTS_DIR, shipped_model, shipped_names
+from test_runtime_helpers import run_cli, write_video
+
+
+def test_default_is_shipped_small_and_self_describing():
+    assert shipped_names()[0] == "default"
+    for name in shipped_names():
+        for kind in ("onnx", "pt"):
+            path = shipped_model(name, kind)
+            assert path.stat().st_size < 10 * 2**20, f"{path.name} is over 10 MB"
+    import onnxruntime as ort
+
+    meta = ModelMeta.from_json(ort.InferenceSession(str(WEIGHTS_DIR / "default.onnx")).get_modelmeta()
+                               .custom_metadata_map["edgeirst"])
+    assert meta.train["split"] in ("train", "trainval") and meta.metrics["split"] == "val"
+    assert {"iou", "niou", "pd", "fa", "ap50", "ap"} <= set(meta.metrics)
+
+
+@pytest.mark.parametrize("name", shipped_names())
+def test_shipped_checkpoint_and_onnx_agree(name, sirst_root):
+    pytest.importorskip("torch")
+    from edgeirst.data import SirstDataset
+    from edgeirst.preprocess import prepare
+    from edgeirst.runtime import load_backend
+
+    sample = SirstDataset(sirst_root, "val")[0]
+    with load_backend(name) as onnx_b, load_backend(name, "torch") as torch_b:
+        assert onnx_b.meta.to_dict() | {"input_size": None, "dynamic": None} == torch_b.meta.to_dict() | {"input_size": None, "dynamic": None}
+        x, _ = prepare(sample.image, onnx_b.meta)
+        a, b = onnx_b.infer(x[None]), torch_b.infer(x[None])
+        for k in onnx_b.meta.outputs:
+            assert np.abs(a[k] - b[k]).max() < 1e-4
+
+
+def test_eval_default_reproduces_the_recorded_val_metrics(sirst_root):
+    p = run_cli("eval", "default", "--data", sirst_root, "--split", "val", "--json", "-q", timeout=600)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    import onnxruntime as ort
+
+    recorded = json.loads(ort.InferenceSession(str(WEIGHTS_DIR / "default.onnx")).get_modelmeta()
+                          .custom_metadata_map["edgeirst"])["metrics"]
+    assert got["images"] == 85 and got["targets"] == recorded["targets"]
+    for k in ("iou", "niou", "pd", "ap50"):
+        assert got[k] == pytest.approx(recorded[k], abs=2e-3), k
+    assert got["fa"] == pytest.approx(recorded["fa"], abs=2e-6)
+
+
+def test_run_default_on_a_video_file(tmp_path):
+    video = write_video(tmp_path / "in.mp4", frames=12)
+    out, saved = tmp_path / "out.jsonl", tmp_path / "annotated.mp4"
+    p = run_cli("run", "default", "--source", video, "--jsonl", out, "--save", saved, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(ln) for ln in out.read_text().splitlines()]
+    assert [r["frame"] for r in lines] == list(range(12))
+    cap = cv2.VideoCapture(str(saved))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 12
+
+
+def test_run_default_on_real_images_finds_the_targets(sirst_root, tmp_path):
+    """An image folder of real SIRST val frames: one JSON line per image, and the shipped model's
+    detections land on most ground-truth targets (centroid within 3 px, the Pd rule)."""
+    from edgeirst.data import SirstDataset
+
+    ds = SirstDataset(sirst_root, "val")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    gts = []
+    for i in range(10):
+        s = ds[i]
+        shutil.copy(ds.image_path(s.id), folder / f"{i:03d}{ds.image_path(s.id).suffix}")
+        gts.append(s.targets().centroids)
+    p = run_cli("run", "default", "--source", folder, "--jsonl", "-", "--no-track", "-q", timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(ln) for ln in p.stdout.splitlines()]
+    assert len(lines) == 10
+    hit = total = 0
+    for rec, gt in zip(lines, gts):
+        dets = np.array([[d["cx"], d["cy"]] for d in rec["detections"]]).reshape(-1, 2)
+        for c in gt:
+            total += 1
+            hit += bool(len(dets)) and float(np.min(np.linalg.norm(dets - c, axis=1))) < 3
+    assert total > 0 and hit / total >= 0.7, f"{hit}/{total}"
+
+
+def test_run_default_on_the_synthetic_stream(tmp_path):
+    out = tmp_path / "out.jsonl"
+    p = run_cli("run", "default", "--source", "synthetic://?seed=2&size=160x128", "--max-frames", "20", "--jsonl", out,
+                "-q", timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert len(out.read_text().splitlines()) == 20
