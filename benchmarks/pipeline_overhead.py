@@ -22,32 +22,15 @@ from pathlib import Path
 
 
 def export_tiny(path: Path, width: float) -> Path:
-    import onnx
-    import torch
-
-    from edgeirst.meta import ModelMeta
+    """A randomly initialised MSHNet of ``width`` through the project's exporter (timing only)."""
+    from edgeirst.checkpoint import meta_for
+    from edgeirst.export import export_onnx
     from edgeirst.models import create_model
 
     model = create_model("mshnet", width=width).eval()
-
-    class SegOnly(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m(x)["seg"]
-
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
         warnings.simplefilter("ignore")
-        torch.onnx.export(SegOnly(model), torch.zeros(1, 1, 64, 64), str(path), dynamo=False, opset_version=17,
-                          input_names=["images"], output_names=["seg"],
-                          dynamic_axes={"images": {2: "h", 3: "w"}, "seg": {2: "h", 3: "w"}})
-    m = onnx.load(str(path))
-    meta = ModelMeta(name="mshnet", kwargs={"width": width}, input_size=(256, 320), size_divisor=16)
-    onnx.helper.set_model_props(m, {"edgeirst": meta.to_json()})
-    onnx.save(m, str(path))
-    return path
+        return export_onnx(model, meta_for("mshnet", model, kwargs={"width": width}, input_size=(64, 64)), path)
 
 
 def main() -> None:

@@ -237,19 +237,7 @@ def test_demo_with_explicit_model(onnx_model, tmp_path):
     assert n == 30
 
 
-def test_demo_without_shipped_model_says_so(tmp_path):
-    from edgeirst.weights import WEIGHTS_DIR
-
-    if (WEIGHTS_DIR / "default.onnx").exists():
-        pytest.skip("default.onnx is shipped: test_demo_default covers it")
-    assert "not shipped" in one_error_line(run_cli("demo", "--frames", "2", "--out", tmp_path / "d.mp4"))
-
-
 def test_demo_default(tmp_path):
-    from edgeirst.weights import WEIGHTS_DIR
-
-    if not (WEIGHTS_DIR / "default.onnx").exists():
-        pytest.skip("edgeirst/weights/default.onnx is not shipped yet (test_demo_with_explicit_model covers demo)")
     out = tmp_path / "demo.mp4"
     p = run_cli("demo", "--frames", "10", "--size", "96x64", "--out", out, timeout=120)
     assert p.returncode == 0, p.stderr
