@@ -38,30 +38,40 @@ def save_checkpoint(path: str | Path, model, meta: ModelMeta, **state: Any) -> P
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The raw checkpoint dict, validated. Raises EdgeirstError for anything that is not ours."""
+    """The raw checkpoint dict, validated. Raises EdgeirstError for anything that is not ours.
+
+    Loaded with ``weights_only=True``: a checkpoint is tensors, numbers and strings, so a file
+    from elsewhere cannot run code when it is opened.
+    """
+    import pickle
+    import zipfile
+
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise EdgeirstError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # pickle/zip errors of every kind: the file is not a checkpoint
-        raise EdgeirstError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        raise EdgeirstError(f"{path} is not a loadable PyTorch checkpoint ({type(e).__name__}); "
+                            "expected a .pt file written by `edgeirst train`") from None
     if not isinstance(ckpt, dict) or "meta" not in ckpt or "state_dict" not in ckpt:
-        raise EdgeirstError(f"{path} is not an edgeirst checkpoint (no 'meta'/'state_dict'); train one with `edgeirst train`")
+        raise EdgeirstError(f"{path} is not an edgeirst checkpoint: expected a dict with 'meta' and 'state_dict' "
+                            "(save with edgeirst train, or torch.save({'meta': meta.to_dict(), 'state_dict': ...}))")
     return ckpt
 
 
-def load_checkpoint(path: str | Path):
-    """(model in eval mode, ModelMeta, raw checkpoint dict) from a ``.pt`` file."""
+def load_checkpoint(path: str | Path, meta: ModelMeta | None = None):
+    """(model in eval mode, ModelMeta, raw checkpoint dict) from a ``.pt`` file. ``meta``, when
+    given, overrides the metadata stored in the file (e.g. an engine's sidecar)."""
     from edgeirst.models import create_model
 
     ckpt = read_checkpoint(path)
-    meta = ModelMeta.from_dict(ckpt["meta"])
+    meta = meta or ModelMeta.from_dict(ckpt["meta"])
     model = create_model(meta.name, **meta.kwargs)
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
-        raise EdgeirstError(f"{path}: weights do not fit model {meta.name!r} {meta.kwargs}: {str(e).splitlines()[0]}") from None
+        raise EdgeirstError(f"{path}: weights do not fit {meta.name}({meta.kwargs}): {str(e).splitlines()[0][:200]}") from None
     return model.eval(), meta, ckpt

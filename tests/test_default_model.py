@@ -105,3 +105,21 @@ def test_run_default_on_the_synthetic_stream(tmp_path):
                 "-q", timeout=300)
     assert p.returncode == 0, p.stderr
     assert len(out.read_text().splitlines()) == 20
+
+
+def test_export_and_finetune_accept_shipped_names(synth_root, tmp_path):
+    pytest.importorskip("torch")
+    p = run_cli("export", "default", "--out", tmp_path / "d.onnx", "--json", timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["max_abs_diff"] < 1e-4
+
+    from edgeirst.checkpoint import load_checkpoint
+    from edgeirst.train import TrainConfig
+    from edgeirst.train.trainer import train
+
+    shipped, meta, _ = load_checkpoint(shipped_model("default", "pt"))
+    summary = train(TrainConfig(model=meta.name, model_kwargs=dict(meta.kwargs), data=str(synth_root), out=str(tmp_path / "ft"),
+                                epochs=1, batch=2, size=64, max_steps=1, init="default", optimizer="sgd", lr=1e-12),
+                    progress=False)
+    tuned, _, _ = load_checkpoint(summary["last"])
+    assert np.allclose(shipped.state_dict()["stem.weight"].numpy(), tuned.state_dict()["stem.weight"].numpy(), atol=1e-6)

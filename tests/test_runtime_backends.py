@@ -94,12 +94,11 @@ def test_model_backend_mismatch(base):
         load_backend(tiny_onnx(base), providers="cuda")
 
 
-def test_default_model_missing_or_shipped():
-    from edgeirst.weights import WEIGHTS_DIR
+def test_shipped_models_load_by_name_and_unknown_names_say_what_is_shipped():
+    from edgeirst.weights import shipped_model, shipped_names
 
-    if (WEIGHTS_DIR / "default.onnx").is_file():
-        with load_backend("default") as be:
+    for name in shipped_names():
+        with load_backend(name) as be:
             assert be.meta.name
-    else:
-        with pytest.raises(EdgeirstError, match="not shipped"):
-            load_backend("default")
+    with pytest.raises(EdgeirstError, match="not shipped"):
+        shipped_model("nosuch")

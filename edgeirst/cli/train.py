@@ -27,7 +27,7 @@ from edgeirst.cli.options import parse_kv
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--workers", default=0, show_default=True, help="DataLoader worker processes.")
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
-@click.option("--init", type=click.Path(), help="Initialise matching weights from a checkpoint (pretrain/fine-tune).")
+@click.option("--init", help="Initialise matching weights from a checkpoint or a shipped model such as `default` (pretrain/fine-tune).")
 @click.option("--resume", type=click.Path(), help="Resume from a last.pt.")
 @click.option("--nproc", default=1, show_default=True, help="Data-parallel processes (gloo on CPU, nccl on CUDA).")
 @click.option("--val-every", default=1, show_default=True, help="Validate every N epochs.")

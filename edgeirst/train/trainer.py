@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edgeirst.checkpoint import load_checkpoint, meta_for, read_checkpoint, save_checkpoint
+from edgeirst.checkpoint import meta_for, read_checkpoint, save_checkpoint
 from edgeirst.data.sirst import SirstDataset
 from edgeirst.errors import EdgeirstError
 from edgeirst.evaluate import evaluate_backend
@@ -88,8 +88,11 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def _init_from(model: torch.nn.Module, path: str) -> int:
-    """Copy every weight whose name and shape match (pretrain one task, fine-tune another)."""
-    src = read_checkpoint(path)["state_dict"]
+    """Copy every weight whose name and shape match (pretrain one task, fine-tune another).
+    ``path`` may also name a shipped model (``default``)."""
+    from edgeirst.runtime.backends import resolve_model
+
+    src = read_checkpoint(resolve_model(path, "torch"))["state_dict"]
     own = model.state_dict()
     matched = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
     if not matched:
@@ -284,4 +287,4 @@ def _append_csv(path: Path, fields: list[str], row: dict) -> None:
         w.writerow(row)
 
 
-__all__ = ["train", "load_checkpoint", "ModelRunner"]
+__all__ = ["train", "ModelRunner"]

@@ -5,30 +5,13 @@ of the runtime never imports it."""
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from edgeirst.errors import EdgeirstError, missing_extra
+from edgeirst.errors import missing_extra
 from edgeirst.meta import ModelMeta
 from edgeirst.runtime.backends.base import Backend, TensorInfo
-
-
-def read_checkpoint(path: Path) -> dict:
-    """``{"meta": dict, "state_dict": ...}`` from a .pt file, or an EdgeirstError saying why not."""
-    import torch
-
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EdgeirstError(f"{path} is not a loadable PyTorch checkpoint ({first[:200]})") from None
-    if not isinstance(ckpt, dict) or "meta" not in ckpt or "state_dict" not in ckpt:
-        raise EdgeirstError(f"{path} is not an edgeirst checkpoint: expected a dict with 'meta' and 'state_dict' "
-                            "(save with edgeirst train, or torch.save({'meta': meta.to_dict(), 'state_dict': ...}))")
-    return ckpt
 
 
 class TorchBackend(Backend):
@@ -47,19 +30,11 @@ class TorchBackend(Backend):
             import torch
         except ImportError:
             raise missing_extra("torch", "train") from None
-        from edgeirst.models import create_model
+        from edgeirst.checkpoint import load_checkpoint
 
-        ckpt = read_checkpoint(self.path)
-        if self.meta is None:
-            self.meta = ModelMeta.from_dict(ckpt["meta"])
         if self.threads:
             torch.set_num_threads(int(self.threads))
-        model = create_model(self.meta.name, **self.meta.kwargs)
-        try:
-            model.load_state_dict(ckpt["state_dict"])
-        except RuntimeError as e:
-            raise EdgeirstError(f"{self.path}: weights do not fit {self.meta.name}({self.meta.kwargs}): "
-                                f"{str(e).splitlines()[0][:200]}") from None
+        model, self.meta, _ = load_checkpoint(self.path, self.meta)
         self._torch = torch
         self.device = torch.device(self.device_name)
         self.model = model.eval().to(self.device)
