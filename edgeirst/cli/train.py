@@ -34,10 +34,18 @@ from edgeirst.cli.options import parse_kv
 @click.option("--val-metric", default="iou", show_default=True, type=click.Choice(["iou", "niou", "pd", "ap50", "ap"]), help="Metric that selects best.pt.")
 @click.option("--threshold", default=0.5, show_default=True, help="Score threshold stored in the model and used for validation.")
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision on CUDA.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for PyTorch (default: torch's choice).")
+@click.option("--augment", default="strong", show_default=True, type=click.Choice(["none", "basic", "strong"]),
+              help="Augmentation: basic = scale, crop, flips, brightness/contrast; strong adds transpose, gamma, noise, blur.")
+@click.option("--ema", default=0.1, show_default=True, type=click.FloatRange(0, 1),
+              help="Average the weights (EMA) over this fraction of all steps; validation and checkpoints use the average. 0 = off.")
+@click.option("--channels-last/--no-channels-last", default=None, help="Memory format (default: the model's measured choice).")
+@click.option("--bf16/--no-bf16", "cpu_bf16", default=None, help="bf16 autocast on CPUs with native bf16 (default: the model's measured choice).")
 @click.option("--max-steps", type=int, help="Stop each epoch after N steps (smoke tests).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def command(name, data, split, val_split, out, epochs, batch, lr, optimizer, schedule, size, width, model_args, loss_args,
-            device, workers, seed, init, resume, nproc, val_every, val_metric, threshold, amp, max_steps, as_json):
+            device, workers, seed, init, resume, nproc, val_every, val_metric, threshold, amp, threads, augment, ema,
+            channels_last, cpu_bf16, max_steps, as_json):
     """Train model NAME (see `edgeirst zoo`) with its paper preset, every field overridable."""
     from edgeirst.train import TrainConfig
     from edgeirst.train.trainer import train
@@ -49,7 +57,8 @@ def command(name, data, split, val_split, out, epochs, batch, lr, optimizer, sch
                       model_kwargs=kwargs, epochs=epochs, batch=batch, lr=lr, optimizer=optimizer, schedule=schedule,
                       size=size, workers=workers, seed=seed, device=device, amp=amp, val_every=val_every,
                       val_metric=val_metric, init=init, resume=resume, nproc=nproc, threshold=threshold,
-                      loss_options=parse_kv(loss_args), max_steps=max_steps)
+                      loss_options=parse_kv(loss_args), max_steps=max_steps, threads=threads, augment=augment, ema=ema,
+                      channels_last=channels_last, cpu_bf16=cpu_bf16)
     summary = train(cfg)
     if as_json:
         click.echo(json.dumps(summary))

@@ -81,6 +81,10 @@ def build_criterion(name: str, spec: ModelSpec, **options) -> nn.Module:
         return CenterNetLoss(**_pick(options, *_DET))
     if name == "mtunet-seg":
         return WeightedDice(**_pick(options, *_SEG))
+    if name in ("mtunet", "mtunet-siwd") and spec.tasks == ("segmentation",):  # heads=("seg",): seg pre-training
+        return WeightedDice(**_pick(options, *_SEG))
+    if name in ("mtunet", "mtunet-siwd") and spec.tasks == ("detection",):
+        return CenterNetLoss(**_pick(options, *_DET))
     if name in ("mtunet", "mtunet-siwd"):
         return WeightedSum({"det": (CenterNetLoss(**_pick(options, *_DET)), _get(options, "det_weight", 3.0)),
                             "seg": (WeightedDice(**_pick(options, *_SEG)), _get(options, "seg_weight", 1.0))})

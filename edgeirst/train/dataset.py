@@ -1,13 +1,17 @@
 """Training samples: SIRST-style images, augmented, normalised by the shared preprocessing.
 
 Images are decoded once into grey [0, 1] planes (``edgeirst.preprocess.to_unit``) and kept in
-memory (SIRST-size datasets are a few hundred MB at most). Augmentation: random scale, random
-crop (zero padding where the image is smaller), horizontal/vertical flips, brightness and
-contrast. Per-target boxes for detection losses come from the augmented mask through the
-shared eight-connected clustering, so they always match the pixels.
+memory (SIRST-size datasets are a few hundred MB at most). Augmentation (``Augment``):
+``basic`` is random scale, random crop (zero padding where the image is smaller), horizontal and
+vertical flips, brightness and contrast; ``strong`` adds transposition (BasicIRSTD's flips +
+transpose), gamma, sensor noise and a mild defocus blur, which a few hundred training images need
+to hold up on unseen ones. Per-target boxes for detection losses come from the augmented mask
+through the shared eight-connected clustering, so they always match the pixels.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -47,13 +51,46 @@ def mean_target_size(masks: list[np.ndarray]) -> float:
     return float(np.mean(sides)) if sides else 4.0
 
 
+@dataclass(frozen=True)
+class Augment:
+    """Photometric and geometric augmentation; ``Augment.named(level)`` gives the presets."""
+
+    scale: tuple[float, float] = (1.0, 1.0)
+    flips: bool = False
+    transpose: bool = False
+    contrast: tuple[float, float] = (1.0, 1.0)
+    brightness: float = 0.0
+    gamma: tuple[float, float] = (1.0, 1.0)
+    noise: float = 0.0  # max std of additive Gaussian noise, in [0, 1] intensity units
+    blur: float = 0.0  # probability of a Gaussian blur with sigma in [0.3, 0.8] px
+
+    LEVELS = ("none", "basic", "strong")
+
+    @classmethod
+    def named(cls, level: str) -> "Augment":
+        if level == "none":
+            return cls()
+        if level == "basic":
+            return cls(scale=(0.8, 1.25), flips=True, contrast=(0.8, 1.2), brightness=0.08)
+        if level == "strong":
+            return cls(scale=(0.7, 1.4), flips=True, transpose=True, contrast=(0.7, 1.3), brightness=0.1,
+                       gamma=(0.7, 1.5), noise=0.02, blur=0.2)
+        raise ValueError(f"unknown augmentation level {level!r}; expected one of {cls.LEVELS}")
+
+    @property
+    def geometric(self) -> bool:
+        return self != Augment()
+
+
 class TrainSamples(torch.utils.data.Dataset):
     """Augmented ``size`` x ``size`` crops with their masks."""
 
     def __init__(self, images: list[np.ndarray], masks: list[np.ndarray], meta: ModelMeta, size: int,
-                 augment: bool = True, scale: tuple[float, float] = (0.8, 1.25)):
+                 augment: Augment | str = "basic"):
         self.images, self.masks, self.meta = images, masks, meta
-        self.size, self.augment, self.scale = size, augment, scale
+        self.size = size
+        self.aug = Augment.named(augment) if isinstance(augment, str) else augment
+        self.augment = self.aug.geometric
 
     def __len__(self) -> int:
         return len(self.images)
@@ -61,22 +98,36 @@ class TrainSamples(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         rng = np.random.default_rng(torch.randint(0, 2**31 - 1, ()).item())
         img, mask = self.images[i], self.masks[i].astype(np.uint8)
-        if self.augment and self.scale != (1.0, 1.0):
-            s = rng.uniform(*self.scale)
+        a = self.aug
+        if a.scale != (1.0, 1.0):
+            s = rng.uniform(*a.scale)
             h, w = img.shape
             nh, nw = max(8, round(h * s)), max(8, round(w * s))
             img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
             mask = cv2.resize(mask, (nw, nh), interpolation=cv2.INTER_NEAREST)
+        if a.transpose and rng.random() < 0.5:
+            img, mask = img.T, mask.T
         img, mask = self._crop(img, mask, rng)
-        if self.augment:
+        if a.flips:
             if rng.random() < 0.5:
                 img, mask = img[:, ::-1], mask[:, ::-1]
             if rng.random() < 0.5:
                 img, mask = img[::-1], mask[::-1]
-            contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-0.08, 0.08)
-            img = np.clip(img * contrast + brightness, 0.0, 1.0)
+        img = self._photometric(np.ascontiguousarray(img, np.float32), rng)
         x = normalize(np.ascontiguousarray(img, np.float32), self.meta)
         return torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None]
+
+    def _photometric(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        a = self.aug
+        if a.blur and rng.random() < a.blur:
+            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.8))
+        if a.gamma != (1.0, 1.0):
+            img = np.power(np.clip(img, 0.0, 1.0), rng.uniform(*a.gamma), dtype=np.float32)
+        if a.contrast != (1.0, 1.0) or a.brightness:
+            img = img * rng.uniform(*a.contrast) + rng.uniform(-a.brightness, a.brightness)
+        if a.noise:
+            img = img + rng.normal(0.0, rng.uniform(0.0, a.noise), img.shape).astype(np.float32)
+        return np.clip(img, 0.0, 1.0)
 
     def _crop(self, img: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
         s = self.size

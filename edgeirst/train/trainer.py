@@ -14,6 +14,8 @@ import csv
 import math
 import platform
 import random
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from edgeirst.models import create_model
 from edgeirst.train import distributed as dd
 from edgeirst.train.config import TrainConfig
 from edgeirst.train.dataset import TrainSamples, collate, intensity_stats, mean_target_size, unit_images
+from edgeirst.train.ema import ModelEMA, ema_decay_for
 
 
 def pick_device(name: str) -> torch.device:
@@ -39,6 +42,16 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise EdgeirstError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
     return torch.device(name)
+
+
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """fp16 on CUDA with ``amp``; bf16 on a CPU with native bf16 when the model's preset (or
+    ``--bf16``) asks for it; else None (fp32)."""
+    if device.type == "cuda":
+        return torch.float16 if cfg.amp else None
+    if device.type == "cpu" and cfg.cpu_bf16 and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return None
 
 
 def seed_everything(seed: int) -> None:
@@ -139,6 +152,8 @@ def _run(cfg: TrainConfig, device: torch.device, rank: int, progress: bool) -> d
     import json
 
     seed_everything(cfg.seed + rank)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     main = rank == 0
     world = dd.world()
@@ -159,11 +174,12 @@ def _run(cfg: TrainConfig, device: torch.device, rank: int, progress: bool) -> d
         n = _init_from(model, cfg.init)
         if main:
             tqdm.write(f"initialised {n} tensors from {cfg.init}")
-    model.to(device)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
 
     options = {"mean_target_size": mean_target_size(masks), **cfg.loss_options}
     criterion = build_criterion(cfg.model, spec, **options)
-    samples = TrainSamples(images, masks, meta, size, augment=True)
+    samples = TrainSamples(images, masks, meta, size, augment=cfg.augment)
     sampler = torch.utils.data.DistributedSampler(samples, world, rank, shuffle=True, seed=cfg.seed) if world > 1 else None
     g = torch.Generator().manual_seed(cfg.seed)
     loader = torch.utils.data.DataLoader(samples, batch_size=cfg.batch, shuffle=sampler is None, sampler=sampler,
@@ -171,23 +187,28 @@ def _run(cfg: TrainConfig, device: torch.device, rank: int, progress: bool) -> d
                                          generator=g, persistent_workers=cfg.workers > 0)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    base_lrs = [gr["lr"] for gr in optimizer.param_groups]  # before a resume loads the scheduled rates
+    amp_dtype = autocast_dtype(cfg, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    steps_per_epoch = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
+    ema = ModelEMA(model, ema_decay_for(cfg.epochs * steps_per_epoch, cfg.ema)) if cfg.ema > 0 else None
 
     start_epoch, best, best_epoch = 0, -math.inf, -1
     if cfg.resume:
         state = read_checkpoint(cfg.resume)
-        model.load_state_dict(state["state_dict"])
+        model.load_state_dict(state.get("train_state_dict", state["state_dict"]))
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.module.load_state_dict(state["state_dict"])
+            ema.updates = int(state.get("ema_updates", 0))
         start_epoch = int(state.get("epoch", -1)) + 1
         best, best_epoch = float(state.get("best", -math.inf)), int(state.get("best_epoch", -1))
+        t_start -= float(state["meta"].get("train", {}).get("wall_s", 0.0))  # wall time accumulates
         meta = meta.replace(mean=tuple(state["meta"]["mean"]), std=tuple(state["meta"]["std"]))
         if start_epoch >= cfg.epochs:
             raise EdgeirstError(f"{cfg.resume} already finished {start_epoch} of {cfg.epochs} epochs; raise --epochs to continue")
 
-    steps_per_epoch = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
-    base_lrs = [gr["lr"] for gr in optimizer.param_groups]
     log_path = out / "results.csv"
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -207,9 +228,9 @@ def _run(cfg: TrainConfig, device: torch.device, rank: int, progress: bool) -> d
             step = epoch * steps_per_epoch + i
             for gr, base in zip(optimizer.param_groups, base_lrs):
                 gr["lr"] = base * lr_factor(cfg, step, steps_per_epoch)
-            x = batch["image"].to(device, non_blocking=True)
+            x = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
             batch = {"image": x, "mask": batch["mask"].to(device), "boxes": [b.to(device) for b in batch["boxes"]]}
-            with torch.autocast(device.type, enabled=use_amp):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 outputs = net(x)
             outputs = {k: v.float() for k, v in outputs.items()}
             loss, parts = criterion(outputs, batch, epoch)
@@ -219,6 +240,8 @@ def _run(cfg: TrainConfig, device: torch.device, rank: int, progress: bool) -> d
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update(model)
             total += float(loss.detach())
             count += 1
             if main and progress:
@@ -227,21 +250,24 @@ def _run(cfg: TrainConfig, device: torch.device, rank: int, progress: bool) -> d
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "loss": total / max(1, count),
                                "time_s": round(time.time() - t0, 2)}
         last_epoch = epoch == cfg.epochs - 1
+        final = ema.module if ema is not None else model  # the weights that are scored and shipped
         if main and val_ds is not None and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
-            model.eval()
-            metrics, _ = evaluate_backend(ModelRunner(model, meta, device), val_ds, threshold=cfg.threshold, progress=False)
+            final.eval()
+            metrics, _ = evaluate_backend(ModelRunner(final, meta, device), val_ds, threshold=cfg.threshold, progress=False)
             row.update({k: metrics[k] for k in fields if k in metrics})
             score = metrics[cfg.val_metric]
             if score > best:
                 best, best_epoch = score, epoch
-                _save(out / "best.pt", model, meta, cfg, epoch, metrics, t_start)
+                _save(out / "best.pt", final, meta, cfg, epoch, metrics, t_start)
             bar.set_postfix(loss=f"{row['loss']:.4f}", **{cfg.val_metric: f"{score:.4f}"}, best=f"{best:.4f}")
         if main:
             _append_csv(log_path, fields, row)
-            _save(out / "last.pt", model, meta, cfg, epoch, metrics, t_start,
-                  {"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "best_epoch": best_epoch})
+            state = {"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "best_epoch": best_epoch}
+            if ema is not None:
+                state.update(train_state_dict=model.state_dict(), ema_updates=ema.updates)
+            _save(out / "last.pt", final, meta, cfg, epoch, metrics, t_start, state)
         dd.barrier()
-    fingerprints = dd.all_gather_object(weights_sha1(model))
+    fingerprints = dd.all_gather_object(weights_sha1(ema.module if ema is not None else model))
     summary = {"out": str(out), "best": str(out / "best.pt") if best_epoch >= 0 else None, "last": str(out / "last.pt"),
                "best_epoch": best_epoch, "best_" + cfg.val_metric: best if best_epoch >= 0 else None,
                "wall_s": round(time.time() - t_start, 1), "world": world,
@@ -271,7 +297,9 @@ def _save(path: Path, model, meta, cfg: TrainConfig, epoch: int, metrics: dict, 
     train_info = {"data": str(cfg.data), "split": cfg.split, "val_split": cfg.val_split, "epochs": epoch + 1,
                   "planned_epochs": cfg.epochs, "batch": cfg.batch, "size": cfg.size, "optimizer": cfg.optimizer,
                   "lr": cfg.lr, "seed": cfg.seed, "wall_s": round(time.time() - t_start, 1),
-                  "hardware": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip()}
+                  "hardware": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),
+                  "command": shlex.join(["edgeirst", *sys.argv[1:]]) if Path(sys.argv[0]).name == "edgeirst" else None,
+                  "config": cfg.to_dict()}
     m = dict(metrics)
     if metrics:
         m["split"] = cfg.val_split
