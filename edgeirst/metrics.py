@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -35,6 +36,36 @@ import numpy as np
 
 from edgeirst.errors import EdgeirstError
 from edgeirst.postprocess import Prediction, Targets, components
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported metric: its key in every result dict and which direction is better."""
+
+    key: str
+    higher_is_better: bool
+    label: str
+
+    def better(self, a: float, b: float) -> bool:
+        """True when ``a`` is strictly better than ``b`` (nan is never better)."""
+        if math.isnan(a):
+            return False
+        if math.isnan(b):
+            return True
+        return a > b if self.higher_is_better else a < b
+
+    def worst(self) -> float:
+        return -math.inf if self.higher_is_better else math.inf
+
+
+# The one table of metrics: eval, train (best-checkpoint selection), bench and quantize use it.
+METRICS: dict[str, Metric] = {m.key: m for m in (
+    Metric("iou", True, "IoU"),
+    Metric("niou", True, "nIoU"),
+    Metric("pd", True, "Pd"),
+    Metric("fa", False, "Fa"),
+    Metric("ap50", True, "AP50"),
+    Metric("ap", True, "AP"),
+)}
 
 PD_DISTANCE = 3.0
 COCO_IOUS = np.linspace(0.5, 0.95, 10)

@@ -7,6 +7,7 @@ import json
 import click
 
 from edgeirst.cli.options import parse_kv
+from edgeirst.metrics import METRICS
 
 
 @click.command("train")
@@ -31,7 +32,7 @@ from edgeirst.cli.options import parse_kv
 @click.option("--resume", type=click.Path(), help="Resume from a last.pt.")
 @click.option("--nproc", default=1, show_default=True, help="Data-parallel processes (gloo on CPU, nccl on CUDA).")
 @click.option("--val-every", default=1, show_default=True, help="Validate every N epochs.")
-@click.option("--val-metric", default="iou", show_default=True, type=click.Choice(["iou", "niou", "pd", "ap50", "ap"]), help="Metric that selects best.pt.")
+@click.option("--val-metric", default="iou", show_default=True, type=click.Choice(list(METRICS)), help="Metric that selects best.pt.")
 @click.option("--threshold", default=0.5, show_default=True, help="Score threshold stored in the model and used for validation.")
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision on CUDA.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for PyTorch (default: torch's choice).")

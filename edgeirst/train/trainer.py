@@ -29,6 +29,7 @@ from edgeirst.data.sirst import SirstDataset
 from edgeirst.errors import EdgeirstError
 from edgeirst.evaluate import evaluate_backend
 from edgeirst.losses import build_criterion
+from edgeirst.metrics import METRICS
 from edgeirst.models import create_model
 from edgeirst.train import distributed as dd
 from edgeirst.train.config import TrainConfig
@@ -193,7 +194,8 @@ def _run(cfg: TrainConfig, device: torch.device, rank: int, progress: bool) -> d
     steps_per_epoch = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
     ema = ModelEMA(model, ema_decay_for(cfg.epochs * steps_per_epoch, cfg.ema)) if cfg.ema > 0 else None
 
-    start_epoch, best, best_epoch = 0, -math.inf, -1
+    selector = METRICS[cfg.val_metric]
+    start_epoch, best, best_epoch = 0, selector.worst(), -1
     if cfg.resume:
         state = read_checkpoint(cfg.resume)
         model.load_state_dict(state.get("train_state_dict", state["state_dict"]))
@@ -203,7 +205,7 @@ def _run(cfg: TrainConfig, device: torch.device, rank: int, progress: bool) -> d
             ema.module.load_state_dict(state["state_dict"])
             ema.updates = int(state.get("ema_updates", 0))
         start_epoch = int(state.get("epoch", -1)) + 1
-        best, best_epoch = float(state.get("best", -math.inf)), int(state.get("best_epoch", -1))
+        best, best_epoch = float(state.get("best", selector.worst())), int(state.get("best_epoch", -1))
         t_start -= float(state["meta"].get("train", {}).get("wall_s", 0.0))  # wall time accumulates
         meta = meta.replace(mean=tuple(state["meta"]["mean"]), std=tuple(state["meta"]["std"]))
         if start_epoch >= cfg.epochs:
@@ -256,7 +258,7 @@ def _run(cfg: TrainConfig, device: torch.device, rank: int, progress: bool) -> d
             metrics, _ = evaluate_backend(ModelRunner(final, meta, device), val_ds, threshold=cfg.threshold, progress=False)
             row.update({k: metrics[k] for k in fields if k in metrics})
             score = metrics[cfg.val_metric]
-            if score > best:
+            if selector.better(score, best):
                 best, best_epoch = score, epoch
                 _save(out / "best.pt", final, meta, cfg, epoch, metrics, t_start)
             bar.set_postfix(loss=f"{row['loss']:.4f}", **{cfg.val_metric: f"{score:.4f}"}, best=f"{best:.4f}")
