@@ -1,7 +1,11 @@
-"""Self-describing checkpoints: ``{"meta": ModelMeta dict, "state_dict": ..., [training state]}``.
+"""Self-describing checkpoints: ``{"meta": ModelMeta dict, "state_dict": ..., "structure": ...,
+[training state]}``.
 
-The single place that reads and writes ``.pt`` files; the trainer, ``export``, ``eval`` and the
-runtime's torch backend all go through it. torch is imported inside the functions so that
+The single place that reads and writes ``.pt`` files; the trainer, ``export``, ``eval``, ``prune``
+and the runtime's torch backend all go through it. A model is rebuilt from its registry name and
+kwargs; ``structure`` (every tensor's shape and every convolution's groups) then reshapes the
+layers whose channels differ from the registry build, so a pruned model reloads everywhere
+without the caller knowing it was pruned. torch is imported inside the functions so that
 importing this module costs nothing on the runtime path.
 """
 
@@ -11,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import atomic_output
 from edgeirst.meta import ModelMeta
 
 
@@ -28,13 +33,57 @@ def save_checkpoint(path: str | Path, model, meta: ModelMeta, **state: Any) -> P
     import torch
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     module = getattr(model, "module", model)  # unwrap DistributedDataParallel
-    payload = {"meta": meta.to_dict(), "state_dict": module.state_dict(), **state}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # never leave a half-written checkpoint behind
+    payload = {"meta": meta.to_dict(), "state_dict": module.state_dict(), "structure": model_structure(module), **state}
+    with atomic_output(path) as tmp:  # never leave a half-written checkpoint behind
+        torch.save(payload, tmp)
     return path
+
+
+def model_structure(model) -> dict[str, Any]:
+    """What rebuilds a model's exact layer shapes: tensor shapes and convolution groups."""
+    import torch
+
+    groups = {name: int(m.groups) for name, m in model.named_modules()
+              if isinstance(m, torch.nn.modules.conv._ConvNd)}
+    return {"shapes": {k: list(v.shape) for k, v in model.state_dict().items()}, "groups": groups}
+
+
+def apply_structure(model, structure: dict[str, Any] | None) -> int:
+    """Reshape ``model``'s layers to ``structure`` (from ``model_structure``); returns how many
+    tensors changed. Layers keep their type; only channel counts (and conv groups) change, which
+    is what structured pruning does."""
+    import torch
+
+    if not structure:
+        return 0
+    shapes, groups = structure.get("shapes", {}), structure.get("groups", {})
+    modules = dict(model.named_modules())
+    changed = 0
+    for name, shape in shapes.items():
+        owner, _, attr = name.rpartition(".")
+        module = modules.get(owner)
+        current = getattr(module, attr, None) if module is not None else None
+        if not isinstance(current, torch.Tensor) or list(current.shape) == list(shape):
+            continue
+        fresh = torch.zeros(shape, dtype=current.dtype)
+        if isinstance(current, torch.nn.Parameter):
+            module._parameters[attr] = torch.nn.Parameter(fresh, requires_grad=current.requires_grad)
+        else:
+            module._buffers[attr] = fresh
+        changed += 1
+    for name, module in modules.items():
+        if isinstance(module, torch.nn.modules.conv._ConvNd):
+            module.groups = int(groups.get(name, module.groups))
+            w = module.weight
+            transposed = bool(getattr(module, "transposed", False))
+            module.out_channels = w.shape[1] * module.groups if transposed else w.shape[0]
+            module.in_channels = w.shape[0] if transposed else w.shape[1] * module.groups
+        elif isinstance(module, torch.nn.modules.batchnorm._NormBase) and module.weight is not None:
+            module.num_features = module.weight.shape[0]
+        elif isinstance(module, torch.nn.Linear):
+            module.out_features, module.in_features = module.weight.shape
+    return changed
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -70,6 +119,7 @@ def load_checkpoint(path: str | Path, meta: ModelMeta | None = None):
     ckpt = read_checkpoint(path)
     meta = meta or ModelMeta.from_dict(ckpt["meta"])
     model = create_model(meta.name, **meta.kwargs)
+    apply_structure(model, ckpt.get("structure"))
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

@@ -18,11 +18,11 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.meta import BOX_DECODERS
 from edgeirst.metrics import Evaluator
 from edgeirst.postprocess import Prediction, cluster_targets, decode_outputs
 from edgeirst.preprocess import prepare, to_unit
 
-BOX_DECODERS = ("centernet", "yolov5", "yolov8")
 AP_SCORE_FLOOR = 0.05
 
 

@@ -7,11 +7,13 @@ rejects, and down-converting it to 17 fails on the Reduce* ops (measured, see DE
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import atomic_output
 from edgeirst.meta import ONNX_KEY, ModelMeta
 
 
@@ -46,7 +48,6 @@ def export_onnx(model, meta: ModelMeta, out: str | Path, input_size: tuple[int, 
     import torch
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     h, w = input_size or meta.input_size
     d = meta.size_divisor
     if h % d or w % d:
@@ -59,10 +60,12 @@ def export_onnx(model, meta: ModelMeta, out: str | Path, input_size: tuple[int, 
         axes.update({n: {0: "batch", 2: f"{n}_h", 3: f"{n}_w"} for n in names})
     x = torch.zeros(1, meta.in_chans, h, w)
     model = model.eval()
-    with torch.no_grad():
-        torch.onnx.export(_Outputs(model, names), x, str(out), input_names=["images"], output_names=names,
-                          opset_version=opset, dynamic_axes=axes, dynamo=False, do_constant_folding=True)
-    proto = onnx.load(str(out))
+    with tempfile.TemporaryDirectory(prefix="edgeirst-export-") as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        with torch.no_grad():
+            torch.onnx.export(_Outputs(model, names), x, str(raw), input_names=["images"], output_names=names,
+                              opset_version=opset, dynamic_axes=axes, dynamo=False, do_constant_folding=True)
+        proto = onnx.load(str(raw))
     if simplify:
         proto = _simplify(proto)
     meta = meta.replace(input_size=(h, w), dynamic=bool(dynamic))
@@ -71,7 +74,8 @@ def export_onnx(model, meta: ModelMeta, out: str | Path, input_size: tuple[int, 
     entry.key, entry.value = ONNX_KEY, meta.to_json()
     proto.producer_name = "edgeirst"
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(out))
+    with atomic_output(out) as tmp:  # an existing file at `out` stays intact until the new one is complete
+        onnx.save(proto, str(tmp))
     return out
 
 

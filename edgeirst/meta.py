@@ -19,7 +19,13 @@ from edgeirst import __version__
 from edgeirst.errors import EdgeirstError
 
 ONNX_KEY = "edgeirst"
-DECODERS = ("cluster", "centernet", "yolov5", "yolov8")
+FORMAT = 1  # metadata format this version writes and reads; a newer one is refused
+# Fields without which a model would run with silent defaults and wrong results.
+REQUIRED = ("name", "input_size", "size_divisor", "in_chans", "mean", "std", "outputs", "decode", "threshold")
+# The decoders ``edgeirst.postprocess.decode_outputs`` implements; the box decoders output boxes
+# (their pixel metrics use the boxes rasterised) rather than a probability map.
+BOX_DECODERS = ("centernet", "yolov5", "yolov8")
+DECODERS = ("cluster",) + BOX_DECODERS
 
 
 @dataclass
@@ -61,6 +67,7 @@ class ModelMeta:
     train: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
+    format: int = 1
 
     def __post_init__(self) -> None:
         self.input_size = tuple(int(v) for v in self.input_size)
@@ -82,10 +89,25 @@ class ModelMeta:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelMeta":
+        """Validated metadata. Refused: fields this version does not know, a newer format, and
+        missing fields that change what the model computes (running with defaults instead
+        would silently change its accuracy)."""
         if not isinstance(d, dict) or "name" not in d:
             raise EdgeirstError("model metadata is missing or has no 'name'; was this file made by edgeirst?")
+        fmt = d.get("format", 1)
+        if not isinstance(fmt, int) or fmt > FORMAT:
+            raise EdgeirstError(f"model {d['name']!r} has metadata format {fmt}, newer than this edgeirst reads "
+                                f"({FORMAT}); upgrade edgeirst (pip install -U edgeirst)")
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise EdgeirstError(f"model {d['name']!r} has metadata field(s) this edgeirst does not know: "
+                                f"{', '.join(unknown)}; it was made by another version (upgrade edgeirst)")
+        missing = [k for k in REQUIRED if k not in d]
+        if missing:
+            raise EdgeirstError(f"model {d['name']!r} metadata lacks required field(s) {', '.join(missing)}; "
+                                "re-export it with `edgeirst export`")
+        return cls(**d)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelMeta":

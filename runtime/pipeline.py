@@ -3,6 +3,10 @@ post-process (``edgeirst.postprocess``) -> track -> sinks, with per-stage latenc
 
 Several sources run in one process and share each inference call: one frame from each source
 is letterboxed to the model's fixed input size and stacked into one batch.
+
+``run_stream`` is the library form of ``edgeirst run`` (and ``demo``): it opens the model, the
+sources and the sinks from three option objects, runs a ``Pipeline`` and closes what it opened.
+A ``Pipeline`` closes nothing it was given.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import numpy as np
 
 from edgeirst.postprocess import decode_outputs
 from edgeirst.preprocess import Letterbox, prepare
+from edgeirst.errors import EdgeirstError
+from edgeirst.runtime.backends import BackendOptions
 from edgeirst.runtime.backends.base import Backend
 from edgeirst.runtime.capture import Capture, Frame
-from edgeirst.runtime.sinks import Detection, FrameResult, Sink
+from edgeirst.runtime.sinks import Detection, FrameResult, Sink, SinkOptions, open_sinks
 from edgeirst.runtime.tracker import Tracker, TrackerConfig
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "sinks")
@@ -71,13 +77,16 @@ class Summary:
     detections: int
     stages: dict[str, dict[str, float]]
     stopped_by: str
+    skipped: int = 0  # unreadable frames (e.g. a corrupt image in a folder), skipped
+    error: str | None = None  # what ended the run early, if anything did
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
     def text(self) -> str:
+        skipped = f", {self.skipped} unreadable skipped" if self.skipped else ""
         parts = [f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), {self.detections} detections, "
-                 f"{self.dropped} dropped, {self.reconnects} reconnects ({self.stopped_by})"]
+                 f"{self.dropped} dropped{skipped}, {self.reconnects} reconnects ({self.stopped_by})"]
         for s, v in self.stages.items():
             parts.append(f"  {s:<11} median {v['median_ms']:8.2f} ms  mean {v['mean_ms']:8.2f}  p95 {v['p95_ms']:8.2f}")
         return "\n".join(parts)
@@ -97,6 +106,7 @@ class Pipeline:
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._stop = threading.Event()
         self.stopped_by = "end of stream"
+        self.error: str | None = None
 
     def stop(self, reason: str = "stopped") -> None:
         """End the run after the current frame (from any thread or a signal handler)."""
@@ -185,16 +195,15 @@ class Pipeline:
                 self.stopped_by = "max frames"
         except KeyboardInterrupt:
             self.stopped_by = "interrupted"
+        except EdgeirstError as e:  # a sink that cannot write (disk full), a frame the model refuses...
+            self.stopped_by, self.error = "error", str(e)
         finally:
             restore()
-            for c in self.sources:
-                c.stop()
-            for s in self.sinks:
-                s.close()
         seconds = time.perf_counter() - start
         return Summary(frames, round(seconds, 3), round(frames / seconds, 2) if seconds > 0 else 0.0,
                        sum(c.dropped for c in self.sources), sum(c.reconnects for c in self.sources), detections,
-                       self.times.summary(), self.stopped_by)
+                       self.times.summary(), self.stopped_by, sum(getattr(c, "skipped", 0) for c in self.sources),
+                       self.error)
 
     def _progress(self, n: int, dt: float, since: int, results: list[FrameResult]) -> str:
         st = self.times.summary(since)
@@ -209,3 +218,36 @@ class Pipeline:
             return lambda: None
         previous = signal.signal(signal.SIGTERM, lambda *_: self.stop("terminated"))
         return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def run_stream(model: str, sources: list[str], backend: BackendOptions | None = None, sinks: SinkOptions | None = None,
+               config: RunConfig | None = None, log: Callable[[str], None] | None = None) -> Summary:
+    """Run ``model`` on ``sources`` until they end, ``config.max_frames`` or a stop signal;
+    returns the run's Summary. The engine build is asked for batches of ``len(sources)``."""
+    from edgeirst.runtime.sources import open_source
+
+    if not sources:
+        raise EdgeirstError("give at least one --source (camera index, video, image folder, rtsp://, csi://N, "
+                            "GStreamer pipeline or synthetic://)")
+    backend = (backend or BackendOptions()).for_batch(len(sources))
+    sinks = sinks or SinkOptions()
+    config = config or RunConfig()
+    sinks.check_against(sources)
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    be = backend.load(model)
+    captures: list[Capture] = []
+    opened: list[Sink] = []
+    try:
+        for s in sources:
+            captures.append(open_source(s))
+        fps = next((c.reader.fps for c in captures if getattr(c.reader, "fps", None)), None) or 25.0
+        opened = open_sinks(sinks, fps, config.agc, len(sources))
+        if sinks.serve and config.report_every:
+            log(f"preview: {opened[-1].server.url}")
+        return Pipeline(be, captures, opened, config, log).run()
+    finally:
+        for c in captures:
+            c.stop()
+        for s in opened:
+            s.close()
+        be.close()

@@ -169,3 +169,59 @@ class PreviewSink(Sink):
 
     def close(self) -> None:
         self.server.close()
+
+
+@dataclass
+class SinkOptions:
+    """Where ``edgeirst run`` sends results: ``jsonl`` (a file or ``-``), ``save`` (annotated
+    video; one file per source with several), ``show`` (window), ``serve`` (MJPEG HOST:PORT)."""
+
+    jsonl: str | None = None
+    save: str | None = None
+    show: bool = False
+    serve: str | None = None
+
+    def check_against(self, sources: list[str]) -> None:
+        """Refuse an output that is one of the run's input files."""
+        from edgeirst.io import refuse_input_as_output
+
+        for option, out in (("--jsonl", self.jsonl), ("--save", self.save)):
+            refuse_input_as_output(out, *sources, option=option)
+
+
+def open_sinks(options: SinkOptions, fps: float, agc: tuple[float, float] | None, n_sources: int) -> list[Sink]:
+    """The sinks ``options`` asks for (the caller closes them)."""
+    sinks: list[Sink] = []
+    try:
+        if options.jsonl:
+            sinks.append(JsonlSink(options.jsonl))
+        if options.save:
+            if n_sources == 1:
+                sinks.append(VideoSink(options.save, fps, agc))
+            else:  # one file per source: out_0.mp4, out_1.mp4, ...
+                p = Path(options.save)
+                sinks += [SourceFilter(i, VideoSink(str(p.with_name(f"{p.stem}_{i}{p.suffix}")), fps, agc))
+                          for i in range(n_sources)]
+        if options.show:
+            sinks.append(ShowSink(agc))
+        if options.serve:
+            sinks.append(PreviewSink(options.serve, agc))
+    except BaseException:
+        for s in sinks:
+            s.close()
+        raise
+    return sinks
+
+
+class SourceFilter(Sink):
+    """Passes on only the results of one source (a video file per source)."""
+
+    def __init__(self, index: int, sink: Sink) -> None:
+        self.index, self.sink = index, sink
+
+    def write(self, result: FrameResult) -> None:
+        if result.source_index == self.index:
+            self.sink.write(result)
+
+    def close(self) -> None:
+        self.sink.close()

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.losses import build_criterion
+from edgeirst.losses import criterion_for
 from edgeirst.losses.box import ciou, dotd, giou, iou
 from edgeirst.losses.centernet import CenterNetLoss, focal_loss
 from edgeirst.losses.dice import weighted_dice_loss
@@ -276,7 +276,7 @@ class RawOutputs(torch.nn.Module):
 @pytest.mark.parametrize("name", NAMES)
 def test_criterion_descends_on_raw_outputs(name):
     spec, layout = CONTRACTS[name]
-    crit = build_criterion(name, spec, mean_target_size=3.0)
+    crit = criterion_for(name, spec, mean_target_size=3.0)
     batch, outs = tiny_batch(), RawOutputs(layout, 64)
     # Adam, not plain SGD: the whole-batch IoU losses give 1e-5 per-pixel gradients, which a
     # fixed SGD step would not move; the test is that the gradient points downhill.
@@ -306,7 +306,7 @@ def test_criterion_trains_the_registered_model(name):
         model = create_model(name, width=0.125)
     except EdgeirstError:
         model = create_model(name)
-    crit = build_criterion(name, model.spec, mean_target_size=3.0)
+    crit = criterion_for(name, model.spec, mean_target_size=3.0)
     batch = tiny_batch(32)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     losses = []
@@ -324,22 +324,22 @@ def test_criterion_trains_the_registered_model(name):
 def test_build_criterion_weights_and_errors():
     spec, layout = CONTRACTS["mtunet"]
     outs, batch = RawOutputs(layout, 64)(), tiny_batch()
-    det, _ = build_criterion("mtunet-det", CONTRACTS["mtunet-det"][0])(outs, batch, 0)
-    seg, _ = build_criterion("mtunet-seg", CONTRACTS["mtunet-seg"][0])(outs, batch, 0)
-    both, parts = build_criterion("mtunet", spec)(outs, batch, 0)  # offset present -> det includes it
+    det, _ = criterion_for("mtunet-det", CONTRACTS["mtunet-det"][0])(outs, batch, 0)
+    seg, _ = criterion_for("mtunet-seg", CONTRACTS["mtunet-seg"][0])(outs, batch, 0)
+    both, parts = criterion_for("mtunet", spec)(outs, batch, 0)  # offset present -> det includes it
     assert math.isclose(float(both), 3 * parts["det"] + parts["seg"], rel_tol=1e-6)
     assert math.isclose(parts["seg"], float(seg), rel_tol=1e-6) and math.isclose(parts["det"], float(det), rel_tol=1e-6)
     no_offset = {k: v for k, v in outs.items() if k != "offset"}
-    det_only, det_parts = build_criterion("mtunet-det", CONTRACTS["mtunet-det"][0])(no_offset, batch, 0)
+    det_only, det_parts = criterion_for("mtunet-det", CONTRACTS["mtunet-det"][0])(no_offset, batch, 0)
     assert "offset" not in det_parts and float(det_only) < float(det)
-    custom, _ = build_criterion("mtunet", spec, det_weight=1.0, seg_weight=2.0)(outs, batch, 0)
+    custom, _ = criterion_for("mtunet", spec, det_weight=1.0, seg_weight=2.0)(outs, batch, 0)
     assert math.isclose(float(custom), parts["det"] + 2 * parts["seg"], rel_tol=1e-6)
-    with pytest.raises(EdgeirstError, match="no training criterion"):
-        build_criterion("yolov9", spec)
+    with pytest.raises(EdgeirstError, match="unknown model 'yolov9'"):
+        criterion_for("yolov9", spec)
     with pytest.raises(EdgeirstError, match="unknown loss option"):
-        build_criterion("mshnet", CONTRACTS["mshnet"][0], det_weight=2.0)
+        criterion_for("mshnet", CONTRACTS["mshnet"][0], det_weight=2.0)
     with pytest.raises(EdgeirstError, match="anchors"):
-        build_criterion("light-sgmtlm", ModelSpec(("detection",), "yolov5", ("p3",), decode_args={"levels": ["p3"], "strides": [8]}))
+        criterion_for("light-sgmtlm", ModelSpec(("detection",), "yolov5", ("p3",), decode_args={"levels": ["p3"], "strides": [8]}))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -347,6 +347,6 @@ def test_criterion_on_images_without_targets(name):
     spec, layout = CONTRACTS[name]
     outs = RawOutputs(layout, 32)
     batch = {"image": torch.zeros(2, 1, 32, 32), "mask": torch.zeros(2, 1, 32, 32), "boxes": [torch.zeros(0, 4)] * 2}
-    loss, parts = build_criterion(name, spec)(outs(), batch, epoch=10)
+    loss, parts = criterion_for(name, spec)(outs(), batch, epoch=10)
     loss.backward()
     assert torch.isfinite(loss) and loss > 0 and all(math.isfinite(v) for v in parts.values())

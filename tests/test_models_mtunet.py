@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeirst.meta import ModelMeta
-from edgeirst.models import PAPER_FIGURES, create_model
+from edgeirst.models import create_model, model_entry
 from edgeirst.models.complexity import count_macs, count_params
 from edgeirst.models.layers.ppm import adaptive_avg_pool
 from edgeirst.models.layers.siwd import SIWD
@@ -44,7 +44,7 @@ def expected(spec, name: str, h: int, w: int) -> tuple[int, ...]:
 @pytest.mark.parametrize("name", sorted(PAPER_TOL))
 def test_params_match_paper(name):
     n = count_params(create_model(name, in_chans=3)) / 1e6
-    paper = PAPER_FIGURES[name]["params_m"]
+    paper = model_entry(name).paper.params_m
     assert abs(n - paper) <= PAPER_TOL[name] * paper, f"{name}: {n:.3f}M vs paper {paper}M"
 
 
@@ -180,8 +180,8 @@ def test_matmul_pooling_equals_adaptive_avg_pool(hw):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PAPER_TOL))
 def test_macs_match_paper(name):
-    macs = count_macs(create_model(name, in_chans=3), PAPER_FIGURES[name]["size"], 3) / 1e9
-    paper = PAPER_FIGURES[name]["gflops"]
+    macs = count_macs(create_model(name, in_chans=3), model_entry(name).paper.size, 3) / 1e9
+    paper = model_entry(name).paper.gflops
     assert abs(macs - paper) <= PAPER_TOL[name] * paper, f"{name}: {macs:.2f} GMACs vs paper {paper}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from edgeirst.runtime import load_backend
@@ -9,6 +10,17 @@ from edgeirst.runtime.pipeline import Pipeline, RunConfig
 from edgeirst.runtime.sinks import Sink
 from edgeirst.runtime.sources import open_source
 from test_runtime_helpers import onnx_variant, tiny_meta
+
+
+@contextlib.contextmanager
+def opened(*specs):
+    """Sources opened for a test and stopped after it: who opens a source closes it."""
+    captures = [open_source(s) for s in specs]
+    try:
+        yield captures
+    finally:
+        for c in captures:
+            c.stop()
 
 
 class Collect(Sink):
@@ -30,10 +42,10 @@ def test_two_sources_share_one_batched_inference(tmp_path_factory):
     sink = Collect()
     with load_backend(model) as be:
         assert be.inputs[0].shape[0] == "batch"
-        srcs = [open_source("synthetic://?seed=1&size=64x48&frames=4"), open_source("synthetic://?seed=2&size=96x64&frames=6")]
-        summary = Pipeline(be, srcs, [sink], RunConfig(track=False, report_every=0, threshold=0.0)).run()
+        with opened("synthetic://?seed=1&size=64x48&frames=4", "synthetic://?seed=2&size=96x64&frames=6") as srcs:
+            summary = Pipeline(be, srcs, [sink], RunConfig(track=False, report_every=0, threshold=0.0)).run()
         assert list(be._buffers) == [(1, 1, 64, 64)]  # the last steps had only the longer source left
-    assert summary.frames == 10 and sink.closed
+    assert summary.frames == 10 and not sink.closed  # the pipeline closes nothing it was given
     per_src = {}
     for r in sink.results:
         per_src.setdefault(r.source_index, []).append(r.frame.index)
@@ -49,8 +61,8 @@ def test_batch_buffer_while_both_sources_run(tmp_path_factory):
     base = tmp_path_factory.getbasetemp()
     model = onnx_variant(base, "dynbatch.onnx", meta=tiny_meta(input_size=(64, 64)), dynamic_batch=True)
     with load_backend(model) as be:
-        srcs = [open_source("synthetic://?seed=1&size=64x48&frames=3"), open_source("synthetic://?seed=2&size=96x64&frames=3")]
-        Pipeline(be, srcs, [], RunConfig(report_every=0)).run()
+        with opened("synthetic://?seed=1&size=64x48&frames=3", "synthetic://?seed=2&size=96x64&frames=3") as srcs:
+            Pipeline(be, srcs, [], RunConfig(report_every=0)).run()
         assert list(be._buffers) == [(2, 1, 64, 64)]  # one call for both frames
 
 
@@ -59,11 +71,11 @@ def test_progress_lines_and_stop_from_another_thread(tmp_path_factory):
     model = onnx_variant(base, "plain.onnx")
     lines = []
     with load_backend(model) as be:
-        pipe = Pipeline(be, [open_source("synthetic://?size=64x64")], [Collect()],
-                        RunConfig(report_every=0.01), log=lines.append)
-        timer = threading.Timer(0.8, pipe.stop, args=("test stop",))
-        timer.start()
-        summary = pipe.run()
+        with opened("synthetic://?size=64x64") as srcs:
+            pipe = Pipeline(be, srcs, [Collect()], RunConfig(report_every=0.01), log=lines.append)
+            timer = threading.Timer(0.8, pipe.stop, args=("test stop",))
+            timer.start()
+            summary = pipe.run()
     assert summary.stopped_by == "test stop" and summary.frames > 2
     assert lines and all(" fps | ms: capture" in ln and "dropped 0" in ln and "infer" in ln for ln in lines)
     assert "test stop" in summary.text() and "median" in summary.text()

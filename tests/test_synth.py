@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -123,17 +122,6 @@ def test_bad_config_is_a_user_error():
     for bad in ({"background": "desert"}, {"bit_depth": 12}, {"targets": (3, 1)}, {"sizes": (0.0, 1.0)}):
         with pytest.raises(EdgeirstError):
             SynthConfig(**bad)
-
-
-def test_frame_is_fast():
-    cfg, rng = SynthConfig(), np.random.default_rng(0)
-    synth_image(cfg, rng)
-    times = []
-    for _ in range(10):
-        t0 = time.perf_counter()
-        synth_image(cfg, rng)
-        times.append(time.perf_counter() - t0)
-    assert np.median(times) < 0.03, times  # a few ms when the machine is quiet; loose on a shared one
 
 
 def test_motion_moves_targets():

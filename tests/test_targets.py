@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from edgeirst.train.targets import (anchor_points, centernet_targets, draw_gaussian, gaussian_radius,
+from edgeirst.losses.targets import (anchor_points, centernet_targets, draw_gaussian, gaussian_radius,
                                     gaussian_sigma, multiscale_assign, pad_boxes, yolov5_targets)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from edgeirst.cli import main
 from edgeirst.cli.zoo import GFLOPS_MEANS, describe_zoo, format_table
-from edgeirst.models import PAPER_FIGURES, create_model, list_models
+from edgeirst.models import create_model, list_models, model_entry
 from edgeirst.models.complexity import count_macs, count_params
 
 
@@ -40,7 +40,7 @@ def test_rows_are_counted_not_typed():
         assert r["params"] == count_params(model) and isinstance(r["params"], int)
         assert r["gflops"] == pytest.approx(count_macs(model, 64, 1) / 1e9, abs=1e-3) and r["gflops"] > 0
         assert r["tasks"] == list(model.spec.tasks)
-        assert r["paper_params_m"] == PAPER_FIGURES.get(r["name"], {}).get("params_m")
+        assert r["paper_params_m"] == model_entry(r["name"]).paper.params_m
     table = format_table(rows)
     assert "mshnet" in table and "mlsa-yolov8" in table and GFLOPS_MEANS in table
 

@@ -2,27 +2,54 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
-from edgeirst.cli.run import run_stream
+from edgeirst.cli.options import SIZE
+
+
+def parse_range(text: str, option: str, kind=float) -> tuple:
+    """``"8-15"`` or ``"8"`` -> (min, max) with min <= max, both >= 0."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*(?:-\s*([0-9.]+))?\s*", text)
+    try:
+        lo, hi = (kind(m.group(1)), kind(m.group(2) or m.group(1))) if m else (None, None)
+    except ValueError:
+        lo = hi = None
+    if lo is None:
+        raise click.BadParameter(f"{text!r} is not N or MIN-MAX", param_hint=option)
+    if lo > hi:
+        raise click.BadParameter(f"{text!r}: MIN {lo} is greater than MAX {hi}", param_hint=option)
+    return lo, hi
 
 
 @click.command(name="demo")
 @click.option("--model", default="default", show_default=True, help="Model to run (.onnx, .pt, .engine or `default`).")
 @click.option("--frames", default=150, show_default=True, type=click.IntRange(min=1), help="Frames to process.")
-@click.option("--out", default="demo.mp4", show_default=True, help="Annotated video to write.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the synthetic scene.")
+@click.option("--out", default="demo.mp4", show_default=True, type=click.Path(dir_okay=False), help="Annotated video to write.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the synthetic scene.")
 @click.option("--targets", default="1-3", show_default=True, help="Targets per frame (N or MIN-MAX).")
 @click.option("--scr", default="8-15", show_default=True,
               help="Targets' signal-to-clutter ratio MIN-MAX. The default model (trained on real SIRST) finds few "
                    "targets below ~8; try 3-8 to see where it struggles.")
-@click.option("--size", default="320x256", show_default=True, help="Frame size WxH.")
-@click.option("--backend", default="auto", show_default=True, help="auto, onnxruntime, tensorrt or torch.")
+@click.option("--size", default="320x256", show_default=True, type=SIZE, help="Frame size N or WxH (width x height).")
+@click.option("--backend", default="auto", show_default=True,
+              type=click.Choice(["auto", "onnxruntime", "tensorrt", "torch"]), help="Inference backend.")
 @click.option("--track/--no-track", default=True, show_default=True, help="Temporal confirmation of targets.")
 def command(model, frames, out, seed, targets, scr, size, backend, track):
     """Run MODEL on a synthetic stream: per-second FPS and detections, then a summary and a video."""
-    source = f"synthetic://?seed={seed}&targets={targets}&scr={scr}&size={size}&fps=25"
+    from edgeirst.cli.run import finish
+    from edgeirst.runtime.backends import BackendOptions
+    from edgeirst.runtime.pipeline import RunConfig, run_stream
+    from edgeirst.runtime.sinks import SinkOptions
+
+    t_lo, t_hi = parse_range(targets, "--targets", int)
+    s_lo, s_hi = parse_range(scr, "--scr")
+    h, w = size
+    source = f"synthetic://?seed={seed}&targets={t_lo}-{t_hi}&scr={s_lo:g}-{s_hi:g}&size={w}x{h}&fps=25"
     click.echo(f"demo: {model} on {source}, {frames} frames -> {out}")
-    summary = run_stream(model, [source], backend, save=out, track=track, max_frames=frames, log=click.echo)
-    click.echo(summary.text())
-    click.echo(f"wrote {out}")
+    summary = run_stream(model, [source], BackendOptions(backend=backend), SinkOptions(save=out),
+                         RunConfig(track=track, max_frames=frames), log=click.echo)
+    if not summary.error:
+        click.echo(f"wrote {out}")
+    finish(summary, as_json=False)

@@ -6,13 +6,15 @@ import json
 
 import click
 
+from edgeirst.cli.options import SIZE
+
 
 @click.command("export")
 @click.argument("checkpoint")
-@click.option("--out", required=True, type=click.Path(), help="Output .onnx file.")
-@click.option("--size", type=(int, int), metavar="H W", help="Export input size (default: the training size).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .onnx file.")
+@click.option("--size", type=SIZE, help="Export input size N or WxH (width x height; default: the training size).")
 @click.option("--static", is_flag=True, help="Fixed input shape (TensorRT without profiles); default dynamic H/W.")
-@click.option("--opset", default=17, show_default=True, help="ONNX opset.")
+@click.option("--opset", default=17, show_default=True, type=click.IntRange(11, 20), help="ONNX opset.")
 @click.option("--check/--no-check", default=True, show_default=True, help="Compare onnxruntime with torch on a random input.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(checkpoint, out, size, static, opset, check, as_json):
@@ -20,9 +22,12 @@ def command(checkpoint, out, size, static, opset, check, as_json):
     to ONNX, metadata inside (metadata_props['edgeirst'])."""
     from edgeirst.checkpoint import load_checkpoint
     from edgeirst.export import export_onnx, parity
-    from edgeirst.runtime.backends import resolve_model
+    from edgeirst.io import refuse_input_as_output
+    from edgeirst.weights import resolve_model
 
-    model, meta, _ = load_checkpoint(resolve_model(checkpoint, "torch"))
+    source = resolve_model(checkpoint, "torch")
+    refuse_input_as_output(out, source)
+    model, meta, _ = load_checkpoint(source)
     path = export_onnx(model, meta, out, input_size=size, dynamic=not static, opset=opset)
     result = {"onnx": str(path), "outputs": list(meta.outputs), "input_size": list(size or meta.input_size)}
     if check:

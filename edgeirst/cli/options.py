@@ -1,8 +1,11 @@
-"""Option parsing shared by several commands."""
+"""Option parsing and click types shared by several commands (one meaning for each option)."""
 
 from __future__ import annotations
 
 import ast
+import re
+
+import click
 
 from edgeirst.errors import EdgeirstError
 
@@ -19,3 +22,44 @@ def parse_kv(pairs: tuple[str, ...]) -> dict:
         except (ValueError, SyntaxError):
             out[k.strip()] = v
     return out
+
+
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+PROBABILITY = click.FloatRange(0, 1)
+
+
+class DeviceType(click.ParamType):
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (checked here; availability is checked on use)."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip().lower()
+        if text in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", text):
+            return text
+        self.fail(f"{value!r} is not a device; expected auto, cpu, cuda or cuda:N", param, ctx)
+
+
+DEVICE = DeviceType()
+
+
+class SizeType(click.ParamType):
+    """A frame or input size, the one meaning of ``--size`` in every command: ``N`` (square) or
+    ``WxH`` (width x height, as video tools write it: 320x256 is 320 wide). Converts to (H, W)."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(value))
+        if not m:
+            self.fail(f"{value!r} is not a size; expected N or WxH, e.g. 256 or 320x256", param, ctx)
+        w = int(m.group(1))
+        h = int(m.group(2) or m.group(1))
+        if h < 1 or w < 1:
+            self.fail(f"{value!r}: width and height must be positive", param, ctx)
+        return (h, w)
+
+
+SIZE = SizeType()

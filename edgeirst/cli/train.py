@@ -1,39 +1,44 @@
-"""`edgeirst train NAME --data DIR ...`"""
+"""`edgeirst train NAME --data DIR ...` and `edgeirst train --resume RUN/last.pt`"""
 
 from __future__ import annotations
 
 import json
 
 import click
+from click.core import ParameterSource
 
-from edgeirst.cli.options import parse_kv
+from edgeirst.cli.options import DEVICE, POSITIVE_FLOAT, PROBABILITY, parse_kv
 from edgeirst.metrics import METRICS
+
+# CLI parameter -> TrainConfig field, where the names differ
+_FIELDS = {"name": "model", "model_args": "model_kwargs", "loss_args": "loss_options"}
 
 
 @click.command("train")
-@click.argument("name")
-@click.option("--data", required=True, type=click.Path(), help="Dataset root (SIRST-style: images/, masks/, split lists).")
-@click.option("--split", default="train", show_default=True, help="Training split.")
+@click.argument("name", required=False)
+@click.option("--data", type=click.Path(), help="Dataset root (SIRST-style: images/, masks/, split lists).")
+@click.option("--split", default="train", show_default=True, help="Training split ('all' = every image).")
 @click.option("--val-split", default="val", show_default=True, help="Validation split used to pick best.pt ('none' to skip).")
 @click.option("--out", default="runs/train", show_default=True, type=click.Path(), help="Output folder (best.pt, last.pt, results.csv).")
-@click.option("--epochs", type=int, help="Epochs (default: the model's paper preset).")
-@click.option("--batch", type=int, help="Batch size per process (default: preset).")
-@click.option("--lr", type=float, help="Base learning rate (default: preset).")
+@click.option("--exist-ok", is_flag=True, help="Replace a run already in --out (default: refuse).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the model's paper preset).")
+@click.option("--batch", type=click.IntRange(min=1), help="Batch size per process (default: preset).")
+@click.option("--lr", type=POSITIVE_FLOAT, help="Base learning rate (default: preset).")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw", "adagrad"]), help="Optimizer (default: preset).")
 @click.option("--schedule", type=click.Choice(["cosine", "poly", "constant"]), help="LR schedule (default: preset).")
-@click.option("--size", type=int, help="Training crop size in pixels (default: preset).")
-@click.option("--width", type=float, help="Model width multiplier.")
+@click.option("--size", type=click.IntRange(min=8), help="Training crop size in pixels, square (default: preset).")
+@click.option("--width", type=POSITIVE_FLOAT, help="Model width multiplier.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Extra model keyword argument (repeatable).")
 @click.option("--loss-arg", "loss_args", multiple=True, metavar="KEY=VALUE", help="Loss option, e.g. det_weight=3 (repeatable).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--workers", default=0, show_default=True, help="DataLoader worker processes.")
-@click.option("--seed", default=0, show_default=True, help="Random seed.")
+@click.option("--device", default="auto", show_default=True, type=DEVICE, help="auto, cpu, cuda or cuda:N.")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(min=0), help="DataLoader worker processes.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option("--init", help="Initialise matching weights from a checkpoint or a shipped model such as `default` (pretrain/fine-tune).")
-@click.option("--resume", type=click.Path(), help="Resume from a last.pt.")
-@click.option("--nproc", default=1, show_default=True, help="Data-parallel processes (gloo on CPU, nccl on CUDA).")
-@click.option("--val-every", default=1, show_default=True, help="Validate every N epochs.")
+@click.option("--resume", type=click.Path(dir_okay=False), help="Continue a run from its last.pt, with the settings it was started with.")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1), help="Data-parallel processes (gloo on CPU, nccl on CUDA).")
+@click.option("--val-every", default=1, show_default=True, type=click.IntRange(min=1), help="Validate every N epochs.")
 @click.option("--val-metric", default="iou", show_default=True, type=click.Choice(list(METRICS)), help="Metric that selects best.pt.")
-@click.option("--threshold", default=0.5, show_default=True, help="Score threshold stored in the model and used for validation.")
+@click.option("--threshold", default=0.5, show_default=True, type=PROBABILITY, help="Score threshold stored in the model and used for validation.")
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision on CUDA.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for PyTorch (default: torch's choice).")
 @click.option("--augment", default="strong", show_default=True, type=click.Choice(["none", "basic", "strong"]),
@@ -42,24 +47,33 @@ from edgeirst.metrics import METRICS
               help="Average the weights (EMA) over this fraction of all steps; validation and checkpoints use the average. 0 = off.")
 @click.option("--channels-last/--no-channels-last", default=None, help="Memory format (default: the model's measured choice).")
 @click.option("--bf16/--no-bf16", "cpu_bf16", default=None, help="bf16 autocast on CPUs with native bf16 (default: the model's measured choice).")
-@click.option("--max-steps", type=int, help="Stop each epoch after N steps (smoke tests).")
+@click.option("--max-steps", type=click.IntRange(min=1), help="Stop each epoch after N steps (smoke tests).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def command(name, data, split, val_split, out, epochs, batch, lr, optimizer, schedule, size, width, model_args, loss_args,
-            device, workers, seed, init, resume, nproc, val_every, val_metric, threshold, amp, threads, augment, ema,
-            channels_last, cpu_bf16, max_steps, as_json):
-    """Train model NAME (see `edgeirst zoo`) with its paper preset, every field overridable."""
+@click.pass_context
+def command(ctx: click.Context, name, data, val_split, model_args, loss_args, width, resume, as_json, **options):
+    """Train model NAME (see `edgeirst zoo`) with its paper preset, every field overridable.
+    `edgeirst train --resume RUN/last.pt` continues a run with the settings it was started with."""
+    from edgeirst.errors import EdgeirstError
     from edgeirst.train import TrainConfig
     from edgeirst.train.trainer import train
 
     kwargs = parse_kv(model_args)
     if width is not None:
         kwargs["width"] = width
-    cfg = TrainConfig(model=name, data=data, out=out, split=split, val_split=None if val_split.lower() == "none" else val_split,
-                      model_kwargs=kwargs, epochs=epochs, batch=batch, lr=lr, optimizer=optimizer, schedule=schedule,
-                      size=size, workers=workers, seed=seed, device=device, amp=amp, val_every=val_every,
-                      val_metric=val_metric, init=init, resume=resume, nproc=nproc, threshold=threshold,
-                      loss_options=parse_kv(loss_args), max_steps=max_steps, threads=threads, augment=augment, ema=ema,
-                      channels_last=channels_last, cpu_bf16=cpu_bf16)
+    values = dict(options, model=name, data=data, model_kwargs=kwargs, loss_options=parse_kv(loss_args),
+                  val_split=None if val_split.lower() == "none" else val_split)
+    if resume:
+        given = {_FIELDS.get(p, p): values[_FIELDS.get(p, p)] for p in ctx.params
+                 if p not in ("resume", "as_json") and ctx.get_parameter_source(p) == ParameterSource.COMMANDLINE
+                 and _FIELDS.get(p, p) in values}
+        if width is not None or model_args:
+            given["model_kwargs"] = kwargs
+        cfg = TrainConfig.for_resume(resume, **given)
+    else:
+        if not name or not data:
+            raise EdgeirstError("missing " + " and ".join(n for n, v in (("NAME", name), ("--data", data)) if not v)
+                                + "; usage: edgeirst train NAME --data DIR (or edgeirst train --resume RUN/last.pt)")
+        cfg = TrainConfig(**values)
     summary = train(cfg)
     if as_json:
         click.echo(json.dumps(summary))

@@ -21,7 +21,7 @@ GFLOPS_MEANS = "multiply-adds (GMACs), as the papers count"
 
 def describe_model(name: str, size: int = 320, in_chans: int = 3) -> dict[str, Any]:
     """One zoo row: build ``name`` at full width, count params and GMACs at ``size`` x ``size``."""
-    from edgeirst.models import PAPER_FIGURES, create_model
+    from edgeirst.models import create_model, model_entry
     from edgeirst.models.complexity import count_macs, count_params
 
     model = create_model(name, in_chans=in_chans)
@@ -31,7 +31,7 @@ def describe_model(name: str, size: int = 320, in_chans: int = 3) -> dict[str, A
                             f"try {-(-size // spec.size_divisor) * spec.size_divisor}")
     macs = count_macs(model, size, in_chans)  # eval mode, no_grad, one forward at batch 1
     params = count_params(model)
-    paper = PAPER_FIGURES.get(name, {})
+    paper = model_entry(name).paper
     return {
         "name": name,
         "tasks": list(spec.tasks),
@@ -42,10 +42,10 @@ def describe_model(name: str, size: int = 320, in_chans: int = 3) -> dict[str, A
         "gflops_means": GFLOPS_MEANS,
         "size": size,
         "in_chans": in_chans,
-        "paper_params_m": paper.get("params_m"),
-        "paper_gflops": paper.get("gflops"),
-        "paper_size": paper.get("size"),
-        "paper_source": paper.get("source"),
+        "paper_params_m": paper.params_m,
+        "paper_gflops": paper.gflops,
+        "paper_size": paper.size,
+        "paper_source": paper.source,
     }
 
 

@@ -1,6 +1,6 @@
 """YOLOv5's ComputeLoss for Light-SGMTLM's anchor-based heads.
 
-Targets from ``edgeirst.train.targets.yolov5_targets`` (anchor ratio < 4, two neighbouring
+Targets from ``edgeirst.losses.targets.yolov5_targets`` (anchor ratio < 4, two neighbouring
 cells). Per level: box loss 1 - GIoU (the paper's choice; YOLOv5 uses CIoU) of the decoded
 boxes xy = 2*sigmoid - 0.5, wh = (2*sigmoid)^2 * anchor; objectness BCE over every cell with
 the (detached, clamped) GIoU as target at matched cells, weighted by ``balance`` per level;
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeirst.losses.box import giou
-from edgeirst.train.targets import yolov5_targets
+from edgeirst.losses.targets import yolov5_targets
 
 
 def xywh_to_xyxy(b: torch.Tensor) -> torch.Tensor:

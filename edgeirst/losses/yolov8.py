@@ -1,6 +1,6 @@
 """MLSA-YOLOv8's loss: Ultralytics' v8DetectionLoss with multi-scale label assignment.
 
-Assignment (``edgeirst.train.targets.multiscale_assign``): task-aligned, overlap = DotD on the
+Assignment (``edgeirst.losses.targets.multiscale_assign``): task-aligned, overlap = DotD on the
 high-resolution heads (strides 4 and 8, S = ``mean_target_size``) and CIoU on the coarse ones.
 Losses, each divided by the sum of the soft class targets: class BCE against the soft targets
 over every anchor; box 1 - CIoU at positives, weighted by their target score; DFL (distribution
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeirst.losses.box import ciou
-from edgeirst.train.targets import anchor_points, multiscale_assign, pad_boxes
+from edgeirst.losses.targets import anchor_points, multiscale_assign, pad_boxes
 
 
 def dfl_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from edgeirst.models.base import ModelSpec, scaled
+from edgeirst.models.registry import ModelEntry, PaperFigures, Preset
 from edgeirst.models.layers.dnim import DenseNestedInteraction, FeaturePyramidFusion
 
 
@@ -47,3 +48,13 @@ def _create_dnanet(**kwargs) -> DNANet:
 
 def dnanet(**kwargs) -> DNANet:
     return _create_dnanet(**kwargs)
+
+
+ENTRIES = (
+    ModelEntry("dnanet", dnanet,
+               # Official code: Adagrad lr 0.05, batch 16, 1500 epochs, cosine to 1e-5, 256 crops.
+               Preset("adagrad", 0.05, 1500, 16, 256, note="DNANet official: Adagrad 0.05, bs 16, 1500 ep, cosine"),
+               criterion="soft_iou_deep_supervision",
+               paper=PaperFigures(4.697, 13.9, 256, "official code (resnet_18, deep supervision)"),
+               keep=("head", "aux_heads")),
+)

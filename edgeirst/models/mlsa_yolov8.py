@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeirst.models.base import ModelSpec
+from edgeirst.models.registry import ModelEntry, PaperFigures, Preset
 from edgeirst.models.layers.c2f import SPPF, C2f
 from edgeirst.models.layers.conv import ConvBNAct
 from edgeirst.models.layers.yolov8_head import YOLOv8Head
@@ -102,3 +103,15 @@ def _create_mlsa_yolov8(**kwargs) -> MLSAYOLOv8:
 
 def mlsa_yolov8(**kwargs) -> MLSAYOLOv8:
     return _create_mlsa_yolov8(**kwargs)
+
+
+ENTRIES = (
+    ModelEntry("mlsa-yolov8", mlsa_yolov8,
+               # Ultralytics defaults: SGD 0.01, momentum 0.937, wd 5e-4, 3 warm-up epochs.
+               Preset("sgd", 0.01, 300, 16, 320, 5e-4, 0.937, "cosine", 3, "Ultralytics defaults"),
+               criterion="mlsa_yolov8",
+               paper=PaperFigures(None, None, 320, "no paper figures on hand; ours is scale n (width 0.25, depth 0.33), "
+                                                   "the Ultralytics yolov8n-p2 layout with 1 class (yolov8n-p2 with 80 "
+                                                   "classes: 3.354M params)"),
+               keep=("head.box", "head.cls")),
+)

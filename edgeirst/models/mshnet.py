@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeirst.models.base import ModelSpec, scaled
+from edgeirst.models.registry import ModelEntry, PaperFigures, Preset
 from edgeirst.models.layers.resblock import res_stage
 
 
@@ -67,3 +68,13 @@ def _create_mshnet(**kwargs) -> MSHNet:
 
 def mshnet(**kwargs) -> MSHNet:
     return _create_mshnet(**kwargs)
+
+
+ENTRIES = (
+    ModelEntry("mshnet", mshnet,
+               # Official code: Adagrad lr 0.05, batch 4, 400 epochs, 256 crops, 5 warm epochs.
+               Preset("adagrad", 0.05, 400, 4, 256, note="MSHNet official: Adagrad 0.05, bs 4, 400 ep", channels_last=True),
+               criterion="multiscale_sls",
+               paper=PaperFigures(4.066, 6.0, 256, "official code"),
+               keep=("heads", "fuse")),
+)

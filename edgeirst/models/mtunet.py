@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from edgeirst.models.base import ModelSpec, scaled
+from edgeirst.models.registry import ModelEntry, PaperFigures, Preset
 from edgeirst.models.layers.centernet import CenterNetHead
 from edgeirst.models.layers.ppm import PSPHead
 from edgeirst.models.layers.unet import UNetBackbone
@@ -84,3 +85,20 @@ def mtunet_seg(**kwargs) -> MTUNet:
 
 def mtunet_siwd(**kwargs) -> MTUNet:
     return _create_mtunet(**{"heads": ("det", "seg"), "down": "siwd", **kwargs})
+
+
+# CenterNet-style Adam 5e-4; the paper does not give the schedule, we use cosine.
+_ADAM = dict(optimizer="adam", lr=5e-4, epochs=200, batch=8, size=320)
+_KEEP = ("heads.det.heatmap.2", "heads.det.wh.2", "heads.det.offset.2", "heads.seg.classify")
+ENTRIES = (
+    ModelEntry("mtunet", mtunet, Preset(note="CenterNet-style Adam 5e-4, cosine (MTUNet leaves it open)", **_ADAM),
+               criterion="mtunet", paper=PaperFigures(29.06, 88.78, 320, "paper"), keep=_KEEP),
+    ModelEntry("mtunet-det", mtunet_det, Preset(note="as mtunet", **_ADAM),
+               criterion="mtunet", paper=PaperFigures(29.06, 86.85, 320, "paper"), keep=_KEEP),
+    ModelEntry("mtunet-seg", mtunet_seg, Preset(note="as mtunet", **_ADAM),
+               criterion="mtunet", paper=PaperFigures(29.05, 77.38, 320, "paper"), keep=_KEEP),
+    # SIWD's small strided, dilated convolutions corrupt the heap in channels_last: NCHW, bf16.
+    ModelEntry("mtunet-siwd", mtunet_siwd, Preset(note="as mtunet", cpu_bf16=True, **_ADAM),
+               criterion="mtunet", paper=PaperFigures(None, None, 320, "ours (no paper figures): mtunet with SIWD encoder stages"),
+               keep=_KEEP),
+)

@@ -1,58 +1,22 @@
-"""TrainConfig and the per-model paper presets.
+"""TrainConfig: everything one training run needs.
 
-A preset holds what a paper (or its official code) trains with; every field can be overridden
-from the CLI. ``None`` in a TrainConfig means "take the preset's value".
+``None`` in a TrainConfig means "take the model's preset" (``model_entry(name).preset``: what the
+paper or its official code trains with, plus the speed choices measured per model on a CPU).
+Measured on the 2-core x86-64 development VM (AMX, torch 2.13), batch 16 at 256 px, one step:
+channels_last makes MSHNet 1.7x faster, but corrupts the heap in SIWD's small strided, dilated
+convolutions ("free(): invalid next size"), so SIWD models stay NCHW; bf16 autocast makes
+light-sgmtlm-tiny 1.65x faster on a CPU with native bf16.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgeirst.errors import EdgeirstError
 
-
-@dataclass(frozen=True)
-class Preset:
-    optimizer: str
-    lr: float
-    epochs: int
-    batch: int
-    size: int
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    schedule: str = "cosine"  # cosine | poly | constant
-    warmup_epochs: int = 0
-    note: str = ""
-    # Speed on a CPU, measured per model (2-core x86-64 with AMX, torch 2.13, batch 16, 256 px):
-    # channels_last is 1.7x faster for MSHNet but corrupts the heap in SIWD's small strided,
-    # dilated convolutions ("free(): invalid next size"), so models with SIWD stay NCHW.
-    channels_last: bool = False
-    # bf16 autocast on CPUs with native bf16 (AMX / AVX512-BF16): 1.65x on light-sgmtlm-tiny.
-    cpu_bf16: bool = False
-
-
-PRESETS: dict[str, Preset] = {
-    # MSHNet official code: Adagrad lr 0.05, batch 4, 400 epochs, 256 crops, 5 warm epochs.
-    "mshnet": Preset("adagrad", 0.05, 400, 4, 256, note="MSHNet official: Adagrad 0.05, bs 4, 400 ep",
-                     channels_last=True),
-    # DNANet official code: Adagrad lr 0.05, batch 16, 1500 epochs, cosine to 1e-5, 256 crops.
-    "dnanet": Preset("adagrad", 0.05, 1500, 16, 256, note="DNANet official: Adagrad 0.05, bs 16, 1500 ep, cosine"),
-    # MTUNet: CenterNet-style Adam; the paper does not give the schedule, we use cosine.
-    "mtunet": Preset("adam", 5e-4, 200, 8, 320, note="CenterNet-style Adam 5e-4, cosine (MTUNet leaves it open)"),
-    "mtunet-det": Preset("adam", 5e-4, 200, 8, 320, note="as mtunet"),
-    "mtunet-seg": Preset("adam", 5e-4, 200, 8, 320, note="as mtunet"),
-    "mtunet-siwd": Preset("adam", 5e-4, 200, 8, 320, note="as mtunet", cpu_bf16=True),
-    # Light-SGMTLM: YOLOv5 hyper-parameters (SGD 0.01, momentum 0.937, wd 5e-4, 3 warm-up epochs).
-    "light-sgmtlm": Preset("sgd", 0.01, 300, 16, 320, 5e-4, 0.937, "cosine", 3, "YOLOv5 defaults", cpu_bf16=True),
-    # The channel-reduced variant needs 600-1200 epochs (paper).
-    "light-sgmtlm-tiny": Preset("sgd", 0.01, 1000, 16, 320, 5e-4, 0.937, "cosine", 3, "paper: 600-1200 ep",
-                                cpu_bf16=True),
-    # MLSA-YOLOv8: Ultralytics defaults (SGD 0.01, momentum 0.937, wd 5e-4, 3 warm-up epochs).
-    "mlsa-yolov8": Preset("sgd", 0.01, 300, 16, 320, 5e-4, 0.937, "cosine", 3, "Ultralytics defaults"),
-}
 
 
 @dataclass
@@ -86,6 +50,7 @@ class TrainConfig:
     val_metric: str = "iou"
     init: str | None = None
     resume: str | None = None
+    exist_ok: bool = False  # train into a folder that already holds a run, replacing it
     nproc: int = 1
     threshold: float = 0.5
     loss_options: dict[str, Any] = field(default_factory=dict)
@@ -93,14 +58,54 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         """A copy with every ``None`` filled from the preset."""
-        preset = PRESETS.get(self.model)
-        if preset is None:
-            close = difflib.get_close_matches(self.model, PRESETS, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise EdgeirstError(f"unknown model {self.model!r}{hint} (trainable: {', '.join(sorted(PRESETS))})")
+        from edgeirst.models import model_entry
+
+        preset = model_entry(self.model).preset
         filled = {f.name: getattr(preset, f.name) for f in dataclasses.fields(preset)
                   if hasattr(self, f.name) and getattr(self, f.name) is None}
         return dataclasses.replace(self, **filled)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def for_resume(cls, resume: str, **given: Any) -> "TrainConfig":
+        """The configuration a run was started with (stored in its ``last.pt``), with ``resume``
+        set. ``given`` are the options the user passed again: ones that only change how the run
+        executes (threads, workers, device, progress of validation, --epochs to extend a finished
+        run) are taken; any other that contradicts the checkpoint is an error."""
+        from edgeirst.checkpoint import read_checkpoint
+
+        stored = read_checkpoint(resume)["meta"].get("train", {}).get("config")
+        if not stored:
+            raise EdgeirstError(f"{resume} does not record the configuration it was trained with (made by an "
+                                "older edgeirst); resume it with the library: TrainConfig(..., resume=PATH)")
+        known = {f.name for f in dataclasses.fields(cls)}
+        cfg = cls(**{k: v for k, v in stored.items() if k in known})
+        conflicts = []
+        for key, value in given.items():
+            if key not in known:
+                raise EdgeirstError(f"unknown training option {key!r}")
+            if key in RESUME_MAY_CHANGE:
+                cfg = dataclasses.replace(cfg, **{key: value})
+            elif _differs(getattr(cfg, key), value):
+                conflicts.append(f"{key}={value!r} (the run has {getattr(cfg, key)!r})")
+        if conflicts:
+            raise EdgeirstError(f"--resume {resume}: {'; '.join(conflicts)}; a resumed run keeps its settings, "
+                                "start a new run (another --out) to change them")
+        return dataclasses.replace(cfg, resume=str(resume), init=None, exist_ok=False)
+
+
+# Options a resumed run may change: they do not change what is learned (epochs extends a run).
+RESUME_MAY_CHANGE = ("threads", "workers", "device", "val_every", "epochs", "nproc", "max_steps")
+
+
+def _differs(stored: Any, given: Any) -> bool:
+    if isinstance(stored, (list, tuple)) or isinstance(given, (list, tuple)):
+        return list(stored or []) != list(given or [])
+    if isinstance(stored, float) or isinstance(given, float):
+        try:
+            return not math.isclose(float(stored), float(given), rel_tol=1e-9)
+        except (TypeError, ValueError):
+            return True
+    return stored != given

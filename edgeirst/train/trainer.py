@@ -1,22 +1,27 @@
 """The one trainer for every model in the zoo.
 
-What differs between models (targets, losses, decoding) comes from the model's ``spec`` and
-``edgeirst.losses.build_criterion``; the loop itself is shared. Validation runs the model at
-each image's native resolution through the same preprocessing, decoding and metrics as
-``edgeirst eval`` and the runtime. Rank 0 validates, logs and writes checkpoints:
-``last.pt`` every epoch (with optimizer state, for ``--resume``), ``best.pt`` when the
-validation metric improves, ``results.csv`` a row per epoch.
+What differs between models (targets, losses, decoding) comes from the model's registry entry
+(``edgeirst.models.model_entry``: preset, criterion) and its ``spec``; the loop itself is shared.
+Validation runs the model at each image's native resolution through the same preprocessing,
+decoding and metrics as ``edgeirst eval`` and the runtime. Rank 0 validates, logs and writes
+checkpoints: ``last.pt`` every epoch (with everything ``--resume`` needs: optimizer, EMA, AMP
+scaler and RNG states), ``best.pt`` when the validation metric improves, ``results.csv`` a row
+per epoch. ``train(cfg, model=...)`` trains a model passed in (pruning's fine-tune), and
+``callbacks`` are called after every epoch.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import json
 import math
 import platform
 import random
 import shlex
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +29,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edgeirst.checkpoint import meta_for, read_checkpoint, save_checkpoint
+from edgeirst.checkpoint import apply_structure, meta_for, read_checkpoint, save_checkpoint
 from edgeirst.data.sirst import SirstDataset
 from edgeirst.errors import EdgeirstError
 from edgeirst.evaluate import evaluate_backend
-from edgeirst.losses import build_criterion
+from edgeirst.io import write_text
+from edgeirst.losses import criterion_for
 from edgeirst.metrics import METRICS
 from edgeirst.models import create_model
+from edgeirst.runtime.backends.torch import TorchBackend
 from edgeirst.train import distributed as dd
 from edgeirst.train.config import TrainConfig
 from edgeirst.train.dataset import TrainSamples, collate, intensity_stats, mean_target_size, unit_images
 from edgeirst.train.ema import ModelEMA, ema_decay_for
+
+LOG_FIELDS = ["epoch", "lr", "loss", "time_s", "iou", "niou", "pd", "fa", "ap50", "ap"]
+# A callback gets (epoch, the epoch's results row, the model being scored and saved).
+Callback = Callable[[int, dict, torch.nn.Module], None]
 
 
 def pick_device(name: str) -> torch.device:
@@ -61,17 +72,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class ModelRunner:
-    """An in-memory model behind the runtime's backend interface (``meta`` + ``infer``), so
-    validation during training uses the one evaluation loop."""
+def rng_states(loader_generator: torch.Generator) -> dict[str, Any]:
+    """Every random state the loop draws from, so a resumed run continues the same sequence."""
+    return {"torch": torch.get_rng_state(), "numpy": _numpy_state_to_list(np.random.get_state()),
+            "python": list(random.getstate()[1]), "python_pos": random.getstate()[2],
+            "loader": loader_generator.get_state(),
+            **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {})}
 
-    def __init__(self, model: torch.nn.Module, meta, device: torch.device):
-        self.model, self.meta, self.device = model, meta, device
 
-    @torch.no_grad()
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        out = self.model(torch.from_numpy(batch).to(self.device))
-        return {n: out[n].float().cpu().numpy() for n in self.meta.outputs}
+def _numpy_state_to_list(state) -> list:
+    return [state[0], torch.from_numpy(np.asarray(state[1], np.int64)), int(state[2]), int(state[3]), float(state[4])]
+
+
+def restore_rng_states(states: dict[str, Any], loader_generator: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    random.setstate((3, tuple(int(v) for v in states["python"]), states["python_pos"]))
+    loader_generator.set_state(states["loader"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
@@ -101,12 +121,17 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return 1.0
 
 
-def _init_from(model: torch.nn.Module, path: str) -> int:
+def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str) -> int:
     """Copy every weight whose name and shape match (pretrain one task, fine-tune another).
-    ``path`` may also name a shipped model (``default``)."""
-    from edgeirst.runtime.backends import resolve_model
+    ``path`` may also name a shipped model (``default``). A checkpoint of the same model and
+    arguments whose channels were pruned lends its structure first, so all of it is copied."""
+    from edgeirst.weights import resolve_model
 
-    src = read_checkpoint(resolve_model(path, "torch"))["state_dict"]
+    ckpt = read_checkpoint(resolve_model(path, "torch"))
+    src_meta = ckpt["meta"]
+    if src_meta.get("name") == name and src_meta.get("kwargs", {}) == kwargs:
+        apply_structure(model, ckpt.get("structure"))
+    src = ckpt["state_dict"]
     own = model.state_dict()
     matched = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
     if not matched:
@@ -116,25 +141,36 @@ def _init_from(model: torch.nn.Module, path: str) -> int:
     return len(matched)
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Train as configured; returns a summary (paths, best metrics, wall time)."""
+def check_out_dir(cfg: TrainConfig) -> None:
+    """Refuse to train into a folder that holds another run, unless resuming or ``exist_ok``."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise EdgeirstError(f"--out {out} is a file; expected a folder for the run (best.pt, last.pt, results.csv)")
+    held = [n for n in ("last.pt", "best.pt", "results.csv") if (out / n).exists()]
+    if held and not cfg.resume and not cfg.exist_ok:
+        raise EdgeirstError(f"--out {out} already holds a run ({', '.join(held)}); pass --resume {out / 'last.pt'} "
+                            "to continue it, --exist-ok to replace it, or another --out")
+
+
+def train(cfg: TrainConfig, progress: bool = True, model: torch.nn.Module | None = None,
+          callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Train as configured; returns a summary (paths, best metrics, wall time).
+
+    ``model``: train this module (e.g. a pruned one) instead of building ``cfg.model`` from the
+    registry; it must be that registry model (its spec, criterion and metadata are used).
+    """
     cfg = cfg.resolved()
+    check_out_dir(cfg)
     if cfg.nproc > 1 and not dd.launched_externally():
         import torch.multiprocessing as mp
 
         port = dd.free_port()
-        mp.spawn(_worker, args=(cfg, progress, port), nprocs=cfg.nproc, join=True)
-        return _summary_from(Path(cfg.out))
-    return _worker(dd.rank() if dd.launched_externally() else 0, cfg, progress, None)
+        mp.spawn(_worker, args=(cfg, progress, port, model, tuple(callbacks)), nprocs=cfg.nproc, join=True)
+        return json.loads((Path(cfg.out) / "summary.json").read_text())
+    return _worker(dd.rank() if dd.launched_externally() else 0, cfg, progress, None, model, callbacks)
 
 
-def _summary_from(out: Path) -> dict[str, Any]:
-    import json
-
-    return json.loads((out / "summary.json").read_text())
-
-
-def _worker(rank: int, cfg: TrainConfig, progress: bool, port: int | None) -> dict[str, Any]:
+def _worker(rank: int, cfg: TrainConfig, progress: bool, port: int | None, model, callbacks) -> dict[str, Any]:
     device = pick_device(cfg.device)
     distributed = cfg.nproc > 1 or dd.launched_externally()
     if distributed:
@@ -144,143 +180,196 @@ def _worker(rank: int, cfg: TrainConfig, progress: bool, port: int | None) -> di
             device = torch.device("cuda", rank % torch.cuda.device_count())
             torch.cuda.set_device(device)
     try:
-        return _run(cfg, device, rank, progress)
+        return _Run(cfg, device, rank, progress, model, callbacks).fit()
     finally:
         dd.shutdown()
 
 
-def _run(cfg: TrainConfig, device: torch.device, rank: int, progress: bool) -> dict[str, Any]:
-    import json
+class _Run:
+    """One training run's state; ``fit()`` runs the epochs."""
 
-    seed_everything(cfg.seed + rank)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    main = rank == 0
-    world = dd.world()
-    t_start = time.time()
+    def __init__(self, cfg: TrainConfig, device: torch.device, rank: int, progress: bool,
+                 model: torch.nn.Module | None, callbacks: Sequence[Callback]):
+        seed_everything(cfg.seed + rank)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.cfg, self.device, self.rank, self.callbacks = cfg, device, rank, list(callbacks)
+        self.main, self.world = rank == 0, dd.world()
+        self.progress = progress and self.main
+        self.out = Path(cfg.out)
+        self.t_start = time.time()
 
-    train_ds = SirstDataset(cfg.data, cfg.split)
-    val_ds = SirstDataset(cfg.data, cfg.val_split) if cfg.val_split else None
-    images, masks = unit_images(train_ds)
-    mean, std = intensity_stats(images)
+        train_ds = SirstDataset(cfg.data, cfg.split)
+        self.val_ds = SirstDataset(cfg.data, cfg.val_split) if cfg.val_split else None
+        images, masks = unit_images(train_ds)
+        mean, std = intensity_stats(images)
 
-    kwargs = dict(cfg.model_kwargs)
-    model = create_model(cfg.model, **kwargs)
-    spec = model.spec
-    size = cfg.size - cfg.size % spec.size_divisor or spec.size_divisor
-    meta = meta_for(cfg.model, model, kwargs=kwargs, input_size=(size, size), mean=(mean,), std=(std,),
-                    threshold=cfg.threshold)
-    if cfg.init:
-        n = _init_from(model, cfg.init)
-        if main:
-            tqdm.write(f"initialised {n} tensors from {cfg.init}")
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model.to(device, memory_format=memory_format)
+        kwargs = dict(cfg.model_kwargs)
+        self.model = model if model is not None else create_model(cfg.model, **kwargs)
+        spec = self.model.spec
+        size = cfg.size - cfg.size % spec.size_divisor or spec.size_divisor
+        self.meta = meta_for(cfg.model, self.model, kwargs=kwargs, input_size=(size, size), mean=(mean,), std=(std,),
+                             threshold=cfg.threshold)
+        if cfg.init:
+            n = _init_from(self.model, cfg.model, kwargs, cfg.init)
+            if self.main:
+                tqdm.write(f"initialised {n} tensors from {cfg.init}")
+        self.state = read_checkpoint(cfg.resume) if cfg.resume else None
+        if self.state is not None:
+            apply_structure(self.model, self.state.get("structure"))
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model.to(device, memory_format=self.memory_format)
 
-    options = {"mean_target_size": mean_target_size(masks), **cfg.loss_options}
-    criterion = build_criterion(cfg.model, spec, **options)
-    samples = TrainSamples(images, masks, meta, size, augment=cfg.augment)
-    sampler = torch.utils.data.DistributedSampler(samples, world, rank, shuffle=True, seed=cfg.seed) if world > 1 else None
-    g = torch.Generator().manual_seed(cfg.seed)
-    loader = torch.utils.data.DataLoader(samples, batch_size=cfg.batch, shuffle=sampler is None, sampler=sampler,
-                                         num_workers=cfg.workers, collate_fn=collate, drop_last=len(samples) >= cfg.batch * world,
-                                         generator=g, persistent_workers=cfg.workers > 0)
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
-    base_lrs = [gr["lr"] for gr in optimizer.param_groups]  # before a resume loads the scheduled rates
-    amp_dtype = autocast_dtype(cfg, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    steps_per_epoch = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
-    ema = ModelEMA(model, ema_decay_for(cfg.epochs * steps_per_epoch, cfg.ema)) if cfg.ema > 0 else None
+        options = {"mean_target_size": mean_target_size(masks), **cfg.loss_options}
+        self.criterion = criterion_for(cfg.model, spec, **options)
+        samples = TrainSamples(images, masks, self.meta, size, augment=cfg.augment)
+        self.sampler = torch.utils.data.DistributedSampler(samples, self.world, rank, shuffle=True, seed=cfg.seed) \
+            if self.world > 1 else None
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.loader = torch.utils.data.DataLoader(
+            samples, batch_size=cfg.batch, shuffle=self.sampler is None, sampler=self.sampler, num_workers=cfg.workers,
+            collate_fn=collate, drop_last=len(samples) >= cfg.batch * self.world, generator=self.generator,
+            persistent_workers=cfg.workers > 0)
+        self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+        self.optimizer = make_optimizer(cfg, [p for p in self.model.parameters() if p.requires_grad])
+        self.base_lrs = [gr["lr"] for gr in self.optimizer.param_groups]  # before a resume loads scheduled rates
+        self.amp_dtype = autocast_dtype(cfg, device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.steps_per_epoch = len(self.loader) if cfg.max_steps is None else min(len(self.loader), cfg.max_steps)
+        self.ema = ModelEMA(self.model, ema_decay_for(cfg.epochs * self.steps_per_epoch, cfg.ema)) if cfg.ema > 0 else None
+        self.selector = METRICS[cfg.val_metric]
+        self.start_epoch, self.best, self.best_epoch = 0, self.selector.worst(), -1
+        self.rows: list[dict] = []
+        if self.state is not None:
+            self._restore(self.state)
 
-    selector = METRICS[cfg.val_metric]
-    start_epoch, best, best_epoch = 0, selector.worst(), -1
-    if cfg.resume:
-        state = read_checkpoint(cfg.resume)
-        model.load_state_dict(state.get("train_state_dict", state["state_dict"]))
+    @property
+    def final(self) -> torch.nn.Module:
+        """The weights that are scored and shipped: the EMA when on, else the trained model."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _restore(self, state: dict) -> None:
+        cfg = self.cfg
+        self.model.load_state_dict(state.get("train_state_dict", state["state_dict"]))
         if "optimizer" in state:
-            optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.module.load_state_dict(state["state_dict"])
-            ema.updates = int(state.get("ema_updates", 0))
-        start_epoch = int(state.get("epoch", -1)) + 1
-        best, best_epoch = float(state.get("best", selector.worst())), int(state.get("best_epoch", -1))
-        t_start -= float(state["meta"].get("train", {}).get("wall_s", 0.0))  # wall time accumulates
-        meta = meta.replace(mean=tuple(state["meta"]["mean"]), std=tuple(state["meta"]["std"]))
-        if start_epoch >= cfg.epochs:
-            raise EdgeirstError(f"{cfg.resume} already finished {start_epoch} of {cfg.epochs} epochs; raise --epochs to continue")
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["state_dict"])
+            self.ema.updates = int(state.get("ema_updates", 0))
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        if "rng" in state:
+            restore_rng_states(state["rng"], self.generator)
+        self.start_epoch = int(state.get("epoch", -1)) + 1
+        self.best, self.best_epoch = float(state.get("best", self.selector.worst())), int(state.get("best_epoch", -1))
+        self.t_start -= float(state["meta"].get("train", {}).get("wall_s", 0.0))  # wall time accumulates
+        self.meta = self.meta.replace(mean=tuple(state["meta"]["mean"]), std=tuple(state["meta"]["std"]))
+        if self.start_epoch >= cfg.epochs:
+            raise EdgeirstError(f"{cfg.resume} already finished {self.start_epoch} of {cfg.epochs} epochs; "
+                                "raise --epochs to continue")
+        self.rows = [r for r in _read_csv(self.out / "results.csv") if int(r["epoch"]) < self.start_epoch]
 
-    log_path = out / "results.csv"
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    fields = ["epoch", "lr", "loss", "time_s", "iou", "niou", "pd", "fa", "ap50", "ap"]
-    metrics: dict[str, Any] = {}
-    epochs = range(start_epoch, cfg.epochs)
-    bar = tqdm(epochs, desc=f"train {cfg.model}", unit="ep", disable=not (progress and main), dynamic_ncols=True)
-    for epoch in bar:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        net.train()
+    def fit(self) -> dict[str, Any]:
+        cfg = self.cfg
+        if self.main:
+            write_text(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2))
+        bar = tqdm(range(self.start_epoch, cfg.epochs), desc=f"train {cfg.model}", unit="ep",
+                   disable=not self.progress, dynamic_ncols=True)
+        for epoch in bar:
+            row = self._train_epoch(epoch, bar)
+            if self.main and self.val_ds is not None and ((epoch + 1) % cfg.val_every == 0 or epoch == cfg.epochs - 1):
+                self._validate(epoch, row)
+                score = row[cfg.val_metric]
+                bar.set_postfix(loss=f"{row['loss']:.4f}", **{cfg.val_metric: f"{score:.4f}"}, best=f"{self.best:.4f}")
+            if self.main:
+                self.rows.append(row)
+                write_text(self.out / "results.csv", _csv_text(self.rows))
+                self._save_last(epoch, row)
+                for callback in self.callbacks:
+                    callback(epoch, row, self.final)
+            dd.barrier()
+        return self._finish()
+
+    def _train_epoch(self, epoch: int, bar) -> dict[str, Any]:
+        cfg = self.cfg
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+        self.net.train()
         t0, total, count = time.time(), 0.0, 0
-        for i, batch in enumerate(loader):
-            if i >= steps_per_epoch:
+        for i, batch in enumerate(self.loader):
+            if i >= self.steps_per_epoch:
                 break
-            step = epoch * steps_per_epoch + i
-            for gr, base in zip(optimizer.param_groups, base_lrs):
-                gr["lr"] = base * lr_factor(cfg, step, steps_per_epoch)
-            x = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            batch = {"image": x, "mask": batch["mask"].to(device), "boxes": [b.to(device) for b in batch["boxes"]]}
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                outputs = net(x)
+            step = epoch * self.steps_per_epoch + i
+            for gr, base in zip(self.optimizer.param_groups, self.base_lrs):
+                gr["lr"] = base * lr_factor(cfg, step, self.steps_per_epoch)
+            x = batch["image"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+            batch = {"image": x, "mask": batch["mask"].to(self.device),
+                     "boxes": [b.to(self.device) for b in batch["boxes"]]}
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                outputs = self.net(x)
             outputs = {k: v.float() for k, v in outputs.items()}
-            loss, parts = criterion(outputs, batch, epoch)
+            loss, parts = self.criterion(outputs, batch, epoch)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"loss became {loss.item()} at epoch {epoch} step {i}: {parts}")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            if ema is not None:
-                ema.update(model)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.ema is not None:
+                self.ema.update(self.model)
             total += float(loss.detach())
             count += 1
-            if main and progress:
-                bar.set_postfix(step=f"{i + 1}/{steps_per_epoch}", loss=f"{total / count:.4f}", refresh=False)
+            if self.progress:
+                bar.set_postfix(step=f"{i + 1}/{self.steps_per_epoch}", loss=f"{total / count:.4f}", refresh=False)
                 bar.refresh()
-        row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "loss": total / max(1, count),
-                               "time_s": round(time.time() - t0, 2)}
-        last_epoch = epoch == cfg.epochs - 1
-        final = ema.module if ema is not None else model  # the weights that are scored and shipped
-        if main and val_ds is not None and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
-            final.eval()
-            metrics, _ = evaluate_backend(ModelRunner(final, meta, device), val_ds, threshold=cfg.threshold, progress=False)
-            row.update({k: metrics[k] for k in fields if k in metrics})
-            score = metrics[cfg.val_metric]
-            if selector.better(score, best):
-                best, best_epoch = score, epoch
-                _save(out / "best.pt", final, meta, cfg, epoch, metrics, t_start)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", **{cfg.val_metric: f"{score:.4f}"}, best=f"{best:.4f}")
-        if main:
-            _append_csv(log_path, fields, row)
-            state = {"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best, "best_epoch": best_epoch}
-            if ema is not None:
-                state.update(train_state_dict=model.state_dict(), ema_updates=ema.updates)
-            _save(out / "last.pt", final, meta, cfg, epoch, metrics, t_start, state)
+        return {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "loss": total / max(1, count),
+                "time_s": round(time.time() - t0, 2)}
+
+    def _validate(self, epoch: int, row: dict) -> None:
+        final = self.final.eval()
+        runner = TorchBackend.from_model(final, self.meta, self.device)
+        metrics, _ = evaluate_backend(runner, self.val_ds, threshold=self.cfg.threshold, progress=False)
+        row.update({k: metrics[k] for k in LOG_FIELDS if k in metrics})
+        self.metrics = metrics
+        if self.selector.better(metrics[self.cfg.val_metric], self.best):
+            self.best, self.best_epoch = metrics[self.cfg.val_metric], epoch
+            self._save(self.out / "best.pt", epoch, metrics)
+
+    def _save_last(self, epoch: int, row: dict) -> None:
+        state = {"optimizer": self.optimizer.state_dict(), "epoch": epoch, "best": self.best,
+                 "best_epoch": self.best_epoch, "scaler": self.scaler.state_dict(), "rng": rng_states(self.generator)}
+        if self.ema is not None:
+            state.update(train_state_dict=self.model.state_dict(), ema_updates=self.ema.updates)
+        self._save(self.out / "last.pt", epoch, getattr(self, "metrics", {}), state)
+
+    def _save(self, path: Path, epoch: int, metrics: dict, state: dict | None = None) -> None:
+        cfg = self.cfg
+        train_info = {"data": str(cfg.data), "split": cfg.split, "val_split": cfg.val_split, "epochs": epoch + 1,
+                      "planned_epochs": cfg.epochs, "batch": cfg.batch, "size": cfg.size, "optimizer": cfg.optimizer,
+                      "lr": cfg.lr, "seed": cfg.seed, "wall_s": round(time.time() - self.t_start, 1),
+                      "hardware": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),
+                      "command": shlex.join(["edgeirst", *sys.argv[1:]]) if Path(sys.argv[0]).name == "edgeirst" else None,
+                      "config": cfg.to_dict()}
+        m = dict(metrics)
+        if metrics:
+            m["split"] = cfg.val_split
+        save_checkpoint(path, self.final, self.meta.replace(train=train_info, metrics=m), **(state or {}))
+
+    def _finish(self) -> dict[str, Any]:
+        out = self.out
+        fingerprints = dd.all_gather_object(weights_sha1(self.final))
+        summary = {"out": str(out), "best": str(out / "best.pt") if self.best_epoch >= 0 else None,
+                   "last": str(out / "last.pt"), "best_epoch": self.best_epoch,
+                   "best_" + self.cfg.val_metric: self.best if self.best_epoch >= 0 else None,
+                   "wall_s": round(time.time() - self.t_start, 1), "world": self.world,
+                   "rank_weights_sha1": fingerprints}
+        if self.main:
+            if self.val_ds is None:  # no validation: the last weights are the result
+                self._save(out / "best.pt", self.cfg.epochs - 1, {})
+                summary["best"] = str(out / "best.pt")
+            write_text(out / "summary.json", json.dumps(summary, indent=2))
         dd.barrier()
-    fingerprints = dd.all_gather_object(weights_sha1(ema.module if ema is not None else model))
-    summary = {"out": str(out), "best": str(out / "best.pt") if best_epoch >= 0 else None, "last": str(out / "last.pt"),
-               "best_epoch": best_epoch, "best_" + cfg.val_metric: best if best_epoch >= 0 else None,
-               "wall_s": round(time.time() - t_start, 1), "world": world,
-               "rank_weights_sha1": fingerprints}
-    if main:
-        if val_ds is None:  # no validation: the last weights are the result
-            (out / "best.pt").write_bytes((out / "last.pt").read_bytes())
-            summary["best"] = str(out / "best.pt")
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    dd.barrier()
-    return summary
+        return summary
 
 
 def weights_sha1(model: torch.nn.Module) -> str:
@@ -294,27 +383,19 @@ def weights_sha1(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _save(path: Path, model, meta, cfg: TrainConfig, epoch: int, metrics: dict, t_start: float,
-          state: dict | None = None) -> None:
-    train_info = {"data": str(cfg.data), "split": cfg.split, "val_split": cfg.val_split, "epochs": epoch + 1,
-                  "planned_epochs": cfg.epochs, "batch": cfg.batch, "size": cfg.size, "optimizer": cfg.optimizer,
-                  "lr": cfg.lr, "seed": cfg.seed, "wall_s": round(time.time() - t_start, 1),
-                  "hardware": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),
-                  "command": shlex.join(["edgeirst", *sys.argv[1:]]) if Path(sys.argv[0]).name == "edgeirst" else None,
-                  "config": cfg.to_dict()}
-    m = dict(metrics)
-    if metrics:
-        m["split"] = cfg.val_split
-    save_checkpoint(path, model, meta.replace(train=train_info, metrics=m), **(state or {}))
+def _csv_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
 
 
-def _append_csv(path: Path, fields: list[str], row: dict) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        if new:
-            w.writeheader()
-        w.writerow(row)
+def _read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
 
 
-__all__ = ["train", "ModelRunner"]
+__all__ = ["Callback", "train", "weights_sha1"]

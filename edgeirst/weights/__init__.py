@@ -34,6 +34,28 @@ def shipped_model(name: str = "default", kind: str = "onnx") -> Path:
     return path
 
 
+MODEL_SUFFIXES = (".onnx", ".pt", ".pth", ".engine", ".plan", ".trt")
+
+
+def resolve_model(model: str | Path, backend: str = "auto") -> Path:
+    """A model argument -> an existing file. ``default`` (or another shipped model's name) is a
+    model shipped with the package: its ONNX, or its checkpoint when the torch backend is asked
+    for (``backend="torch"``)."""
+    path = Path(model).expanduser()
+    if not path.exists() and not path.suffix:
+        if str(model) == "default" or str(model) in shipped_names():
+            return shipped_model(str(model), "pt" if backend == "torch" else "onnx")
+    if not path.exists():
+        raise EdgeirstError(f"model file {path} does not exist; pass a .pt, .onnx or .engine file, `default` "
+                            f"or a shipped model name ({', '.join(shipped_names())})")
+    if path.is_dir():
+        raise EdgeirstError(f"model {path} is a directory; pass a .pt, .onnx or .engine file")
+    if path.suffix.lower() not in MODEL_SUFFIXES:
+        raise EdgeirstError(f"model {path} has an unsupported suffix {path.suffix!r}; expected one of "
+                            f"{', '.join(MODEL_SUFFIXES)} (or the word `default`)")
+    return path
+
+
 def default_model(kind: str = "onnx") -> Path:
     """Path of the shipped default model of ``kind``."""
     return shipped_model("default", kind)

@@ -11,15 +11,19 @@ Backend modules are imported only when chosen, so picking onnxruntime never impo
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgeirst.errors import EdgeirstError
 from edgeirst.runtime.backends.base import Backend, TensorInfo
+from edgeirst.runtime.engine_build import BuildOptions
+from edgeirst.weights import resolve_model
 
 # name -> (module, class)
 BACKENDS = {
@@ -28,31 +32,48 @@ BACKENDS = {
     "tensorrt": ("edgeirst.runtime.backends.tensorrt", "TensorRTBackend"),
 }
 ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt", "pytorch": "torch"}
+# keys = edgeirst.weights.MODEL_SUFFIXES
 SUFFIXES = {".onnx": ("onnxruntime", "tensorrt"), ".pt": ("torch",), ".pth": ("torch",),
             ".engine": ("tensorrt",), ".plan": ("tensorrt",), ".trt": ("tensorrt",)}
 
 
-def resolve_model(model: str | Path, backend: str = "auto") -> Path:
-    """A model argument -> an existing file. ``default`` (or another shipped model's name) is a
-    model shipped with the package: its ONNX, or its checkpoint when the torch backend is asked for."""
-    path = Path(model).expanduser()
-    if not path.exists() and not path.suffix:
-        from edgeirst.weights import shipped_model, shipped_names
-
-        if str(model) == "default" or str(model) in shipped_names():
-            return shipped_model(str(model), "pt" if backend == "torch" else "onnx")
-    if not path.exists():
-        raise EdgeirstError(f"model file {path} does not exist; pass a .pt, .onnx or .engine file or the word `default`")
-    if path.is_dir():
-        raise EdgeirstError(f"model {path} is a directory; pass a .pt, .onnx or .engine file")
-    if path.suffix.lower() not in SUFFIXES:
-        raise EdgeirstError(f"model {path} has an unsupported suffix {path.suffix!r}; expected one of "
-                            f"{', '.join(SUFFIXES)} (or the word `default`)")
-    return path
+TENSORRT_ONLY = ("build", "fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "cache_dir", "max_batch",
+                 "max_hw", "device_id", "zero_copy", "cuda_api")
 
 
-TENSORRT_ONLY = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "cache_dir", "max_batch", "max_hw",
-                 "device_id", "zero_copy", "cuda_api")
+@dataclass
+class BackendOptions:
+    """How a command loads its model, passed whole from the CLI to ``load_backend``: the backend,
+    its threads / providers / device, and the TensorRT engine build (``build``: precision,
+    calibration cache, DLA core, workspace, the largest batch and input)."""
+
+    backend: str = "auto"
+    threads: int = 0
+    providers: str | None = None
+    device: str | None = None  # torch backend: cpu, cuda, cuda:N
+    build: BuildOptions = field(default_factory=BuildOptions)
+
+    def for_batch(self, batch: int) -> "BackendOptions":
+        """A copy whose engine build accepts batches of ``batch`` (one frame per --source)."""
+        build = dataclasses.replace(self.build, max_batch=max(self.build.max_batch, int(batch)))
+        return dataclasses.replace(self, build=build)
+
+    def load(self, model: str | Path) -> Backend:
+        options: dict[str, Any] = {"build": self.build}
+        if self.threads:
+            options["threads"] = self.threads
+        if self.providers:
+            options["providers"] = self.providers
+        if self.build.fp16:
+            options["fp16"] = True
+        # engine-only choices the user made stay visible, so a backend that cannot honour them says so
+        defaults = BuildOptions()
+        for key in ("int8", "calibration_cache", "dla_core"):
+            if getattr(self.build, key) != getattr(defaults, key):
+                options[key] = getattr(self.build, key)
+        if self.device:
+            options["device"] = self.device
+        return load_backend(model, self.backend, **options)
 
 
 def tensorrt_available() -> bool:
@@ -71,12 +92,14 @@ def load_backend(model: str | Path, backend: str = "auto", **options: Any) -> Ba
         raise EdgeirstError(f"unknown backend {backend!r}; expected auto, {', '.join(BACKENDS)}")
     path = resolve_model(model, backend)
     allowed = SUFFIXES[path.suffix.lower()]
+    options = dict(options)
+    build = options.pop("build", None)
     if backend == "auto":
         if path.suffix.lower() == ".onnx" and tensorrt_available():
             # TensorRT when it imports and an engine can be built (cached per GPU and TRT
             # version), else onnxruntime: the documented `--backend auto` behaviour.
             try:
-                return load_backend(path, "tensorrt", **options)
+                return load_backend(path, "tensorrt", **options, **({"build": build} if build is not None else {}))
             except EdgeirstError as e:
                 print(f"warning: TensorRT engine not usable ({e}); falling back to onnxruntime", file=sys.stderr)
                 options = {k: v for k, v in options.items() if k not in TENSORRT_ONLY}
@@ -89,10 +112,12 @@ def load_backend(model: str | Path, backend: str = "auto", **options: Any) -> Ba
         from edgeirst.runtime.engine_build import cached_engine
 
         build_keys = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "cache_dir", "max_batch", "max_hw")
-        build = {k: options.pop(k) for k in build_keys if k in options}
+        loose = {k: options.pop(k) for k in build_keys if k in options}
+        if build is not None:
+            loose = {**dataclasses.asdict(build), **loose}
         if "device_id" in options:
-            build["device_id"] = options["device_id"]
-        path = cached_engine(path, **build)
+            loose["device_id"] = options["device_id"]
+        path = cached_engine(path, **loose)
     module, name = BACKENDS[backend]
     cls = getattr(importlib.import_module(module), name)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "path", "meta"}
@@ -103,4 +128,4 @@ def load_backend(model: str | Path, backend: str = "auto", **options: Any) -> Ba
     return cls(path, **options).load()
 
 
-__all__ = ["BACKENDS", "Backend", "TensorInfo", "load_backend", "resolve_model"]
+__all__ = ["BACKENDS", "Backend", "BackendOptions", "BuildOptions", "TensorInfo", "load_backend", "resolve_model"]

@@ -43,7 +43,8 @@ def read_sidecar(engine: Path) -> tuple[ModelMeta, dict]:
                 d = json.loads(p.read_text())
             except json.JSONDecodeError as e:
                 raise EdgeirstError(f"{p} is not valid JSON: {e}") from None
-            return ModelMeta.from_dict(d), d.get("engine", {})
+            info = d.pop("engine", {}) if isinstance(d, dict) else {}  # build info beside the model metadata
+            return ModelMeta.from_dict(d), info
     raise EdgeirstError(f"{engine} has no metadata sidecar {sidecar_path(engine).name}; build engines with "
                         "`edgeirst run MODEL.onnx --backend tensorrt` (or write ModelMeta(...).to_json() there)")
 

@@ -35,8 +35,22 @@ class TorchBackend(Backend):
         if self.threads:
             torch.set_num_threads(int(self.threads))
         model, self.meta, _ = load_checkpoint(self.path, self.meta)
+        return self._adopt(model, torch.device(self.device_name))
+
+    @classmethod
+    def from_model(cls, model, meta: ModelMeta, device=None) -> "TorchBackend":
+        """A backend over an in-memory model (the trainer's validation uses the same inference
+        code as ``edgeirst run --backend torch``). The model is used as it is (not copied)."""
+        import torch
+
+        backend = cls(Path(f"<in-memory {meta.name}>"), meta)
+        return backend._adopt(model, torch.device(device) if device is not None else next(model.parameters()).device)
+
+    def _adopt(self, model, device) -> "TorchBackend":
+        import torch
+
         self._torch = torch
-        self.device = torch.device(self.device_name)
+        self.device = device
         self.model = model.eval().to(self.device)
         dims = ("batch", self.meta.in_chans, "height", "width") if self.meta.dynamic else \
             ("batch", self.meta.in_chans) + tuple(self.meta.input_size)
