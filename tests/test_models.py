@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.meta import ModelMeta
+from edgeirst.checkpoint import meta_for
+from edgeirst.export import export_onnx
 from edgeirst.models import create_model, list_models
 from edgeirst.models.complexity import count_macs, count_params
 from edgeirst.postprocess import Prediction, decode_outputs
@@ -139,18 +140,6 @@ def test_backward(name):
     assert any(p.grad.abs().sum() > 0 for p in model.parameters() if p.grad is not None)
 
 
-class _Export(nn.Module):
-    """The exported graph: the inference outputs as a tuple, in spec order."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model, self.names = model, tuple(model.spec.outputs)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(x)
-        return tuple(out[n] for n in self.names)
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_onnx_parity_and_decode(name, tmp_path):
     """Opset-17 export with dynamic height/width (the runtime pads frames to size_divisor and
@@ -162,11 +151,9 @@ def test_onnx_parity_and_decode(name, tmp_path):
     d = max(spec.size_divisor, 32)
     x = torch.rand(1, 1, 2 * d, 3 * d)
     path = tmp_path / f"{name}.onnx"
-    dynamic = {n: {0: "batch", 2: f"{n}_h", 3: f"{n}_w"} for n in spec.outputs}
-    dynamic["images"] = {0: "batch", 2: "height", 3: "width"}
-    # The wrapper must be in eval mode too: the exporter restores the wrapper's mode recursively.
-    torch.onnx.export(_Export(model).eval(), (x,), str(path), dynamo=False, opset_version=17,
-                      input_names=["images"], output_names=list(spec.outputs), dynamic_axes=dynamic)
+    kwargs = SMALL.get(name, DEFAULT_SMALL)
+    meta = meta_for(name, model, kwargs=kwargs, input_size=tuple(x.shape[-2:]))
+    export_onnx(model, meta, path, dynamic=True)  # edgeirst's own export path, metadata inside
     assert not model.training
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for x in (x, torch.rand(1, 1, 3 * d, 2 * d)):
@@ -180,9 +167,7 @@ def test_onnx_parity_and_decode(name, tmp_path):
             err = np.abs(got[n] - r).max()
             assert err <= 1e-4 * max(1.0, np.abs(r).max()), f"{n}: onnxruntime differs from torch by {err}"
     h, w = x.shape[-2:]
-    meta = ModelMeta(name=name, kwargs=SMALL.get(name, DEFAULT_SMALL), input_size=(h, w),
-                     size_divisor=spec.size_divisor, outputs=spec.outputs, decode=spec.decode,
-                     decode_args=spec.decode_args, tasks=spec.tasks)
+    meta = meta.replace(input_size=(h, w))
     src_hw = (h - d // 2, w - d // 2)  # a source frame the runtime padded up to (h, w)
     pred = decode_outputs({n: v[0] for n, v in got.items()}, meta, Letterbox.plan(src_hw, meta))
     assert isinstance(pred, Prediction)

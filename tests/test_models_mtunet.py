@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgeirst.meta import ModelMeta
+from edgeirst.checkpoint import meta_for
+from edgeirst.export import export_onnx
 from edgeirst.models import create_model, model_entry
 from edgeirst.models.complexity import count_macs, count_params
 from edgeirst.models.layers.ppm import adaptive_avg_pool
@@ -102,16 +103,6 @@ def test_backward_reaches_every_parameter(name):
     assert not missing, missing[:5]
 
 
-class _Export(nn.Module):
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(x)
-        return tuple(out[n] for n in self.model.spec.outputs)
-
-
 @pytest.mark.parametrize("name, hw", [("mtunet", (240, 320)), ("light-sgmtlm-tiny", (224, 320))])
 def test_onnx_parity_and_decode(name, hw, tmp_path):
     ort = pytest.importorskip("onnxruntime")
@@ -122,8 +113,8 @@ def test_onnx_parity_and_decode(name, hw, tmp_path):
     with torch.no_grad():
         ref = model(x)
     path = tmp_path / "m.onnx"
-    torch.onnx.export(_Export(model).eval(), (x,), str(path), dynamo=False, opset_version=17,
-                      input_names=["images"], output_names=list(spec.outputs))
+    meta = meta_for(name, model, input_size=hw, threshold=0.05)
+    export_onnx(model, meta, path, dynamic=False)
     graph = onnx.load(str(path)).graph
     assert [o.name for o in graph.output] == list(spec.outputs)
     if spec.aux:  # trained-only branches are not in the exported graph (saliency: the one x4 Resize)
@@ -132,8 +123,6 @@ def test_onnx_parity_and_decode(name, hw, tmp_path):
     got = dict(zip(spec.outputs, sess.run(None, {"images": x.numpy()})))
     for n in spec.outputs:
         np.testing.assert_allclose(got[n], ref[n].numpy(), atol=1e-4, rtol=1e-4, err_msg=n)
-    meta = ModelMeta(name=name, input_size=hw, size_divisor=spec.size_divisor, outputs=spec.outputs,
-                     decode=spec.decode, decode_args=spec.decode_args, tasks=spec.tasks, threshold=0.05)
     src = (hw[0] - 8, hw[1] - 8)
     pred = decode_outputs({n: v[0] for n, v in got.items()}, meta, Letterbox.plan(src, meta))
     if "seg" in spec.outputs:

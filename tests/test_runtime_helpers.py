@@ -16,10 +16,10 @@ TINY_KWARGS = {"width": 0.25}
 
 
 def tiny_meta(**changes):
-    from edgeirst.meta import ModelMeta
+    """The tiny model's metadata, as edgeirst's own ``meta_for`` writes it."""
+    from edgeirst.checkpoint import meta_for
 
-    meta = ModelMeta(name="mshnet", kwargs=dict(TINY_KWARGS), input_size=(64, 64), dynamic=True, size_divisor=16,
-                     outputs=("seg",), decode="cluster", threshold=0.5)
+    meta = meta_for("mshnet", _tiny_model(), kwargs=dict(TINY_KWARGS), input_size=(64, 64), threshold=0.5)
     return meta.replace(**changes) if changes else meta
 
 
@@ -33,43 +33,23 @@ def _tiny_model():
 
 
 def tiny_checkpoint(base: Path) -> Path:
-    import torch
+    """A real checkpoint written by ``edgeirst.checkpoint.save_checkpoint``."""
+    from edgeirst.checkpoint import save_checkpoint
 
     path = base / "tiny_mshnet.pt"
     if not path.exists():
-        torch.save({"meta": tiny_meta().to_dict(), "state_dict": _tiny_model().state_dict()}, str(path) + ".tmp")
-        os.replace(str(path) + ".tmp", path)
+        save_checkpoint(path, _tiny_model(), tiny_meta())
     return path
 
 
-def export_onnx(path: Path, meta=None, with_meta: bool = True, static_hw: tuple[int, int] | None = None) -> Path:
-    import onnx
-    import torch
-
-    model = _tiny_model()
-
-    class SegOnly(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m(x)["seg"]
+def export_onnx(path: Path, meta=None, static_hw: tuple[int, int] | None = None) -> Path:
+    """The tiny model exported by ``edgeirst.export.export_onnx`` (metadata inside)."""
+    from edgeirst.export import export_onnx as export
 
     hw = static_hw or (64, 64)
-    dyn = None if static_hw else {"images": {2: "h", 3: "w"}, "seg": {2: "h", 3: "w"}}
-    tmp = path.with_suffix(".tmp.onnx")
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(SegOnly(model), torch.zeros(1, 1, *hw), str(tmp), dynamo=False, opset_version=17,
-                          input_names=["images"], output_names=["seg"], dynamic_axes=dyn)
-    m = onnx.load(str(tmp))
-    if with_meta:
-        meta = meta or tiny_meta(dynamic=static_hw is None, input_size=hw)
-        onnx.helper.set_model_props(m, {"edgeirst": meta.to_json()})
-    onnx.save(m, str(path))
-    tmp.unlink()
-    return path
+        return export(_tiny_model(), meta or tiny_meta(input_size=hw), path, input_size=hw, dynamic=static_hw is None)
 
 
 def tiny_onnx(base: Path) -> Path:
