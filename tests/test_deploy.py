@@ -285,3 +285,48 @@ def test_checkpoint_is_exported_to_onnx_with_metadata(tmp_path, wheel):
                 str(SHIPPED / "default.pt"))
     assert r.returncode == 0 and "reuse model.onnx" in r.stderr
     assert _snapshot(out) == before
+
+
+@pytest.fixture(scope="module")
+def qdq_model(tmp_path_factory) -> Path:
+    """A real QDQ (S8S8, TensorRT's layout) export of the shipped default, made with onnxruntime's
+    quantizer on two random frames: its accuracy does not matter here, its form does."""
+    import numpy as np
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Frames(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.frames = iter([{"images": rng.random((1, 1, 64, 64), dtype=np.float32)} for _ in range(2)])
+
+        def get_next(self):
+            return next(self.frames, None)
+
+    out = tmp_path_factory.mktemp("qdq") / "default.int8.onnx"
+    quantize_static(str(SHIPPED / "default.onnx"), str(out), Frames(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return out
+
+
+def test_qdq_model_deploys_to_jetpack6_without_calibration_data(tmp_path, wheel, qdq_model):
+    out = tmp_path / "B"
+    r = _deploy("--device", "jetson", "--profile", "orin-nx", "--jetpack", "6.2", "--precision", "int8",
+                "--out", str(out), "--wheel", str(wheel), str(qdq_model))
+    assert r.returncode == 0, r.stderr
+    assert (out / "model.int8.onnx").read_bytes() == qdq_model.read_bytes() and not (out / "model.onnx").exists()
+    cfg = load_config(out / "edgeirst.toml")
+    assert (cfg.model.precision, cfg.model.onnx, cfg.model.onnx_int8, cfg.model.calibration_cache) == (
+        "int8", "", "model.int8.onnx", "")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models"]["model.int8.onnx"]["qdq"] and manifest["expects"]["tensorrt"] == ["10.3.0"]
+    assert verify_bundle(out) == []
+    from edgeirst.jetson.launch import engine_plan
+
+    onnx, opts = engine_plan(cfg, out, "10.3.0.30")
+    assert onnx == out / "model.int8.onnx" and opts["int8"]
+
+
+def test_qdq_model_for_jetpack5_needs_the_float_model(tmp_path, wheel, qdq_model):
+    _one_error_line(_deploy("--device", "jetson", "--profile", "orin-nx", "--precision", "int8", "--out",
+                            str(tmp_path / "B"), "--wheel", str(wheel), str(qdq_model)),
+                    "already INT8 (QDQ)", "TensorRT 8.5.2")
