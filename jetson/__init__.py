@@ -1,5 +1,21 @@
-"""edgeirst.jetson: Jetson device profiles and deployment bundles (``edgeirst deploy``).
+"""edgeirst.jetson: from a model to a detection service on a Jetson (``edgeirst deploy``).
 
-Not available yet. The runtime pieces a Jetson needs (TensorRT backend, pycuda buffers with
-zero-copy mapped memory, ``csi://`` camera pipelines) live in ``edgeirst.runtime``.
+| module | what |
+|---|---|
+| ``profiles`` | Jetson modules and JetPack releases as data (``--list-profiles``) |
+| ``detect`` | which Jetson this is: nv_tegra_release, device tree, nvidia-l4t-core |
+| ``preflight`` | host checks: precision, INT8 forms, input size, DLA, memory |
+| ``bundle`` | the bundle: models, edgeirst.toml, scripts, wheel, manifest; idempotent |
+| ``wheel`` | a wheel of edgeirst for the offline device install |
+| ``config`` | edgeirst.toml as dataclasses (read without tomllib on Python 3.10) |
+| ``templates`` | launch.sh, install.sh, the systemd unit |
+| ``remote`` | SSH push: probe, copy, install, engine build, service, first output |
+| ``launch`` | on the device: engine build/cache or onnxruntime fallback, then the run |
+| ``check`` | on the device: imports (OpenCV with GStreamer, no PyTorch), bundle hashes |
+| ``tegrastats`` | ``parse_line`` and ``TegrastatsSampler``: power for FPS per watt (run, bench) |
+| ``power`` | ``nvpmodel`` / ``jetson_clocks`` wrappers |
+
+Nothing here imports torch or tensorrt at import time; the device side needs neither PyTorch
+nor the ``train`` extra. The TensorRT backend, pycuda buffers and ``csi://`` cameras live in
+``edgeirst.runtime``.
 """

@@ -171,9 +171,11 @@ def _cache_calibrator(trt, cache: Path):
     return CacheCalibrator()
 
 
-def cached_engine(onnx_path: Path, cache_dir_root: str | None = None, device_id: int = 0, **options) -> Path:
+def cached_engine(onnx_path: Path, cache_dir_root: str | None = None, device_id: int = 0,
+                  meta: ModelMeta | None = None, **options) -> Path:
     """The engine for ``onnx_path`` built with ``options`` on this GPU and TensorRT version,
-    from the cache, or built now and cached."""
+    from the cache, or built now and cached. ``meta`` saves reading the ONNX metadata (a Jetson
+    with TensorRT may have neither onnx nor onnxruntime)."""
     from edgeirst.runtime.backends.tensorrt import import_tensorrt
     from edgeirst.runtime.cuda import CudaDevice
 
@@ -184,7 +186,7 @@ def cached_engine(onnx_path: Path, cache_dir_root: str | None = None, device_id:
         raise EdgeirstError(f"unknown TensorRT build option(s) {unknown}; known: {sorted(known)}")
     opts = BuildOptions(**options)
     trt = import_tensorrt()
-    meta = read_onnx_meta(onnx_path)
+    meta = meta or read_onnx_meta(onnx_path)
     dev = CudaDevice(device_id)
     try:
         folder = cache_dir(trt.__version__, dev.name, dev.compute_capability, root)

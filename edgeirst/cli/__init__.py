@@ -29,7 +29,7 @@ COMMANDS = {
     "run": ("edgeirst.cli.run", "Detect targets on a live or recorded stream."),
     "demo": ("edgeirst.cli.demo", "Run the shipped default model on a synthetic stream and save a video."),
     "bench": ("edgeirst.cli.later", "Compare variants by params, FLOPs, latency and accuracy (not available yet)."),
-    "deploy": ("edgeirst.cli.later", "Build a deployment bundle for a Jetson profile (not available yet)."),
+    "deploy": ("edgeirst.cli.deploy", "Bundle a model for a Jetson profile; push, install and start it over SSH."),
 }
 
 

@@ -1,0 +1,476 @@
+"""A deployment bundle: one folder that turns a model into a detection service on a Jetson.
+
+``build_bundle`` writes::
+
+    model.onnx           float model, metadata inside (FP32/FP16 engines; INT8 with the cache; onnxruntime)
+    model.int8.onnx      QDQ INT8 model for TensorRT >= 8.6                       (int8 only)
+    calibration.cache    TensorRT 8.x calibration cache of model.onnx             (int8, TensorRT < 8.6 only)
+    edgeirst.toml        source, threshold, precision, input size, tracker, sinks, engine, power
+    launch.sh            builds/caches the engine on the device, then runs the detector
+    install.sh           offline install (wheels unpacked into ./lib) + device check [+ --service]
+    edgeirst.service     systemd unit (install.sh --service fills in the paths)
+    wheels/edgeirst-*.whl
+    manifest.json        sha256 of every file, the profile, the versions it expects, the pre-flight
+    SHA256SUMS           the same hashes for `sha256sum -c` (covers manifest.json)
+
+Running it again with the same inputs changes no file, byte for byte: generated files are
+deterministic, expensive ones (export, quantization, calibration cache, wheel) are reused when
+the key of their inputs recorded in manifest.json is unchanged and the file still verifies, and
+a file is only replaced (through ``<name>.tmp`` and ``os.replace``) when its bytes differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from edgeirst import __version__
+from edgeirst.errors import EdgeirstError, missing_extra
+from edgeirst.jetson import config as tomlcfg
+from edgeirst.jetson import templates
+from edgeirst.jetson.preflight import PreflightResult, is_qdq, run_preflight
+from edgeirst.jetson.profiles import DeviceProfile, get_profile, select_releases, version_tuple
+from edgeirst.jetson.wheel import build_wheel, source_files, source_hash, source_root
+from edgeirst.meta import ModelMeta
+
+FORMAT = 1
+MANIFEST, SUMS, CONFIG = "manifest.json", "SHA256SUMS", "edgeirst.toml"
+FLOAT_MODEL, INT8_MODEL, CALIB_CACHE = "model.onnx", "model.int8.onnx", "calibration.cache"
+EXECUTABLE = ("launch.sh", "install.sh")
+
+
+@dataclass
+class BundleOptions:
+    """Everything ``edgeirst deploy`` takes for the bundle (None = the model's or profile's default)."""
+
+    model: str
+    profile: str
+    out: Path
+    precision: str = "fp16"
+    calib_data: str | None = None
+    calib_split: str = "train"
+    calib_images: int = 64
+    val_split: str | None = "val"
+    jetpack: str | None = None
+    source: str = "csi://0"
+    threshold: float | None = None
+    input_size: tuple[int, int] | None = None
+    fixed_size: bool = False
+    track: bool = True
+    confirm: str = "3/5"
+    gate: float = 8.0
+    jsonl: str = "-"
+    save: str = ""
+    serve: str = ""
+    builder: str = "auto"
+    workspace_mb: int = 1024
+    dla_core: int | None = None
+    power_mode: str = ""
+    jetson_clocks: bool = False
+    tegrastats: bool = True
+    wheel: str | None = None
+    extra_wheels: tuple[str, ...] = ()
+    service: str = "edgeirst"
+
+
+@dataclass
+class BundleResult:
+    out: Path
+    profile: DeviceProfile
+    preflight: PreflightResult
+    manifest: dict
+    steps: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"out": str(self.out), "profile": self.profile.name, "preflight": self.preflight.to_dict(),
+                "files": sorted(self.manifest.get("files", {})), "written": self.written,
+                "unchanged": self.unchanged, "removed": self.removed, "steps": self.steps}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def tree_hash(root: Path) -> str:
+    """Content hash of every file under ``root`` (the calibration data set's identity)."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            h.update(p.relative_to(root).as_posix().encode() + b"\0" + sha256_file(p).encode())
+    return h.hexdigest()
+
+
+def read_manifest(out: Path) -> dict | None:
+    """The manifest of an existing bundle in ``out``; None for a missing or empty folder. A
+    non-empty folder that is not a bundle is refused (deploy never writes into foreign folders)."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise EdgeirstError(f"--out {out} exists and is not a folder")
+    path = out / MANIFEST
+    if not path.is_file():
+        if any(out.iterdir()):
+            raise EdgeirstError(f"--out {out} is a non-empty folder without {MANIFEST}: refusing to write a bundle "
+                                "into it; pick a new or empty folder")
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}  # a damaged manifest: nothing is reused, everything is rewritten
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def verify_bundle(out: Path) -> list[str]:
+    """Problems with a bundle: missing manifest, files missing or not matching their sha256."""
+    out = Path(out)
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        return [f"{out / MANIFEST}: {getattr(e, 'strerror', None) or e}"]
+    problems = []
+    for name, entry in sorted(manifest.get("files", {}).items()):
+        p = out / name
+        if not p.is_file():
+            problems.append(f"{name}: missing")
+        elif sha256_file(p) != entry.get("sha256"):
+            problems.append(f"{name}: sha256 differs from the manifest")
+    if not manifest.get("files"):
+        problems.append(f"{MANIFEST} lists no files")
+    return problems
+
+
+def _resolve_input(model: str) -> Path:
+    from edgeirst.runtime.backends import resolve_model
+
+    path = resolve_model(model)
+    if path.suffix.lower() not in (".onnx", ".pt", ".pth"):
+        raise EdgeirstError(f"deploy takes a .pt checkpoint, an .onnx model or a shipped model name, not {path.name}: "
+                            "TensorRT engines are built on the device, for its GPU and TensorRT version")
+    return path.resolve()
+
+
+def _refuse_overlap(out: Path, inputs: list[Path]) -> None:
+    """An output folder that is, contains or lies inside one of the inputs is refused."""
+    o = out.resolve()
+    for p in inputs:
+        r = p.resolve()
+        if r == o or o in r.parents or (r.is_dir() and r in o.parents):
+            raise EdgeirstError(f"--out {out} overlaps the input {p}; write the bundle to a separate folder")
+        if o.exists() and r.exists() and os.path.samefile(o, r):
+            raise EdgeirstError(f"--out {out} is the input {p}")
+
+
+def _float_meta(path: Path) -> ModelMeta:
+    if path.suffix.lower() == ".onnx":
+        from edgeirst.runtime.engine_build import read_onnx_meta
+
+        return read_onnx_meta(path)
+    from edgeirst.checkpoint import read_checkpoint
+
+    return ModelMeta.from_dict(read_checkpoint(path)["meta"])
+
+
+class _Builder:
+    """Collects the bundle's files (name -> path of their bytes) and the steps it takes."""
+
+    def __init__(self, opts: BundleOptions, out: Path, old: dict | None, tmp: Path, dry_run: bool,
+                 log: Callable[[str], None]) -> None:
+        self.opts, self.out, self.old, self.tmp, self.dry_run, self.log = opts, out, old or {}, tmp, dry_run, log
+        self.files: dict[str, Path] = {}
+        self.inputs: dict[str, str] = {}
+        self.steps: list[str] = []
+
+    def step(self, text: str) -> None:
+        self.steps.append(text)
+        self.log(("would " if self.dry_run else "") + text)
+
+    def reusable(self, name: str, key: str) -> bool:
+        """``name`` was made from the same inputs last time and still verifies: keep it."""
+        entry = self.old.get("files", {}).get(name)
+        path = self.out / name
+        if self.old.get("inputs", {}).get(name) == key and entry and path.is_file() \
+                and sha256_file(path) == entry.get("sha256"):
+            self.files[name], self.inputs[name] = path, key
+            self.step(f"reuse {name} (same inputs as the last run)")
+            return True
+        return False
+
+    def make(self, name: str, key: str, what: str, produce: Callable[[Path], None]) -> None:
+        """Reuse ``name`` or produce it into the temp folder (a no-op in a dry run)."""
+        if self.reusable(name, key):
+            return
+        self.step(what)
+        self.inputs[name] = key
+        if not self.dry_run:
+            target = self.tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            produce(target)
+            self.files[name] = target
+
+    def text(self, name: str, content: str) -> None:
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        self.files[name] = path
+
+
+def build_bundle(opts: BundleOptions, log: Callable[[str], None] | None = None, dry_run: bool = False) -> BundleResult:
+    """Write (or with ``dry_run`` only plan) the bundle for ``opts``; see the module docstring."""
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    profile = get_profile(opts.profile)
+    releases = select_releases(profile, opts.jetpack)
+    src = _resolve_input(opts.model)
+    out = Path(opts.out).expanduser()
+    extra = [Path(w).expanduser() for w in opts.extra_wheels] + ([Path(opts.wheel).expanduser()] if opts.wheel else [])
+    for w in extra:
+        if not w.is_file() or w.suffix != ".whl":
+            raise EdgeirstError(f"wheel {w} is not a .whl file")
+    calib = Path(opts.calib_data).expanduser() if opts.calib_data else None
+    if calib is not None and not calib.is_dir():
+        raise EdgeirstError(f"--calib-data {calib} is not a folder")
+    _refuse_overlap(out, [src] + extra + ([calib] if calib else []))
+    old = read_manifest(out)
+    with tempfile.TemporaryDirectory(prefix="edgeirst-deploy-") as tmp:
+        b = _Builder(opts, out, old, Path(tmp), dry_run, log)
+        pf, models = _models(b, profile, releases, src, calib)
+        _scripts(b, profile, pf, models)
+        _wheels(b, extra)
+        manifest = _manifest(b, profile, releases, pf, models)
+        result = BundleResult(out, profile, pf, manifest, b.steps)
+        if dry_run:
+            return result
+        _commit(b, result)
+    return result
+
+
+def _models(b: _Builder, profile: DeviceProfile, releases, src: Path, calib: Path | None):
+    opts = b.opts
+    qdq_input = src.suffix.lower() == ".onnx" and is_qdq(src)
+    models: dict[str, dict] = {}
+    float_path: Path | None = None
+    if src.suffix.lower() == ".onnx" and not qdq_input:
+        b.make(FLOAT_MODEL, _key("copy", sha256_file(src)), f"copy {src} -> {FLOAT_MODEL}",
+               lambda t: shutil.copyfile(src, t))
+        float_path = b.files.get(FLOAT_MODEL, src)
+    elif src.suffix.lower() in (".pt", ".pth"):
+        try:
+            import torch
+        except ImportError:
+            raise missing_extra("torch (to export a .pt checkpoint)", "train") from None
+
+        def export(target: Path) -> None:
+            from edgeirst.checkpoint import load_checkpoint
+            from edgeirst.export import export_onnx
+
+            model, meta, _ = load_checkpoint(src)
+            export_onnx(model, meta, target, dynamic=True)
+
+        b.make(FLOAT_MODEL, _key("export", sha256_file(src), 17, __version__, torch.__version__),
+               f"export {src} -> {FLOAT_MODEL} (ONNX opset 17, dynamic height/width, metadata inside)", export)
+        float_path = b.files.get(FLOAT_MODEL)
+    meta = _float_meta(float_path or src)
+    pf = run_preflight(profile, releases, meta, float_path or src, opts.precision, opts.input_size, opts.dla_core,
+                       opts.power_mode, opts.workspace_mb) if (float_path or src.suffix == ".onnx") else None
+    if pf is None:  # a dry run of a checkpoint: no ONNX yet to estimate memory from
+        from edgeirst.jetson.preflight import check_input_size, resolve_precision
+
+        precision, warnings = resolve_precision(profile, opts.precision)
+        pf = PreflightResult(precision, check_input_size(meta, opts.input_size), False, False, None,
+                             profile.memory_mb, warnings + ["memory is checked after the export (skipped in a dry run)"])
+        trts = [r.tensorrt_tuple[:2] for r in releases]
+        pf.needs_qdq = precision == "int8" and any(t >= (8, 6) for t in trts)
+        pf.needs_cache = precision == "int8" and any(t < (8, 6) for t in trts)
+    for w in pf.warnings:
+        b.log(f"warning: {w}")
+    if float_path is not None or src.suffix.lower() in (".pt", ".pth"):
+        models[FLOAT_MODEL] = {"role": "float: FP32/FP16 engines, INT8 with calibration.cache, onnxruntime",
+                               "qdq": False, "meta": meta.to_dict()}
+    if pf.precision == "int8":
+        _int8(b, profile, releases, pf, src, qdq_input, float_path, calib, models)
+    elif opts.calib_data:
+        b.log(f"note: --calib-data is not used for {pf.precision}")
+    return pf, models
+
+
+def _int8(b: _Builder, profile, releases, pf: PreflightResult, src: Path, qdq_input: bool, float_path: Path | None,
+          calib: Path | None, models: dict) -> None:
+    opts = b.opts
+    trt_old = sorted({r.tensorrt for r in releases if r.tensorrt_tuple[:2] < (8, 6)}, key=version_tuple)
+    if pf.needs_cache and qdq_input:
+        raise EdgeirstError(f"{src.name} is already INT8 (QDQ), but TensorRT {', '.join(trt_old)} on {profile.module} "
+                            "needs the float model and a calibration cache: pass the float .onnx/.pt with --calib-data, "
+                            "or target JetPack 6+ with --jetpack")
+    if calib is None and not (qdq_input and not pf.needs_cache):
+        forms = (["a QDQ model (TensorRT >= 8.6)"] if pf.needs_qdq else []) + \
+                ([f"a calibration cache (TensorRT {', '.join(trt_old)})"] if pf.needs_cache else [])
+        raise EdgeirstError(f"INT8 on {profile.module} needs {' and '.join(forms)}, made from calibration images: "
+                            "pass --calib-data DIR (a SIRST-style dataset), or use --precision fp16")
+    data_key = tree_hash(calib) if calib is not None else None
+    try:
+        if not qdq_input:
+            from edgeirst.quantize import QuantConfig, quantize_model, write_calibration_cache  # noqa: F401
+    except ImportError:
+        raise EdgeirstError("INT8 bundles need edgeirst.quantize (quantize_model, write_calibration_cache), which this "
+                            "edgeirst does not have yet; deploy with --precision fp16") from None
+    if pf.needs_qdq:
+        if qdq_input:
+            b.make(INT8_MODEL, _key("copy", sha256_file(src)), f"copy {src} -> {INT8_MODEL} (already QDQ INT8)",
+                   lambda t: shutil.copyfile(src, t))
+        else:
+            import onnxruntime
+
+            def quantize(target: Path) -> None:
+                from edgeirst.quantize import QuantConfig, quantize_model
+
+                cfg = QuantConfig(precision="int8", target="tensorrt", data=str(calib), split=opts.calib_split,
+                                  calib_images=opts.calib_images, val_split=opts.val_split)
+                quantize_model(b.files[FLOAT_MODEL], target, cfg, progress=False)
+
+            b.make(INT8_MODEL, _key("qdq", b.inputs[FLOAT_MODEL], data_key, opts.calib_split, opts.calib_images,
+                                    opts.val_split, __version__, onnxruntime.__version__),
+                   f"quantize {FLOAT_MODEL} -> {INT8_MODEL} (TensorRT QDQ, {opts.calib_images} images of "
+                   f"{calib} split {opts.calib_split})", quantize)
+        q = b.files.get(INT8_MODEL)
+        qmeta = _float_meta(q) if q is not None else None
+        models[INT8_MODEL] = {"role": "QDQ INT8 for TensorRT >= 8.6", "qdq": True,
+                              "meta": qmeta.to_dict() if qmeta else None}
+    if pf.needs_cache:
+        def cache(target: Path) -> None:
+            from edgeirst.quantize import write_calibration_cache
+
+            write_calibration_cache(b.files[FLOAT_MODEL], target, str(calib), opts.calib_split, opts.calib_images,
+                                    progress=False)
+
+        b.make(CALIB_CACHE, _key("cache", b.inputs[FLOAT_MODEL], data_key, opts.calib_split, opts.calib_images,
+                                 __version__),
+               f"write {CALIB_CACHE} (TensorRT {', '.join(trt_old)} INT8 calibration of {FLOAT_MODEL})", cache)
+
+
+def _scripts(b: _Builder, profile: DeviceProfile, pf: PreflightResult, models: dict) -> None:
+    opts = b.opts
+    meta = models.get(FLOAT_MODEL, models.get(INT8_MODEL, {})).get("meta") or {}
+    cfg = tomlcfg.LaunchConfig()
+    cfg.model = tomlcfg.ModelSettings(
+        onnx=FLOAT_MODEL if FLOAT_MODEL in models else "", onnx_int8=INT8_MODEL if INT8_MODEL in models else "",
+        calibration_cache=CALIB_CACHE if pf.precision == "int8" and pf.needs_cache else "", precision=pf.precision,
+        threshold=float(opts.threshold if opts.threshold is not None else meta.get("threshold", 0.5)),
+        input_size=list(pf.input_size), fixed_size=bool(opts.fixed_size))
+    cfg.source = tomlcfg.SourceSettings(opts.source)
+    cfg.tracker = tomlcfg.TrackerSettings(opts.track, opts.confirm, float(opts.gate))
+    cfg.sinks = tomlcfg.SinkSettings(opts.jsonl, opts.save, opts.serve)
+    cfg.engine = tomlcfg.EngineSettings(opts.builder, int(opts.workspace_mb),
+                                        -1 if opts.dla_core is None else int(opts.dla_core))
+    cfg.power = tomlcfg.PowerSettings(opts.power_mode.upper(), bool(opts.jetson_clocks), bool(opts.tegrastats))
+    cfg.device = tomlcfg.DeviceSettings(profile.name)
+    header = (f"edgeirst.toml for {profile.module}, written by edgeirst deploy {__version__}.\n"
+              f"Edit it on the device and restart the service (sudo systemctl restart {opts.service}).")
+    b.text(CONFIG, tomlcfg.to_toml(cfg.validate(), header))
+    values = {"profile": profile.name, "service": opts.service}
+    b.text("launch.sh", templates.render(templates.LAUNCH_SH, **values))
+    b.text("install.sh", templates.render(templates.INSTALL_SH, **values))
+    b.text(f"{opts.service}.service", templates.render(templates.SERVICE_UNIT, **values))
+    b.step(f"write {CONFIG}, launch.sh, install.sh and {opts.service}.service")
+
+
+def _wheels(b: _Builder, extra: list[Path]) -> None:
+    opts = b.opts
+    if opts.wheel:
+        w = Path(opts.wheel).expanduser()
+        b.make(f"wheels/{w.name}", _key("copy", sha256_file(w)), f"copy the edgeirst wheel {w}",
+               lambda t: shutil.copyfile(w, t))
+    else:
+        root = source_root()
+        if root is None:
+            raise EdgeirstError("cannot find the source tree this edgeirst was installed from, to build its wheel; "
+                                "pass a wheel with --wheel FILE (pip wheel --no-deps edgeirst)")
+        files = source_files(root)
+        key = _key("wheel", source_hash(root, files))
+        name = f"wheels/edgeirst-{__version__}-py3-none-any.whl"
+
+        def wheel(target: Path) -> None:
+            built = build_wheel(root, files, target.parent)
+            if built != target:
+                os.replace(built, target)
+
+        b.make(name, key, f"build {name} from {root} (pip wheel --no-deps, offline)", wheel)
+    for w in extra:
+        if w == (Path(opts.wheel).expanduser() if opts.wheel else None):
+            continue
+        b.make(f"wheels/{w.name}", _key("copy", sha256_file(w)), f"copy the extra wheel {w}",
+               lambda t, w=w: shutil.copyfile(w, t))
+
+
+def _manifest(b: _Builder, profile: DeviceProfile, releases, pf: PreflightResult, models: dict) -> dict:
+    files = {} if b.dry_run else {name: {"sha256": sha256_file(p), "size": p.stat().st_size}
+                                  for name, p in sorted(b.files.items())}
+    manifest = {
+        "format": FORMAT, "edgeirst": __version__, "profile": profile.summary(),
+        "precision": {"requested": b.opts.precision, "effective": pf.precision},
+        "expects": {"jetpack": [r.jetpack for r in releases], "l4t": [r.l4t for r in releases],
+                    "tensorrt": sorted({r.tensorrt for r in releases}, key=version_tuple),
+                    "cuda": sorted({r.cuda for r in releases}, key=version_tuple), "python": ">=3.10",
+                    "jetpack_python": sorted({r.python for r in releases}, key=version_tuple)},
+        "models": models, "preflight": pf.to_dict(), "inputs": dict(sorted(b.inputs.items())), "files": files,
+    }
+    if not b.dry_run:
+        b.text(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        b.text(SUMS, "".join(f"{sha256_file(b.files[n])}  {n}\n" for n in sorted(b.files) if n != SUMS))
+    return manifest
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            ca, cb = fa.read(1 << 20), fb.read(1 << 20)
+            if ca != cb:
+                return False
+            if not ca:
+                return True
+
+
+def _commit(b: _Builder, result: BundleResult) -> None:
+    """Move the files into the bundle: only those whose bytes differ, each via ``<name>.tmp``;
+    manifest.json and SHA256SUMS last, so an interrupted run never leaves a bundle that verifies."""
+    out = b.out
+    out.mkdir(parents=True, exist_ok=True)
+    order = sorted(n for n in b.files if n not in (MANIFEST, SUMS)) + [MANIFEST, SUMS]
+    for name in order:
+        src, dst = b.files[name], out / name
+        if dst.is_file() and _same_bytes(src, dst):
+            result.unchanged.append(name)
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".tmp")
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o755 if name in EXECUTABLE else 0o644)
+        os.replace(tmp, dst)
+        result.written.append(name)
+    for name in sorted(set(b.old.get("files", {})) - set(b.files)):
+        stale = out / name
+        if stale.is_file():
+            stale.unlink()
+            result.removed.append(name)

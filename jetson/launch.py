@@ -1,0 +1,230 @@
+"""The launcher a bundle runs on the device: ``python -m edgeirst.jetson.launch BUNDLE/edgeirst.toml``.
+
+1. applies the power settings (nvpmodel mode by name, jetson_clocks) when running as root;
+2. picks the engine: with TensorRT (and pycuda or cuda-python) it builds one on first start with
+   edgeirst's builder (``edgeirst.runtime.engine_build.cached_engine``) or ``trtexec``, cached per
+   device and TensorRT version, from the bundle's QDQ model (TensorRT >= 8.6) or float model plus
+   calibration cache (TensorRT 8.x) for INT8; without TensorRT it says so and runs the ONNX model
+   on onnxruntime;
+3. runs the detector as ``edgeirst run`` does (same library call, settings from the TOML), with
+   tegrastats sampling power when present, and ends with the run summary and fps per watt.
+
+Log lines go to stderr: stdout carries the JSON lines when ``[sinks] jsonl = "-"``.
+Never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edgeirst import __version__
+from edgeirst.errors import EdgeirstError
+from edgeirst.jetson.config import LaunchConfig, load_config
+from edgeirst.jetson.profiles import version_tuple
+from edgeirst.meta import ModelMeta
+
+
+def _log(line: str) -> None:
+    print(f"[edgeirst] {line}", file=sys.stderr, flush=True)
+
+
+def _bundle_meta(bundle: Path, name: str) -> ModelMeta | None:
+    """A model's metadata from manifest.json (so the device needs neither onnx nor onnxruntime for it)."""
+    try:
+        entry = json.loads((bundle / "manifest.json").read_text())["models"][name]["meta"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+    return ModelMeta.from_dict(entry) if entry else None
+
+
+def tensorrt_status() -> tuple[str | None, str]:
+    """(TensorRT version or None, why not usable)."""
+    from edgeirst.runtime.backends import tensorrt_available
+
+    if not tensorrt_available():
+        import importlib.util
+
+        if importlib.util.find_spec("tensorrt") is None:
+            return None, "tensorrt does not import for this Python (JetPack: apt install python3-libnvinfer)"
+        return None, "tensorrt imports but neither pycuda nor cuda-python does (pip install 'edgeirst[jetson]')"
+    import tensorrt
+
+    return tensorrt.__version__, ""
+
+
+def engine_plan(cfg: LaunchConfig, bundle: Path, trt_version: str) -> tuple[Path, dict]:
+    """(ONNX file, TensorRT build options) for this TensorRT version and the bundle's precision."""
+    m, e = cfg.model, cfg.engine
+    opts: dict = {"workspace_mb": e.workspace_mb, "max_hw": tuple(m.input_size)}
+    if e.dla_core >= 0:
+        opts["dla_core"] = e.dla_core
+    if m.precision == "int8":
+        if version_tuple(trt_version)[:2] >= (8, 6) and m.onnx_int8:
+            return bundle / m.onnx_int8, {**opts, "int8": True, "fp16": True}
+        if m.calibration_cache and m.onnx:
+            return bundle / m.onnx, {**opts, "int8": True, "fp16": True,
+                                     "calibration_cache": str(bundle / m.calibration_cache)}
+        have = [f for f in (m.onnx_int8 and "a QDQ model (TensorRT >= 8.6)",
+                            m.calibration_cache and "a calibration cache") if f]
+        raise EdgeirstError(f"this bundle has no INT8 form for TensorRT {trt_version} (it has {' and '.join(have) or 'none'}); "
+                            "redeploy for this JetPack, or set [model] precision = \"fp16\" in edgeirst.toml")
+    onnx = m.onnx or m.onnx_int8
+    return bundle / onnx, ({**opts, "fp16": True} if m.precision == "fp16" else opts)
+
+
+def trtexec_engine(trtexec: str, onnx: Path, meta: ModelMeta, opts: dict, trt_version: str, cache_root: str | None) -> Path:
+    """Build with ``trtexec`` into the same per-device, per-TensorRT cache, with the metadata sidecar."""
+    from edgeirst.jetson.detect import detect_local
+    from edgeirst.jetson.profiles import PROFILES
+    from edgeirst.runtime.backends.tensorrt import sidecar_path
+    from edgeirst.runtime.engine_build import BuildOptions, _profile_shapes, cache_dir, cache_key
+
+    build = BuildOptions(**opts)
+    info = detect_local()
+    cc = next((p.compute_capability for p in PROFILES.values() if p.soc == info.soc), (0, 0))
+    folder = cache_dir(trt_version, info.model or "jetson", cc, cache_root)
+    engine = folder / f"{onnx.stem}-trtexec-{cache_key(onnx, build)}.engine"
+    if engine.is_file():
+        return engine
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = engine.with_name(engine.name + ".tmp")
+    argv = [trtexec, f"--onnx={onnx}", f"--saveEngine={tmp}"]
+    argv += ["--fp16"] * bool(build.fp16) + ["--int8"] * bool(build.int8)
+    if build.calibration_cache:
+        argv.append(f"--calib={build.calibration_cache}")
+    if build.dla_core is not None:
+        argv += [f"--useDLACore={build.dla_core}", "--allowGPUFallback"]
+    argv.append(f"--memPoolSize=workspace:{build.workspace_mb}M" if version_tuple(trt_version)[:2] >= (8, 4)
+                else f"--workspace={build.workspace_mb}")
+    if meta.dynamic:
+        shape = (-1, meta.in_chans, -1, -1)
+        for flag, dims in zip(("--minShapes", "--optShapes", "--maxShapes"), _profile_shapes(shape, meta, build)):
+            argv.append(f"{flag}=images:{'x'.join(map(str, dims))}")
+    _log("building the TensorRT engine: " + shlex.join(argv))
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0 or not tmp.is_file():
+        tail = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()][-3:]
+        raise EdgeirstError(f"trtexec failed to build {onnx.name}: {' | '.join(tail)}")
+    info_d = {"tensorrt": trt_version, "device": info.model, "builder": "trtexec", "onnx": str(onnx), "options": opts}
+    sidecar_path(engine).write_text(json.dumps({**meta.to_dict(), "engine": info_d}, sort_keys=True, default=str))
+    os.replace(tmp, engine)
+    return engine
+
+
+def prepare_model(cfg: LaunchConfig, bundle: Path) -> tuple[Path, str]:
+    """(model file to run, backend): a cached or freshly built engine, or the ONNX model on onnxruntime."""
+    trt_version, why = tensorrt_status()
+    if trt_version is None:
+        onnx = cfg.model.onnx or cfg.model.onnx_int8
+        _log(f"TensorRT is not available here ({why}): running {onnx} on onnxruntime instead")
+        return bundle / onnx, "onnxruntime"
+    onnx, opts = engine_plan(cfg, bundle, trt_version)
+    meta = _bundle_meta(bundle, onnx.name)
+    builder = cfg.engine.builder
+    trtexec = None
+    if builder == "trtexec":
+        from shutil import which
+
+        trtexec = which("trtexec") or next((p for p in ("/usr/src/tensorrt/bin/trtexec",) if Path(p).is_file()), None)
+        if trtexec is None:
+            raise EdgeirstError("[engine] builder = \"trtexec\" but trtexec is not installed (JetPack: "
+                                "/usr/src/tensorrt/bin/trtexec, package libnvinfer-bin)")
+    started = time.monotonic()
+    _log(f"TensorRT {trt_version}: engine for {onnx.name} ({cfg.model.precision}) - cached per device and "
+         "TensorRT version; the first start builds it, which can take minutes")
+    if trtexec:
+        if meta is None:
+            from edgeirst.runtime.engine_build import read_onnx_meta
+
+            meta = read_onnx_meta(onnx)
+        engine = trtexec_engine(trtexec, onnx, meta, opts, trt_version, cfg.engine.cache_dir or None)
+    else:
+        from edgeirst.runtime.engine_build import cached_engine
+
+        engine = cached_engine(onnx, cache_dir=cfg.engine.cache_dir or None, meta=meta, **opts)
+    _log(f"engine {engine} ready in {time.monotonic() - started:.1f} s")
+    return engine, "tensorrt"
+
+
+def apply_power(cfg: LaunchConfig) -> None:
+    p = cfg.power
+    if not (p.mode or p.jetson_clocks):
+        return
+    if os.geteuid() != 0:
+        _log("warning: [power] settings need root; leaving the power mode and clocks as they are")
+        return
+    from edgeirst.jetson.power import jetson_clocks, set_power_mode
+
+    if p.mode:
+        mode = set_power_mode(p.mode)
+        _log(f"power mode {mode.name} (nvpmodel -m {mode.id})")
+    if p.jetson_clocks:
+        jetson_clocks("on")
+        _log("clocks locked at the power mode's maximum (jetson_clocks)")
+
+
+def run_command_line(cfg: LaunchConfig, model: Path, backend: str) -> list[str]:
+    """The `edgeirst run` command this launcher is equivalent to (logged for the field engineer)."""
+    argv = ["edgeirst", "run", str(model), "--source", cfg.source.uri, "--backend", backend,
+            "--threshold", str(cfg.model.threshold), "--confirm", cfg.tracker.confirm, "--gate", str(cfg.tracker.gate)]
+    argv += [] if cfg.tracker.enabled else ["--no-track"]
+    argv += ["--fixed-size"] if cfg.model.fixed_size else []
+    for flag, value in (("--jsonl", cfg.sinks.jsonl), ("--save", cfg.sinks.save), ("--serve", cfg.sinks.serve)):
+        argv += [flag, value] if value else []
+    return argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m edgeirst.jetson.launch", description=__doc__.splitlines()[0])
+    ap.add_argument("config", help="the bundle's edgeirst.toml")
+    ap.add_argument("--build-only", action="store_true", help="prepare the engine (or the fallback) and stop")
+    ap.add_argument("--max-frames", type=int, help="stop after this many frames")
+    args = ap.parse_args(argv)
+    try:
+        import edgeirst
+
+        cfg = load_config(args.config)
+        bundle = Path(args.config).resolve().parent
+        _log(f"edgeirst {__version__} from {Path(edgeirst.__file__).resolve().parent}, Python "
+             f"{sys.version.split()[0]}, profile {cfg.device.profile or '?'}")
+        apply_power(cfg)
+        model, backend = prepare_model(cfg, bundle)
+        if args.build_only:
+            _log(f"ready: {model} on {backend}")
+            return 0
+        from edgeirst.cli.run import parse_confirm, run_stream
+        from edgeirst.jetson.tegrastats import TegrastatsSampler, find_tegrastats
+
+        _log("running: " + shlex.join(run_command_line(cfg, model, backend)))
+        sampler = TegrastatsSampler().start() if cfg.power.tegrastats and find_tegrastats() else None
+        try:
+            summary = run_stream(model=str(model), sources=[cfg.source.uri], backend=backend,
+                                 jsonl=cfg.sinks.jsonl or None, save=cfg.sinks.save or None,
+                                 serve=cfg.sinks.serve or None, track=cfg.tracker.enabled,
+                                 threshold=cfg.model.threshold, max_frames=args.max_frames,
+                                 fixed=True if cfg.model.fixed_size else None, gate=cfg.tracker.gate,
+                                 confirm=parse_confirm(cfg.tracker.confirm))
+        finally:
+            if sampler is not None:
+                sampler.stop()
+        _log(summary.text())
+        if sampler is not None:
+            _log("power: " + sampler.report(summary.fps))
+        return 130 if summary.stopped_by == "interrupted" else 0
+    except EdgeirstError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

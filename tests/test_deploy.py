@@ -1,0 +1,332 @@
+"""`edgeirst deploy` bundles on this machine: contents, manifest, idempotence byte for byte, the
+host pre-flight, and one clear error line (exit 2) for each bad input. The SSH push is in
+test_deploy_ssh.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from edgeirst.jetson.bundle import BundleOptions, build_bundle, verify_bundle
+from edgeirst.jetson.config import load_config
+
+SHIPPED = Path(__file__).resolve().parents[1] / "edgeirst" / "weights"
+
+
+def _deploy(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgeirst", "deploy", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _one_error_line(r: subprocess.CompletedProcess, *needles: str) -> None:
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+    assert sum(ln.startswith("error:") for ln in lines) == 1
+    for n in needles:
+        assert n in lines[-1], lines[-1]
+
+
+def _snapshot(root: Path) -> dict[str, tuple[bytes, int, int]]:
+    return {p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_ino)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("deploy") / "B"
+    r = _deploy("--device", "jetson", "--profile", "orin-nano", "--precision", "fp16", "--out", str(out), "default")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def wheel(bundle) -> Path:
+    return next((bundle / "wheels").glob("edgeirst-*.whl"))
+
+
+def test_bundle_contents_and_manifest(bundle):
+    names = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+    assert names == {"manifest.json", "SHA256SUMS", "edgeirst.toml", "launch.sh", "install.sh", "edgeirst.service",
+                     "model.onnx", "wheels/edgeirst-0.1.0-py3-none-any.whl"}
+    assert verify_bundle(bundle) == []
+    assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=bundle).returncode == 0
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["profile"]["name"] == "orin-nano" and manifest["profile"]["compute_capability"] == "8.7"
+    assert manifest["expects"]["tensorrt"] == ["8.5.2", "8.6.2", "10.3.0"] and manifest["expects"]["python"] == ">=3.10"
+    assert manifest["precision"] == {"requested": "fp16", "effective": "fp16"}
+    assert manifest["models"]["model.onnx"]["meta"]["name"] == "mshnet"
+    assert set(manifest["files"]) == names - {"manifest.json", "SHA256SUMS"}
+    pf = manifest["preflight"]
+    assert pf["input_size"] == [1088, 1920] and 0 < pf["memory_estimate_mb"] < pf["usable_memory_mb"]
+    cfg = load_config(bundle / "edgeirst.toml")
+    assert (cfg.model.precision, cfg.model.onnx, cfg.model.onnx_int8, cfg.device.profile) == ("fp16", "model.onnx", "",
+                                                                                              "orin-nano")
+    assert cfg.model.threshold == 0.5 and cfg.source.uri == "csi://0" and cfg.sinks.jsonl == "-"
+    assert (bundle / "model.onnx").read_bytes() == (SHIPPED / "default.onnx").read_bytes()
+    assert (bundle / "launch.sh").stat().st_mode & 0o111 and (bundle / "install.sh").stat().st_mode & 0o111
+    with zipfile.ZipFile(next((bundle / "wheels").glob("*.whl"))) as whl:
+        listed = whl.namelist()
+    assert "edgeirst/jetson/launch.py" in listed and "edgeirst/runtime/engine_build.py" in listed
+    assert "edgeirst/weights/default.onnx" in listed and not any(n.startswith("tests/") for n in listed)
+
+
+def test_second_run_changes_no_file(bundle):
+    before = _snapshot(bundle)
+    r = _deploy("--device", "jetson", "--profile", "orin-nano", "--precision", "fp16", "--out", str(bundle), "default",
+                "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["written"] == [] and result["removed"] == [] and len(result["unchanged"]) == 8
+    assert _snapshot(bundle) == before  # bytes, modification times and inodes: nothing was rewritten
+
+
+def test_changed_setting_rewrites_only_what_it_changes(bundle, tmp_path):
+    copy = tmp_path / "B"
+    shutil.copytree(bundle, copy)
+    r = _deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(copy), "--threshold", "0.4", "default",
+                "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["written"] == ["edgeirst.toml", "manifest.json", "SHA256SUMS"]
+    assert load_config(copy / "edgeirst.toml").model.threshold == 0.4 and verify_bundle(copy) == []
+
+
+def test_tampered_bundle_is_reported_and_repaired(bundle, tmp_path, wheel):
+    copy = tmp_path / "B"
+    shutil.copytree(bundle, copy)
+    data = bytearray((copy / "model.onnx").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "model.onnx").write_bytes(bytes(data))
+    assert verify_bundle(copy) == ["model.onnx: sha256 differs from the manifest"]
+    _one_error_line(_deploy("--verify", str(copy)), "does not verify", "model.onnx")
+    r = _deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(copy), "default", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["written"] == ["model.onnx"] and verify_bundle(copy) == []
+    assert "every file matches" in _deploy("--verify", str(copy)).stdout
+
+
+def test_stale_files_of_a_previous_bundle_are_removed(bundle, tmp_path, wheel):
+    copy = tmp_path / "B"
+    shutil.copytree(bundle, copy)
+    result = build_bundle(BundleOptions(model="default", profile="orin-nano", out=copy, wheel=str(wheel),
+                                        service="detector"), log=lambda _: None)
+    assert "edgeirst.service" in result.removed and "wheels/edgeirst-0.1.0-py3-none-any.whl" not in result.removed
+    assert (copy / "detector.service").is_file() and not (copy / "edgeirst.service").exists()
+    assert verify_bundle(copy) == []
+
+
+def test_dry_run_writes_nothing(tmp_path, wheel):
+    out = tmp_path / "never"
+    result = build_bundle(BundleOptions(model="default", profile="xavier-nx", out=out, wheel=str(wheel)),
+                          log=lambda _: None, dry_run=True)
+    assert not out.exists()
+    assert any(s.startswith("copy") for s in result.steps) and any("edgeirst.toml" in s for s in result.steps)
+    r = _deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(out), "--host", "me@192.0.2.1",
+                "--dry-run", "default")
+    assert r.returncode == 0, r.stderr
+    assert "would build wheels/edgeirst" in r.stderr and "would copy: ssh -p 22" in r.stderr
+    assert "StrictHostKeyChecking=yes" in r.stderr and "StrictHostKeyChecking=no" not in r.stderr
+    assert "would run: ssh" in r.stderr and not out.exists()
+
+
+def test_int8_on_a_nano_falls_back_to_fp16_without_calibration(tmp_path, wheel):
+    r = _deploy("--device", "jetson", "--profile", "nano", "--precision", "int8", "--out", str(tmp_path / "B"),
+                "--wheel", str(wheel), "default")
+    assert r.returncode == 0, r.stderr
+    assert "warning: Jetson Nano (4GB) (compute capability 5.3) has no INT8" in r.stderr
+    assert "needs Python >= 3.10" in r.stderr  # JetPack 4 ships Python 3.6
+    assert load_config(tmp_path / "B" / "edgeirst.toml").model.precision == "fp16"
+    assert not (tmp_path / "B" / "model.int8.onnx").exists()
+
+
+def test_dla_core_input_size_and_power_mode_reach_the_toml(tmp_path, wheel):
+    cfg_dir = tmp_path / "B"
+    r = _deploy("--device", "jetson", "--profile", "orin-nx", "--dla-core", "1", "--input-size", "512", "640",
+                "--power-mode", "maxn", "--out", str(cfg_dir), "--wheel", str(wheel), "default")
+    assert r.returncode == 0, r.stderr
+    cfg = load_config(cfg_dir / "edgeirst.toml")
+    assert cfg.engine.dla_core == 1 and cfg.model.input_size == [512, 640] and cfg.power.mode == "MAXN"
+
+
+def test_systemd_unit_is_rendered_by_install(bundle, tmp_path):
+    unit = (bundle / "edgeirst.service").read_text()
+    rendered = unit.replace("@BUNDLE@", str(tmp_path)).replace("@USER@", "jetson")
+    assert f"ExecStart=/bin/sh {tmp_path}/launch.sh" in rendered and "User=jetson" in rendered
+    assert "Restart=on-failure" in rendered and "WantedBy=multi-user.target" in rendered
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed here to verify the unit")
+    (tmp_path / "launch.sh").write_text("#!/bin/sh\n")
+    (tmp_path / "launch.sh").chmod(0o755)
+    unit_file = tmp_path / "edgeirst-test.service"
+    unit_file.write_text(rendered.replace("User=jetson", "User=root"))
+    r = subprocess.run([analyze, "verify", str(unit_file)], capture_output=True, text=True, timeout=60)
+    assert "edgeirst-test.service" not in r.stderr or r.returncode == 0, r.stderr
+
+
+def test_list_profiles(tmp_path):
+    r = _deploy("--list-profiles")
+    assert r.returncode == 0 and "orin-nano-super" in r.stdout and "agx-thor" in r.stdout
+    rows = json.loads(_deploy("--list-profiles", "--json").stdout)["profiles"]
+    assert {row["name"] for row in rows} >= {"nano", "tx2", "xavier-nx", "agx-xavier", "orin-nano", "orin-nx",
+                                             "agx-orin", "agx-thor"}
+
+
+# -- bad input: one clear line, exit 2 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--profile", "orin-nan"], ["unknown Jetson profile 'orin-nan'", "did you mean orin-nano"]),
+    (["--profile", "orin-nano", "--precision", "int8"], ["INT8 on Jetson Orin Nano 8GB needs", "--calib-data"]),
+    (["--profile", "nano", "--input-size", "8192", "8192"], ["needs about", "MiB usable on Jetson Nano"]),
+    (["--profile", "orin-nano", "--input-size", "100", "200"], ["positive multiples of 16"]),
+    (["--profile", "orin-nano", "--dla-core", "0"], ["has no DLA"]),
+    (["--profile", "orin-nx", "--dla-core", "2"], ["has 2 DLA core(s)"]),
+    (["--profile", "orin-nano", "--power-mode", "TURBO"], ["power mode 'TURBO'", "15W"]),
+    (["--profile", "nano", "--jetpack", "6.2"], ["JetPack 6.2 does not run on Jetson Nano"]),
+    (["--profile", "orin-nano", "--confirm", "6/5"], ["--confirm"]),
+])
+def test_bad_input_is_one_error_line(tmp_path, wheel, args, needles):
+    out = tmp_path / "B"
+    r = _deploy("--device", "jetson", *args, "--out", str(out), "--wheel", str(wheel), "default")
+    _one_error_line(r, *needles)
+    assert not out.exists()
+
+
+def test_bad_invocations_are_one_error_line(tmp_path, bundle):
+    _one_error_line(_deploy("default", "--out", str(tmp_path / "x")), "--device jetson")
+    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "default"), "--out")
+    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(tmp_path / "x"), "no-such.onnx"),
+                    "does not exist")
+    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(tmp_path / "x"),
+                            "--install-service", "default"), "go with --host")
+    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(tmp_path / "x"),
+                            "--host", "no-at-sign", "default"), "USER@ADDRESS")
+    _one_error_line(_deploy("--device", "jetson", "--out", str(tmp_path / "x"), "default"), "cannot tell which Jetson this machine is")
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"plan")
+    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(tmp_path / "x"), str(engine)),
+                    "engines are built on the device")
+
+
+def test_output_folder_must_be_new_empty_or_a_bundle(tmp_path, wheel):
+    foreign = tmp_path / "home"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(foreign), "default"),
+                    "non-empty folder without manifest.json")
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    inside = tmp_path / "B"
+    inside.mkdir()
+    shutil.copyfile(SHIPPED / "default.onnx", inside / "m.onnx")
+    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(inside), str(inside / "m.onnx")),
+                    "overlaps the input")
+
+
+# -- INT8 (needs edgeirst.quantize, issue 8) ---------------------------------------------------
+
+
+def _quantize_api():
+    try:
+        from edgeirst.quantize import quantize_model, write_calibration_cache  # noqa: F401
+    except ImportError:
+        pytest.skip("edgeirst.quantize.quantize_model/write_calibration_cache are not in this tree yet (issue 8)")
+
+
+def test_int8_bundle_for_orin_nano_verifies_and_is_idempotent(tmp_path, wheel, sirst_root):
+    _quantize_api()
+    out = tmp_path / "B"
+    args = ["--device", "jetson", "--profile", "orin-nano", "--precision", "int8", "--calib-data", str(sirst_root),
+            "--out", str(out), "--wheel", str(wheel), "default"]
+    r = _deploy(*args, timeout=1200)
+    assert r.returncode == 0, r.stderr
+    assert verify_bundle(out) == [] and (out / "edgeirst.toml").is_file()
+    assert (out / "model.int8.onnx").is_file() and (out / "calibration.cache").is_file()  # JetPack 6 and 5 forms
+    assert (out / "calibration.cache").read_text().startswith("TRT-")
+    cfg = load_config(out / "edgeirst.toml")
+    assert (cfg.model.precision, cfg.model.onnx_int8, cfg.model.calibration_cache) == ("int8", "model.int8.onnx",
+                                                                                        "calibration.cache")
+    before = _snapshot(out)
+    assert _deploy(*args, timeout=1200).returncode == 0
+    assert _snapshot(out) == before
+
+
+def test_int8_for_jetpack6_only_needs_no_calibration_cache(tmp_path, wheel, sirst_root):
+    _quantize_api()
+    out = tmp_path / "B"
+    r = _deploy("--device", "jetson", "--profile", "orin-nx", "--jetpack", "6.2", "--precision", "int8",
+                "--calib-data", str(sirst_root), "--out", str(out), "--wheel", str(wheel), "default", timeout=1200)
+    assert r.returncode == 0, r.stderr
+    assert (out / "model.int8.onnx").is_file() and not (out / "calibration.cache").exists()
+
+
+# -- a checkpoint is exported on the way ---------------------------------------------------------
+
+
+def test_checkpoint_is_exported_to_onnx_with_metadata(tmp_path, wheel):
+    pytest.importorskip("torch")
+    out = tmp_path / "B"
+    r = _deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(out), "--wheel", str(wheel),
+                str(SHIPPED / "default.pt"))
+    assert r.returncode == 0, r.stderr
+    assert "export " in r.stderr and verify_bundle(out) == []
+    from edgeirst.runtime.engine_build import read_onnx_meta
+
+    meta = read_onnx_meta(out / "model.onnx")
+    assert meta.name == "mshnet" and meta.dynamic
+    before = _snapshot(out)
+    r = _deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(out), "--wheel", str(wheel),
+                str(SHIPPED / "default.pt"))
+    assert r.returncode == 0 and "reuse model.onnx" in r.stderr
+    assert _snapshot(out) == before
+
+
+@pytest.fixture(scope="module")
+def qdq_model(tmp_path_factory) -> Path:
+    """A real QDQ (S8S8, TensorRT's layout) export of the shipped default, made with onnxruntime's
+    quantizer on two random frames: its accuracy does not matter here, its form does."""
+    import numpy as np
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Frames(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.frames = iter([{"images": rng.random((1, 1, 64, 64), dtype=np.float32)} for _ in range(2)])
+
+        def get_next(self):
+            return next(self.frames, None)
+
+    out = tmp_path_factory.mktemp("qdq") / "default.int8.onnx"
+    quantize_static(str(SHIPPED / "default.onnx"), str(out), Frames(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return out
+
+
+def test_qdq_model_deploys_to_jetpack6_without_calibration_data(tmp_path, wheel, qdq_model):
+    out = tmp_path / "B"
+    r = _deploy("--device", "jetson", "--profile", "orin-nx", "--jetpack", "6.2", "--precision", "int8",
+                "--out", str(out), "--wheel", str(wheel), str(qdq_model))
+    assert r.returncode == 0, r.stderr
+    assert (out / "model.int8.onnx").read_bytes() == qdq_model.read_bytes() and not (out / "model.onnx").exists()
+    cfg = load_config(out / "edgeirst.toml")
+    assert (cfg.model.precision, cfg.model.onnx, cfg.model.onnx_int8, cfg.model.calibration_cache) == (
+        "int8", "", "model.int8.onnx", "")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models"]["model.int8.onnx"]["qdq"] and manifest["expects"]["tensorrt"] == ["10.3.0"]
+    assert verify_bundle(out) == []
+    from edgeirst.jetson.launch import engine_plan
+
+    onnx, opts = engine_plan(cfg, out, "10.3.0.30")
+    assert onnx == out / "model.int8.onnx" and opts["int8"]
+
+
+def test_qdq_model_for_jetpack5_needs_the_float_model(tmp_path, wheel, qdq_model):
+    _one_error_line(_deploy("--device", "jetson", "--profile", "orin-nx", "--precision", "int8", "--out",
+                            str(tmp_path / "B"), "--wheel", str(wheel), str(qdq_model)),
+                    "already INT8 (QDQ)", "TensorRT 8.5.2")
