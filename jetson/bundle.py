@@ -160,7 +160,7 @@ def verify_bundle(out: Path) -> list[str]:
 
 
 def _resolve_input(model: str) -> Path:
-    from edgeirst.runtime.backends import resolve_model
+    from edgeirst.weights import resolve_model
 
     path = resolve_model(model)
     if path.suffix.lower() not in (".onnx", ".pt", ".pth"):

@@ -199,25 +199,33 @@ def main(argv: list[str] | None = None) -> int:
         if args.build_only:
             _log(f"ready: {model} on {backend}")
             return 0
-        from edgeirst.cli.run import parse_confirm, run_stream
+        from edgeirst.cli.run import parse_confirm
         from edgeirst.jetson.tegrastats import TegrastatsSampler, find_tegrastats
+        from edgeirst.runtime.backends import BackendOptions
+        from edgeirst.runtime.pipeline import RunConfig, run_stream
+        from edgeirst.runtime.sinks import SinkOptions
+        from edgeirst.runtime.tracker import TrackerConfig
 
         _log("running: " + shlex.join(run_command_line(cfg, model, backend)))
         sampler = TegrastatsSampler().start() if cfg.power.tegrastats and find_tegrastats() else None
+        m, n = parse_confirm(cfg.tracker.confirm)
         try:
-            summary = run_stream(model=str(model), sources=[cfg.source.uri], backend=backend,
-                                 jsonl=cfg.sinks.jsonl or None, save=cfg.sinks.save or None,
-                                 serve=cfg.sinks.serve or None, track=cfg.tracker.enabled,
-                                 threshold=cfg.model.threshold, max_frames=args.max_frames,
-                                 fixed=True if cfg.model.fixed_size else None, gate=cfg.tracker.gate,
-                                 confirm=parse_confirm(cfg.tracker.confirm))
+            summary = run_stream(str(model), [cfg.source.uri], BackendOptions(backend=backend),
+                                 SinkOptions(jsonl=cfg.sinks.jsonl or None, save=cfg.sinks.save or None,
+                                             serve=cfg.sinks.serve or None),
+                                 RunConfig(threshold=cfg.model.threshold, track=cfg.tracker.enabled,
+                                           max_frames=args.max_frames, fixed=True if cfg.model.fixed_size else None,
+                                           tracker=TrackerConfig(gate=cfg.tracker.gate, m=m, n=n)))
         finally:
             if sampler is not None:
                 sampler.stop()
         _log(summary.text())
         if sampler is not None:
             _log("power: " + sampler.report(summary.fps))
-        return 130 if summary.stopped_by == "interrupted" else 0
+        if summary.error:
+            print(f"error: {summary.error}", file=sys.stderr, flush=True)
+            return 2
+        return {"interrupted": 130, "terminated": 143}.get(summary.stopped_by, 0)
     except EdgeirstError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
