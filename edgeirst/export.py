@@ -8,6 +8,7 @@ rejects, and down-converting it to 17 fails on the Reduce* ops (measured, see DE
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,8 @@ def export_onnx(model, meta: ModelMeta, out: str | Path, input_size: tuple[int, 
     model = model.eval()
     with tempfile.TemporaryDirectory(prefix="edgeirst-export-") as tmp:
         raw = Path(tmp) / "raw.onnx"
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # we choose the TorchScript exporter on purpose
             torch.onnx.export(_Outputs(model, names), x, str(raw), input_names=["images"], output_names=names,
                               opset_version=opset, dynamic_axes=axes, dynamo=False, do_constant_folding=True)
         proto = onnx.load(str(raw))

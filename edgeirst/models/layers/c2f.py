@@ -25,17 +25,22 @@ class Bottleneck(nn.Module):
 
 class C2f(nn.Module):
     """CSP bottleneck with two convolutions: 1x1 split in two halves, ``n`` bottlenecks chained on
-    the second half, every intermediate concatenated and fused by a 1x1."""
+    the second half, every intermediate concatenated and fused by a 1x1.
+
+    YOLOv8's ``cv1`` (one 1x1 conv to 2c channels, then ``chunk(2)``) is written as two 1x1
+    convs to c channels each (``cv0``, ``cv1``): the same function, parameters and MACs, and a
+    graph torch-pruning can prune (it cannot follow a chunk; its YOLOv8 example does the same)."""
 
     def __init__(self, c_in: int, c_out: int, n: int = 1, shortcut: bool = False, e: float = 0.5):
         super().__init__()
         self.c = int(c_out * e)
-        self.cv1 = ConvBNAct(c_in, 2 * self.c, 1)
+        self.cv0 = ConvBNAct(c_in, self.c, 1)
+        self.cv1 = ConvBNAct(c_in, self.c, 1)
         self.cv2 = ConvBNAct((2 + n) * self.c, c_out, 1)
         self.m = nn.ModuleList(Bottleneck(self.c, self.c, shortcut, (3, 3), 1.0) for _ in range(n))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = list(self.cv1(x).chunk(2, 1))
+        y = [self.cv0(x), self.cv1(x)]
         y.extend(m(y[-1]) for m in self.m)
         return self.cv2(torch.cat(y, 1))
 
