@@ -1,6 +1,7 @@
 """The one exception type for errors a user can cause.
 
-The CLI prints an ``EdgeirstError`` as a single ``error: ...`` line and exits 2. Anything else
+The CLI prints an ``EdgeirstError`` as a single ``error: ...`` line and exits 2, and an
+``EdgeirstWarning`` as one ``warning: ...`` line. Anything else
 is a bug and propagates with its traceback. Messages say what was expected, what came, and
 how to fix it.
 """
@@ -8,6 +9,12 @@ how to fix it.
 
 class EdgeirstError(Exception):
     """A user-caused error: missing file, bad dataset layout, corrupt model, unknown name."""
+
+
+class EdgeirstWarning(UserWarning):
+    """Something a user should know that does not stop the work (data as it is in the wild: a
+    mask saved at another resolution, a split whose masks are all empty). The CLI prints each as
+    one ``warning: ...`` line, once per message."""
 
 
 def missing_extra(package: str, extra: str) -> EdgeirstError:

@@ -71,6 +71,8 @@ def export_onnx(model, meta: ModelMeta, out: str | Path, input_size: tuple[int, 
     if simplify:
         proto = _simplify(proto)
     meta = meta.replace(input_size=(h, w), dynamic=bool(dynamic))
+    if dynamic:
+        meta = meta.replace(memory_per_pixel=measure_memory_per_pixel(proto, meta.in_chans, d))
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = ONNX_KEY, meta.to_json()
@@ -79,6 +81,46 @@ def export_onnx(model, meta: ModelMeta, out: str | Path, input_size: tuple[int, 
     with atomic_output(out) as tmp:  # an existing file at `out` stays intact until the new one is complete
         onnx.save(proto, str(tmp))
     return out
+
+
+_MEMORY_PROBE = """
+import sys, numpy as np, onnxruntime as ort
+def peak():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
+so = ort.SessionOptions(); so.intra_op_num_threads = 1
+sess = ort.InferenceSession(sys.argv[1], so, providers=["CPUExecutionProvider"])
+name, c, sizes = sess.get_inputs()[0].name, int(sys.argv[2]), [int(v) for v in sys.argv[3:]]
+marks = []
+for s in sizes:
+    sess.run(None, {name: np.zeros((1, c, s, s), np.float32)})
+    marks.append(peak())
+print((marks[1] - marks[0]) / (sizes[1] ** 2 - sizes[0] ** 2))
+"""
+
+
+def measure_memory_per_pixel(proto, in_chans: int, divisor: int) -> float | None:
+    """Bytes of onnxruntime CPU memory per input pixel: the growth of a fresh process's peak
+    memory between a 256- and a 512-pixel square input (Linux; None where it cannot be read).
+    The runtime scales down frames that would not fit (``edgeirst.preprocess.memory_pixel_budget``)."""
+    import subprocess
+    import sys
+
+    import onnx
+
+    if not Path("/proc/self/status").exists():
+        return None
+    small, large = (-(-256 // divisor) * divisor, -(-512 // divisor) * divisor)
+    with tempfile.TemporaryDirectory(prefix="edgeirst-mem-") as tmp:
+        path = Path(tmp) / "m.onnx"
+        onnx.save(proto, str(path))
+        r = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(path), str(in_chans), str(small), str(large)],
+                           capture_output=True, text=True, timeout=300)
+    try:
+        value = float(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+    return round(value, 1) if value > 0 else None
 
 
 def _simplify(proto):

@@ -47,6 +47,8 @@ class ModelMeta:
         decode_args: decoder parameters (strides, anchors, reg_max, ...).
         tasks: what the model does: ``segmentation`` and/or ``detection``.
         threshold: default score threshold for targets.
+        memory_per_pixel: onnxruntime CPU memory per input pixel in bytes, measured at export;
+            the runtime scales down frames too large for the memory it has.
         train: how the weights were produced (data, split, epochs, wall time, hardware...).
         metrics: validation metrics of these weights (iou, niou, pd, fa, ap50, ap, split...).
     """
@@ -64,6 +66,7 @@ class ModelMeta:
     decode_args: dict[str, Any] = field(default_factory=dict)
     tasks: tuple[str, ...] = ("segmentation",)
     threshold: float = 0.5
+    memory_per_pixel: float | None = None
     train: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     version: str = __version__

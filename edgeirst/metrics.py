@@ -4,11 +4,13 @@ Everything is computed at each image's own (source) resolution:
 
 * **IoU**: dataset level, sum of intersections / sum of unions over all images, foreground =
   ``prob > threshold``.
-* **nIoU**: mean of per-image IoU. Images whose union is empty (no target and no prediction)
-  have no defined IoU and are skipped (DNANet's code would count them as 0 through its
-  ``eps`` in the denominator, penalising a correct empty answer).
-* **Pd / Fa** (DNANet): eight-connected components of prediction and ground truth. GT targets
-  are visited in label order; each takes the first still-unmatched predicted component whose
+* **nIoU** (ACM, Dai et al., "Asymmetric Contextual Modulation", WACV 2021): mean of per-image
+  IoU. Images whose union is empty (no target and no prediction) have no defined IoU and are
+  skipped, as ACM's nIoU code does (DNANet's code would count them as 0 through its ``eps`` in
+  the denominator, penalising a correct empty answer).
+* **Pd / Fa** (DNANet): eight-connected components of prediction and ground truth, labelled in
+  row-major order as the references do (``edgeirst.postprocess.components``). GT targets are
+  visited in label order; each takes the first still-unmatched predicted component whose
   centroid is closer than 3 px (Euclidean ``distance < 3``) and removes it. Pd = matched GT /
   all GT; Fa = pixels of unmatched predicted components / all pixels, both summed over the
   dataset. Unmatched components are counted by identity (DNANet's code filters them by area
@@ -26,6 +28,7 @@ any GT target, IoU with an empty union) are ``nan``. numpy + OpenCV only.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +38,7 @@ import cv2
 import numpy as np
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import write_bytes, write_text
 from edgeirst.postprocess import Prediction, Targets, components
 
 @dataclass(frozen=True)
@@ -294,19 +298,18 @@ def write_roc(rows: list[dict], path: str | Path, png: bool = False) -> list[Pat
     path = Path(path)
     want_png = png or path.suffix.lower() == ".png"
     csv_path = path.with_suffix(".csv") if path.suffix.lower() == ".png" else path
-    try:
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(csv_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["threshold", "pd", "fa", "iou"])
-            w.writeheader()
-            w.writerows({k: r[k] for k in ("threshold", "pd", "fa", "iou")} for r in rows)
-    except OSError as e:
-        raise EdgeirstError(f"cannot write ROC file {csv_path}: {e.strerror}") from None
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["threshold", "pd", "fa", "iou"], lineterminator="\n")
+    w.writeheader()
+    w.writerows({k: r[k] for k in ("threshold", "pd", "fa", "iou")} for r in rows)
+    write_text(csv_path, buf.getvalue())
     written = [csv_path]
     if want_png:
         png_path = path if path.suffix.lower() == ".png" else path.with_suffix(".png")
-        if not cv2.imwrite(str(png_path), draw_roc(rows)):
-            raise EdgeirstError(f"cannot write ROC plot {png_path}")
+        ok, encoded = cv2.imencode(".png", draw_roc(rows))
+        if not ok:
+            raise EdgeirstError(f"cannot encode the ROC plot {png_path}")
+        write_bytes(png_path, encoded.tobytes())
         written.append(png_path)
     return written
 

@@ -19,7 +19,26 @@ from edgeirst.errors import EdgeirstError
 from edgeirst.meta import ModelMeta
 
 
-def auto_gain(frame: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+DEFAULT_BYTES_PER_PIXEL = 1000.0  # models without a measured figure (onnxruntime CPU: MSHNet w0.5 ~370)
+
+
+def memory_pixel_budget(meta: ModelMeta, share: float = 0.5) -> int | None:
+    """The most input pixels one inference may take so that it uses at most ``share`` of the
+    memory available now (``MemAvailable``, Linux; None elsewhere), from the model's measured
+    bytes per input pixel (``meta.memory_per_pixel``, written by ``edgeirst export``)."""
+    try:
+        with open("/proc/meminfo") as f:
+            avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    per_pixel = meta.memory_per_pixel or DEFAULT_BYTES_PER_PIXEL
+    return max(1, int(avail * share / per_pixel))
+
+
+DEFAULT_AGC = (0.5, 100.0)
+
+
+def auto_gain(frame: np.ndarray, low: float = DEFAULT_AGC[0], high: float = DEFAULT_AGC[1]) -> np.ndarray:
     """Percentile stretch of a (16-bit) frame to float32 [0, 1], the usual thermal AGC."""
     f = frame.astype(np.float32, copy=False)
     lo, hi = np.percentile(f, (low, high))
@@ -32,7 +51,10 @@ def to_unit(image: np.ndarray, agc: tuple[float, float] | None = None) -> np.nda
     """Any frame (HxW, HxWx1, HxWx3 BGR, HxWx4; uint8, uint16 or float) -> grey float32 [0, 1].
 
     8-bit frames are divided by 255. 16-bit frames are stretched with ``auto_gain`` using the
-    ``agc`` percentiles (default 0.5/99.5): raw Y16 counts rarely span the full range. Float
+    ``agc`` percentiles (default 0.5/100): raw Y16 counts rarely span the full range. The top
+    is the frame's maximum, not a high percentile: a target of a few pixels is far less than
+    0.5% of a frame, and clipping at 99.5% would stretch the background noise over the whole
+    range and flatten the target into it (on a flat frame, erase it). Float
     frames are assumed to be in [0, 1] already.
     """
     if image.ndim == 3:
@@ -48,7 +70,7 @@ def to_unit(image: np.ndarray, agc: tuple[float, float] | None = None) -> np.nda
     if image.dtype == np.uint8:
         return image.astype(np.float32) * np.float32(1.0 / 255.0)
     if image.dtype == np.uint16:
-        low, high = agc if agc is not None else (0.5, 99.5)
+        low, high = agc if agc is not None else DEFAULT_AGC
         return auto_gain(image, low, high)
     if np.issubdtype(image.dtype, np.floating):
         return image.astype(np.float32, copy=False)
@@ -81,14 +103,21 @@ class Letterbox:
     scale: float
 
     @classmethod
-    def plan(cls, src_hw: tuple[int, int], meta: ModelMeta, fixed: bool | None = None) -> "Letterbox":
+    def plan(cls, src_hw: tuple[int, int], meta: ModelMeta, fixed: bool | None = None,
+             max_pixels: int | None = None) -> "Letterbox":
         """Pad-only to a multiple of ``size_divisor`` for dynamic models (native resolution, best
-        for few-pixel targets); scale-to-fit ``input_size`` for fixed-shape models/engines."""
+        for few-pixel targets); scale-to-fit ``input_size`` for fixed-shape models/engines.
+        ``max_pixels`` caps a dynamic input: a larger frame is scaled down to fit it."""
         h, w = int(src_hw[0]), int(src_hw[1])
         if fixed is None:
             fixed = not meta.dynamic
         d = meta.size_divisor
         if not fixed:
+            if max_pixels is not None and h * w > max_pixels:
+                s = (max_pixels / (h * w)) ** 0.5
+                sh, sw = max(d, int(h * s) // d * d), max(d, int(w * s) // d * d)
+                s = min(sh / h, sw / w)
+                return cls((h, w), (sh, sw), s)
             return cls((h, w), (-(-h // d) * d, -(-w // d) * d), 1.0)
         th, tw = meta.input_size
         s = min(th / h, tw / w)
@@ -133,13 +162,14 @@ class Letterbox:
 
 
 def prepare(image: np.ndarray, meta: ModelMeta, fixed: bool | None = None,
-            out: np.ndarray | None = None, agc: tuple[float, float] | None = None) -> tuple[np.ndarray, Letterbox]:
+            out: np.ndarray | None = None, agc: tuple[float, float] | None = None,
+            max_pixels: int | None = None) -> tuple[np.ndarray, Letterbox]:
     """Frame -> (normalised CxHxW float32 network input, its Letterbox).
 
     ``out`` may be a pre-allocated CxHxW buffer (e.g. a pinned host buffer); it is filled in place.
     """
     unit = to_unit(image, agc)
-    box = Letterbox.plan(unit.shape, meta, fixed)
+    box = Letterbox.plan(unit.shape, meta, fixed, max_pixels)
     placed = box.apply(unit)
     if out is not None and out.shape != (meta.in_chans,) + box.dst_hw:
         raise EdgeirstError(f"input buffer has shape {out.shape}, frame needs {(meta.in_chans,) + box.dst_hw}")

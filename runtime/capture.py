@@ -91,6 +91,11 @@ class Capture:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
+    @property
+    def skipped(self) -> int:
+        """Unreadable frames the reader skipped (a corrupt image in a folder)."""
+        return int(getattr(self.reader, "skipped", 0))
+
     def start(self) -> "Capture":
         """Open the reader (errors surface here, in the caller's thread) and start capturing."""
         self.reader.open()

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from edgeirst.postprocess import decode_outputs
-from edgeirst.preprocess import Letterbox, prepare
+from edgeirst.preprocess import Letterbox, memory_pixel_budget, prepare
 from edgeirst.errors import EdgeirstError
 from edgeirst.runtime.backends import BackendOptions
 from edgeirst.runtime.backends.base import Backend
@@ -107,6 +107,9 @@ class Pipeline:
         self._stop = threading.Event()
         self.stopped_by = "end of stream"
         self.error: str | None = None
+        self._budget: int | None = None
+        self._budget_checked = 0
+        self._warned_size = False
 
     def stop(self, reason: str = "stopped") -> None:
         """End the run after the current frame (from any thread or a signal handler)."""
@@ -130,15 +133,38 @@ class Pipeline:
             frames.append(f)
         return idx, frames
 
+    def _pixel_cap(self, frames: list[Frame], fixed: bool) -> int | None:
+        """The largest dynamic input that fits in memory, or None when the frames fit: a frame
+        too large to infer at native size (say 8000x8000) is scaled down on purpose, with one
+        warning, instead of exhausting memory."""
+        if fixed:
+            return None
+        pixels = max(f.image.shape[0] * f.image.shape[1] for f in frames) * len(frames)
+        if self._budget is None or pixels > self._budget_checked:
+            self._budget = memory_pixel_budget(self.meta)
+            self._budget_checked = pixels
+        if self._budget is None or pixels <= self._budget:
+            return None
+        cap = max(1, self._budget // len(frames))
+        if not self._warned_size:
+            h, w = max((f.image.shape[:2] for f in frames), key=lambda hw: hw[0] * hw[1])
+            self.log(f"warning: a {w}x{h} frame needs more memory at native size than is available; frames over "
+                     f"{cap / 1e6:.1f} Mpixel are scaled down to fit (small targets may be lost): use --fixed-size "
+                     "to run every frame at the model's input size, or crop the source")
+            self._warned_size = True
+        return cap
+
     def step(self, idx: list[int], frames: list[Frame]) -> list[FrameResult]:
         t0 = time.perf_counter()
         meta = self.meta
         fixed = (not meta.dynamic) if self.fixed is None else self.fixed
-        hws = {Letterbox.plan(f.image.shape[:2], meta, fixed).dst_hw for f in frames}
+        cap = self._pixel_cap(frames, fixed)
+        hws = {Letterbox.plan(f.image.shape[:2], meta, fixed, cap).dst_hw for f in frames}
         if len(hws) > 1:  # dynamic model, sources of different sizes: one common input size
-            fixed, hws = True, {tuple(meta.input_size)}
+            fixed, hws, cap = True, {tuple(meta.input_size)}, None
         batch = self.backend.input_buffer((len(frames), meta.in_chans) + hws.pop())
-        boxes = [prepare(f.image, meta, fixed, out=batch[k], agc=self.cfg.agc)[1] for k, f in enumerate(frames)]
+        boxes = [prepare(f.image, meta, fixed, out=batch[k], agc=self.cfg.agc, max_pixels=cap)[1]
+                 for k, f in enumerate(frames)]
         t1 = time.perf_counter()
         outputs = self.backend.infer(batch)
         t2 = time.perf_counter()
@@ -202,7 +228,7 @@ class Pipeline:
         seconds = time.perf_counter() - start
         return Summary(frames, round(seconds, 3), round(frames / seconds, 2) if seconds > 0 else 0.0,
                        sum(c.dropped for c in self.sources), sum(c.reconnects for c in self.sources), detections,
-                       self.times.summary(), self.stopped_by, sum(getattr(c, "skipped", 0) for c in self.sources),
+                       self.times.summary(), self.stopped_by, sum(c.skipped for c in self.sources),
                        self.error)
 
     def _progress(self, n: int, dt: float, since: int, results: list[FrameResult]) -> str:

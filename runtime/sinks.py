@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import os_error
 from edgeirst.preprocess import to_unit
 from edgeirst.runtime.capture import Frame
 
@@ -53,30 +54,50 @@ class Sink:
 
 
 class JsonlSink(Sink):
-    """One JSON object per processed frame: frame, time, source, detections. ``-`` = stdout."""
+    """One JSON object per processed frame: frame, time, source, detections. ``-`` = stdout.
+
+    Each line is written whole with one ``os.write`` loop and is durable in the file when
+    ``write`` returns, so a killed run keeps every frame it reported; if the disk fills, the
+    partial line is cut off again (the file ends with the last complete line) and the run ends
+    with one error line.
+    """
 
     def __init__(self, target: str) -> None:
         self.target = target
+        self.fd: int | None = None
+        self.offset = 0
         if target == "-":
-            self.f, self._own = sys.stdout, False
-        else:
-            path = Path(target)
-            if path.parent and not path.parent.exists():
-                raise EdgeirstError(f"cannot write {path}: folder {path.parent} does not exist")
-            try:
-                self.f, self._own = open(path, "w", encoding="utf-8"), True
-            except OSError as e:
-                raise EdgeirstError(f"cannot write {path}: {e.strerror}") from None
+            return
+        path = Path(target)
+        if path.is_dir():
+            raise EdgeirstError(f"cannot write {path}: it is a directory, expected a file name for --jsonl")
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as e:
+            raise os_error(e, path) from None
 
     def write(self, result: FrameResult) -> None:
         rec = {"frame": result.frame.index, "time": round(result.frame.time, 6), "source": result.frame.source,
                "detections": [d.to_dict() for d in result.detections]}
-        self.f.write(json.dumps(rec) + "\n")
-        self.f.flush()
+        line = json.dumps(rec) + "\n"
+        if self.fd is None:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            return
+        data = line.encode()
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self.fd, data[done:])
+        except OSError as e:
+            os.ftruncate(self.fd, self.offset)  # never leave a cut line behind
+            raise os_error(e, self.target) from None
+        self.offset += len(data)
 
     def close(self) -> None:
-        if self._own:
-            self.f.close()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def display_image(image: np.ndarray, agc: tuple[float, float] | None = None) -> np.ndarray:
@@ -103,12 +124,27 @@ def annotate(result: FrameResult, agc: tuple[float, float] | None = None) -> np.
 
 
 class VideoSink(Sink):
-    """Annotated frames to a video file (mp4v in .mp4, MJPG in .avi); opened on the first frame."""
+    """Annotated frames to a video file (mp4v in .mp4, MJPG in .avi); opened on the first frame.
+
+    Frames go to a temporary file beside the target, renamed into place when the run closes the
+    sink, so an existing video at that name stays intact until the new one is complete.
+    """
+
+    CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 
     def __init__(self, path: str, fps: float = 25.0, agc: tuple[float, float] | None = None) -> None:
         self.path = Path(path)
-        if not self.path.parent.exists():
+        if self.path.suffix.lower() not in self.CODECS:
+            raise EdgeirstError(f"cannot write video {self.path}: use a .mp4 (mp4v) or .avi (MJPG) name")
+        if self.path.is_dir():
+            raise EdgeirstError(f"cannot write {self.path}: it is a directory, expected a video file name")
+        if not self.path.parent.is_dir():
             raise EdgeirstError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        try:  # fail now, with the real cause, rather than after the first frame
+            os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT, 0o644))
+        except OSError as e:
+            raise os_error(e, self.path) from None
         self.fps = fps
         self.agc = agc
         self.writer: cv2.VideoWriter | None = None
@@ -119,10 +155,10 @@ class VideoSink(Sink):
         img = annotate(result, self.agc)
         h, w = img.shape[:2]
         if self.writer is None:
-            fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h))
+            fourcc = self.CODECS[self.path.suffix.lower()]
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h))
             if not self.writer.isOpened():
-                raise EdgeirstError(f"cannot write video {self.path} (codec {fourcc}); use a .mp4 or .avi name")
+                raise EdgeirstError(f"OpenCV cannot encode {fourcc} video into {self.path}")
             self.size = (w, h)
         if (w, h) != self.size:  # a source that changed size mid-run: keep the file playable
             img = cv2.resize(img, self.size)
@@ -133,6 +169,11 @@ class VideoSink(Sink):
         if self.writer is not None:
             self.writer.release()
             self.writer = None
+        if self.tmp.exists():
+            if self.frames and self.tmp.stat().st_size > 0:
+                os.replace(self.tmp, self.path)
+            else:
+                self.tmp.unlink()
 
 
 class ShowSink(Sink):

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import glob
 import time
+import warnings
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import cv2
 import numpy as np
 
-from edgeirst.errors import EdgeirstError
+from edgeirst.errors import EdgeirstError, EdgeirstWarning
 from edgeirst.runtime.capture import Backoff, Capture, Reader, SourceLost
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm")
@@ -71,6 +72,8 @@ class VideoCaptureReader(Reader):
         self.open_hint = open_hint
         self.cap: cv2.VideoCapture | None = None
         self.fps: float | None = None
+        self.frames = 0
+        self.expected = 0  # frame count a video file's header announces
         self._hw: tuple[int, int] | None = None
 
     def open(self) -> None:
@@ -83,6 +86,8 @@ class VideoCaptureReader(Reader):
         self.cap = cap
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and fps > 0 else None
+        if not self.live:
+            self.expected = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
         h, w = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self._hw = (h, w) if h > 0 and w > 0 else None
 
@@ -91,7 +96,11 @@ class VideoCaptureReader(Reader):
         if not ok or image is None:
             if self.live:
                 raise SourceLost("no frame from the stream")
+            if self.expected and self.frames < self.expected:
+                warnings.warn(f"video {self.name} ended after {self.frames} of the {self.expected} frames its header "
+                              "announces (truncated or corrupt file)", EdgeirstWarning, stacklevel=2)
             return None
+        self.frames += 1
         return y16_plane(image, self._hw) if self.y16 else image
 
     def close(self) -> None:
@@ -106,20 +115,24 @@ class ImageFolderReader(Reader):
     def __init__(self, paths: list[Path], name: str) -> None:
         self.paths, self.name = paths, name
         self.i = 0
+        self.skipped = 0
         self.current: Path | None = None
 
     def open(self) -> None:
         self.i = 0
 
     def read(self) -> np.ndarray | None:
-        if self.i >= len(self.paths):
-            return None
-        self.current = path = self.paths[self.i]
-        self.i += 1
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise EdgeirstError(f"cannot read image {path} (missing, or not an image) in source {self.name}")
-        return image
+        """The next readable image; an unreadable one is skipped with a warning and counted in
+        ``skipped`` (like a dropped frame), and the run goes on."""
+        while self.i < len(self.paths):
+            self.current = path = self.paths[self.i]
+            self.i += 1
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if image is not None and image.size:
+                return image
+            self.skipped += 1
+            warnings.warn(f"skipped {path}: unreadable (corrupt, or not an image)", EdgeirstWarning, stacklevel=2)
+        return None
 
 
 class SyntheticReader(Reader):

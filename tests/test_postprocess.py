@@ -260,8 +260,13 @@ def test_to_unit_uint8_uint16_and_channels() -> None:
     assert to_unit(red)[0, 0] == pytest.approx(round(0.299 * 255) / 255, abs=1 / 255)
     y16 = np.arange(1000, dtype=np.uint16).reshape(10, 100) + 3000
     np.testing.assert_allclose(to_unit(y16, agc=(0, 100)), (y16 - 3000.0) / 999, atol=1e-6)
-    stretched = to_unit(y16)  # 0.5/99.5 percentiles: both ends clip
+    stretched = to_unit(y16)  # 0.5/100 percentiles: the low end clips, the maximum is kept
     assert stretched.min() == 0.0 and stretched.max() == 1.0 and (stretched == 0).sum() == 5
+    assert (stretched == 1.0).sum() == 1
+    flat = np.full((64, 64), 7000, np.uint16)
+    flat[30:32, 40:42] = 7400  # a 2x2 hot target on a flat frame (0.1% of the pixels) stays the brightest
+    unit = to_unit(flat)
+    assert unit[30, 40] == 1.0 and unit[0, 0] == 0.0
     assert not to_unit(np.full((4, 4), 7000, np.uint16)).any()  # flat frame: no gain to apply
     with pytest.raises(EdgeirstError, match="channels"):
         to_unit(np.zeros((4, 4, 2), np.uint8))

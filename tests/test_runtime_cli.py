@@ -215,16 +215,20 @@ def test_bad_inputs_fail_with_one_line(onnx_model, tmp_path):
         assert "needs a display" in one_error_line(run_cli("run", onnx_model, "--source", SYN, "--show"))
 
 
-def test_source_dying_mid_run_keeps_written_lines(onnx_model, tmp_path):
+def test_unreadable_image_is_skipped_and_counted(onnx_model, tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in range(3):
         cv2.imwrite(str(folder / f"f{i}.png"), np.zeros((32, 32), np.uint8))
     (folder / "f3.png").write_bytes(b"\x89PNG broken")
     out = tmp_path / "o.jsonl"
-    line = one_error_line(run_cli("run", onnx_model, "--source", folder, "--jsonl", out, "-q"))
-    assert "cannot read image" in line and "f3.png" in line
-    assert [r["frame"] for r in read_jsonl(out)] == [0, 1, 2]
+    (folder / "f4.png").write_bytes((folder / "f0.png").read_bytes())
+    p = run_cli("run", onnx_model, "--source", folder, "--jsonl", out, "-q", "--json")
+    assert p.returncode == 0, p.stderr
+    warnings = [ln for ln in p.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "skipped" in warnings[0] and "f3.png" in warnings[0]
+    assert json.loads(p.stdout)["skipped"] == 1 and json.loads(p.stdout)["frames"] == 4
+    assert [r["frame"] for r in read_jsonl(out)] == [0, 1, 2, 3]  # the run went on past the broken image
 
 
 def test_demo_with_explicit_model(onnx_model, tmp_path):

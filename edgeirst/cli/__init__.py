@@ -1,18 +1,23 @@
 """The ``edgeirst`` command. Subcommands live one per module and load lazily, so
 ``edgeirst --help`` imports neither torch nor tensorrt.
 
-Errors a user can cause end as one ``error: ...`` line on stderr and exit status 2.
+Errors a user can cause end as one ``error: ...`` line on stderr and exit status 2 (OS errors
+such as a full disk or an unwritable folder too, naming the path); warnings are one
+``warning: ...`` line each. After SIGINT the exit status is 130, after SIGTERM 143, in every
+command (as a shell reports a process killed by the signal).
 """
 
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import warnings
 
 import click
 
 from edgeirst import __version__
-from edgeirst.errors import EdgeirstError
+from edgeirst.errors import EdgeirstError, EdgeirstWarning
 
 # click >= 8.2 raises this for a bare `edgeirst` in non-standalone mode; older versions print help.
 _NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -58,12 +63,41 @@ def cli() -> None:
     """Infrared small-target detection, from training to a camera stream on a Jetson."""
 
 
+class Terminated(Exception):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt is for SIGINT."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, EdgeirstWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one `error:` line and exit status 2."""
+    from edgeirst.io import os_error
+
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("default", EdgeirstWarning)  # once per distinct message
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cli.main(args=argv, prog_name="edgeirst", standalone_mode=False)
     except EdgeirstError as e:
         click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except Terminated:
+        click.echo("error: terminated", err=True)
+        sys.exit(143)
+    except OSError as e:  # a full disk, an unwritable folder, a folder where a file was expected...
+        if isinstance(e, BrokenPipeError):
+            sys.exit(0)
+        click.echo(f"error: {os_error(e, action='access')}", err=True)
         sys.exit(2)
     except _NO_ARGS as e:
         click.echo(e.ctx.get_help() if e.ctx else str(e))
@@ -76,8 +110,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except BrokenPipeError:
-        sys.exit(0)
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(130)

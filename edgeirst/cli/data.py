@@ -34,7 +34,7 @@ def check(root: Path, as_json: bool) -> None:
 @command.command(name="coco")
 @click.argument("root", type=click.Path(path_type=Path))
 @click.option("--split", default=None, help="Split to convert (e.g. train, val, idx_427/val); default: all images with masks.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="COCO JSON file to write.")
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False), help="COCO JSON file to write.")
 def coco(root: Path, split: str | None, out: Path) -> None:
     """Write COCO boxes of the dataset in ROOT.
 
@@ -42,14 +42,19 @@ def coco(root: Path, split: str | None, out: Path) -> None:
     from edgeirst.data.coco import write_coco
     from edgeirst.data.sirst import SirstDataset
 
-    result = write_coco(SirstDataset(root, split), out, progress=True)
+    from edgeirst.io import refuse_input_as_output
+
+    dataset = SirstDataset(root, split)
+    refuse_input_as_output(out, *(dataset.image_path(i) for i in dataset.ids), *(dataset.mask_path(i) for i in dataset.ids),
+                           dataset.split_file)
+    result = write_coco(dataset, out, progress=True)
     click.echo(f"wrote {out}: {len(result['images'])} images, {len(result['annotations'])} targets")
 
 
 @command.command(name="synth")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--images", required=True, type=click.IntRange(min=1), help="Number of images to generate.")
-@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same dataset).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same dataset).")
 @click.option("--height", default=256, show_default=True, type=click.IntRange(min=16), help="Image height in pixels.")
 @click.option("--width", default=320, show_default=True, type=click.IntRange(min=16), help="Image width in pixels.")
 @click.option("--bit-depth", default="8", show_default=True, type=click.Choice(["8", "16"]), help="Pixel depth (16 = 14-bit counts).")
@@ -70,10 +75,6 @@ def synth(out: Path, images: int, seed: int, height: int, width: int, bit_depth:
 
 
 def _range(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(p) for p in text.split("-")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2) or min(parts) < 0:
-        raise EdgeirstError(f"--targets must be N or MIN-MAX with non-negative integers, got {text!r}")
-    return parts[0], parts[-1]
+    from edgeirst.cli.options import parse_range
+
+    return parse_range(text, "--targets", int)

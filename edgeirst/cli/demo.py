@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import click
 
-from edgeirst.cli.options import SIZE
-
-
-def parse_range(text: str, option: str, kind=float) -> tuple:
-    """``"8-15"`` or ``"8"`` -> (min, max) with min <= max, both >= 0."""
-    m = re.fullmatch(r"\s*([0-9.]+)\s*(?:-\s*([0-9.]+))?\s*", text)
-    try:
-        lo, hi = (kind(m.group(1)), kind(m.group(2) or m.group(1))) if m else (None, None)
-    except ValueError:
-        lo = hi = None
-    if lo is None:
-        raise click.BadParameter(f"{text!r} is not N or MIN-MAX", param_hint=option)
-    if lo > hi:
-        raise click.BadParameter(f"{text!r}: MIN {lo} is greater than MAX {hi}", param_hint=option)
-    return lo, hi
+from edgeirst.cli.options import SIZE, parse_range
 
 
 @click.command(name="demo")

@@ -33,15 +33,15 @@ def _table(metrics: dict, source: str, data: Path, split: str) -> str:
 @click.argument("model", required=False)
 @click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
               help="SIRST-style dataset folder (images/, masks/, idx_427/).")
-@click.option("--split", default="val", show_default=True, help="Split to evaluate (a list in idx_427/).")
+@click.option("--split", default="val", show_default=True, help="Split to evaluate (a list in idx_427/; 'all' = every image).")
 @click.option("--predictions", type=click.Path(path_type=Path), default=None,
               help="Folder of saved predictions <id>.png (8-bit, value/255 = probability) instead of a model.")
-@click.option("--threshold", type=float, default=None,
+@click.option("--threshold", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Foreground threshold on the probability (default: the model's own, 0.5 for predictions).")
 @click.option("--roc", "roc_path", type=click.Path(path_type=Path), default=None,
               help="Write the Pd-Fa curve to this CSV and a PNG plot beside it.")
 @click.option("--backend", default="auto", show_default=True,
-              help="Runtime backend for MODEL: auto, onnxruntime, torch or tensorrt.")
+              type=click.Choice(["auto", "onnxruntime", "tensorrt", "torch", "ort", "trt"]), help="Runtime backend for MODEL.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metrics.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(model: str | None, data_dir: Path, split: str, predictions: Path | None, threshold: float | None,
@@ -53,8 +53,6 @@ def command(model: str | None, data_dir: Path, split: str, predictions: Path | N
     if (model is None) == (predictions is None):
         raise EdgeirstError("give either a MODEL (.pt, .onnx, .engine or `default`) or --predictions DIR "
                             + ("(got both)" if model else "(got neither)"))
-    if threshold is not None and not 0.0 <= threshold < 1.0:
-        raise EdgeirstError(f"--threshold must be in [0, 1), got {threshold}")
     if predictions is not None and not predictions.is_dir():
         raise EdgeirstError(f"predictions folder {predictions} does not exist; expected a folder of <id>.png maps")
     dataset = SirstDataset(data_dir, split)
@@ -68,12 +66,13 @@ def command(model: str | None, data_dir: Path, split: str, predictions: Path | N
         source = model
         with load_backend(model, backend) as runner:
             metrics, roc = evaluate_backend(runner, dataset, threshold, progress=not quiet)
+    # the metrics first: a --roc file that cannot be written must not lose them
+    if as_json:
+        click.echo(json.dumps(_plain(metrics)))
+    else:
+        click.echo(_table(metrics, source, data_dir, split))
     if roc_path is not None:
         from edgeirst.metrics import write_roc
 
         written = write_roc(roc, roc_path, png=True)
         click.echo("wrote " + ", ".join(str(p) for p in written), err=True)
-    if as_json:
-        click.echo(json.dumps(_plain(metrics)))
-    else:
-        click.echo(_table(metrics, source, data_dir, split))

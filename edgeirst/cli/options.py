@@ -63,3 +63,17 @@ class SizeType(click.ParamType):
 
 
 SIZE = SizeType()
+
+
+def parse_range(text: str, option: str, kind=float) -> tuple:
+    """``"8-15"`` or ``"8"`` -> (min, max) of ``kind``, both >= 0 and min <= max."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*(?:-\s*([0-9.]+))?\s*", str(text))
+    try:
+        lo, hi = (kind(m.group(1)), kind(m.group(2) or m.group(1))) if m else (None, None)
+    except ValueError:
+        lo = hi = None
+    if lo is None:
+        raise EdgeirstError(f"{option} {text!r} is not N or MIN-MAX (non-negative {kind.__name__}s)")
+    if lo > hi:
+        raise EdgeirstError(f"{option} {text!r}: MIN {lo} is greater than MAX {hi}")
+    return lo, hi

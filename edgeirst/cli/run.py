@@ -72,7 +72,7 @@ def finish(summary, as_json: bool) -> None:
 @click.option("--gate", default=8.0, show_default=True, type=POSITIVE_FLOAT, help="Tracker gate: largest centroid jump in pixels.")
 @click.option("--threshold", type=PROBABILITY, help="Score threshold in [0, 1] (default: the model's).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames per source.")
-@click.option("--agc", metavar="LOW,HIGH", help="16-bit automatic gain percentiles (default 0.5,99.5).")
+@click.option("--agc", metavar="LOW,HIGH", help="16-bit automatic gain percentiles (default 0.5,100: the maximum is kept, small hot targets stay visible).")
 @click.option("--fixed-size", is_flag=True, default=None,
               help="Scale frames to the model's input size instead of padding (implied with several sources).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="Inference threads (0 = backend default).")

@@ -74,7 +74,18 @@ def command(ctx: click.Context, name, data, val_split, model_args, loss_args, wi
             raise EdgeirstError("missing " + " and ".join(n for n, v in (("NAME", name), ("--data", data)) if not v)
                                 + "; usage: edgeirst train NAME --data DIR (or edgeirst train --resume RUN/last.pt)")
         cfg = TrainConfig(**values)
-    summary = train(cfg)
+    from pathlib import Path
+
+    from edgeirst.cli import Terminated
+
+    try:
+        summary = train(cfg)
+    except (KeyboardInterrupt, Terminated):
+        last = Path(cfg.out) / "last.pt"
+        if last.is_file():
+            click.echo(f"training stopped; {last} holds the last finished epoch: continue with "
+                       f"`edgeirst train --resume {last}`", err=True)
+        raise
     if as_json:
         click.echo(json.dumps(summary))
     else:

@@ -1,9 +1,12 @@
 """Dataset health check: statistics of a SIRST-style folder and every problem found in it.
 
 Problems (``report.problems``) are things that break loading or training: an image without a
-mask, a mask without its image size, an unreadable file, a split that lists ids with no image
-or is empty. Empty masks (images with no target) and masks without an image are only
-``report.info``: background-only images are legitimate.
+mask, a mask of another aspect ratio than its image, an unreadable file, a split that lists ids
+with no image or is empty. Warnings (``report.warnings``) are data as it is in the wild that
+loads, but maybe not as meant: a mask drawn with a value other than 255, a mask saved at another
+resolution (resized when loaded), a split whose masks are all empty. Empty masks (images with
+no target) and masks without an image are only ``report.info``: background-only images are
+legitimate.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
-from edgeirst.data.sirst import (find_splits, layout_dirs, list_images, list_masks, natural_key, read_image,
-                                 read_mask, read_split)
+from edgeirst.data.sirst import (ASPECT_TOLERANCE, find_splits, layout_dirs, list_images, list_masks,
+                                 mask_foreground_value, natural_key, read_image, read_mask, read_split)
 from edgeirst.errors import EdgeirstError
 
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
@@ -38,6 +42,7 @@ class CheckReport:
     pixel_types: dict[str, int] = field(default_factory=dict)  # e.g. "uint8 x1" -> count
     splits: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     info: list[str] = field(default_factory=list)
 
     @property
@@ -65,8 +70,11 @@ class CheckReport:
                  "pixel types  " + (", ".join(f"{k}: {v}" for k, v in sorted(self.pixel_types.items())) or "-"),
                  "splits       " + (", ".join(f"{k}: {v}" for k, v in self.splits.items()) or "none")]
         lines += [f"info: {m}" for m in self.info]
+        lines += [f"warning: {m}" for m in self.warnings]
         lines += [f"problem: {m}" for m in self.problems]
-        lines.append(f"{len(self.problems)} problem(s)" if self.problems else "no problems found")
+        warned = f", {len(self.warnings)} warning(s)" if self.warnings else ""
+        lines.append(f"{len(self.problems)} problem(s){warned}" if self.problems else
+                     f"no problems found{warned}")
         return "\n".join(lines)
 
 
@@ -96,6 +104,8 @@ def check_dataset(root: str | Path, progress: bool = False) -> CheckReport:
     areas: list[float] = []
     sides: list[float] = []
     lo, hi = [1 << 30, 1 << 30], [0, 0]
+    counts: dict[str, int] = {}  # id -> targets in its mask
+    values: dict[int, list[Path]] = {}  # foreground value other than 255 -> masks
     for id_ in tqdm(sorted(images, key=natural_key), desc="check", unit="img", disable=not progress):
         try:
             img = read_image(images[id_])
@@ -113,14 +123,24 @@ def check_dataset(root: str | Path, progress: bool = False) -> CheckReport:
             continue
         try:
             mask = read_mask(masks[id_])
+            value = mask_foreground_value(masks[id_])
         except EdgeirstError as e:
             rep.problems.append(str(e))
             continue
+        if value is not None:
+            values.setdefault(value, []).append(masks[id_])
         if img is not None and mask.shape != img.shape[:2]:
-            rep.problems.append(f"mask {masks[id_]} is {mask.shape[1]}x{mask.shape[0]} but image {images[id_]} is "
-                                f"{img.shape[1]}x{img.shape[0]} (WxH)")
-            continue
+            (mh, mw), (h, w) = mask.shape, img.shape[:2]
+            same_aspect = abs((mw / mh) / (w / h) - 1.0) <= ASPECT_TOLERANCE
+            (rep.warnings if same_aspect else rep.problems).append(
+                f"mask {masks[id_]} is {mw}x{mh} but image {images[id_]} is {w}x{h} (WxH)"
+                + ("; same aspect ratio: resized to the image (nearest) when loaded" if same_aspect
+                   else ", another aspect ratio: fix or remove the pair"))
+            if not same_aspect:
+                continue
+            mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
         targets = cluster_targets(mask.astype(np.float32), 0.5)[0]
+        counts[id_] = len(targets)
         if not len(targets):
             rep.empty_masks += 1
         rep.targets += len(targets)
@@ -131,14 +151,17 @@ def check_dataset(root: str | Path, progress: bool = False) -> CheckReport:
         rep.image_size = {"min": lo, "max": hi}
     if rep.empty_masks:
         rep.info.append(f"{rep.empty_masks} mask(s) have no target (background-only images)")
+    for value, paths in sorted(values.items()):
+        rep.warnings.append(f"{len(paths)} mask(s) draw targets with value {value}, not 255, e.g. {paths[0]}: "
+                            "read as targets (pixels above half the mask's maximum)")
     orphans = sorted(set(masks) - set(images), key=natural_key)
     if orphans:
         rep.info.append(f"{len(orphans)} mask(s) have no image, e.g. {masks[orphans[0]]}")
-    _check_splits(root, images, rep)
+    _check_splits(root, images, counts, rep)
     return rep
 
 
-def _check_splits(root: Path, images: dict[str, Path], rep: CheckReport) -> None:
+def _check_splits(root: Path, images: dict[str, Path], counts: dict[str, int], rep: CheckReport) -> None:
     splits = find_splits(root)
     if not splits:
         rep.info.append("no split lists (<split>.txt, idx_*/<split>.txt); every image with a mask is used")
@@ -156,6 +179,10 @@ def _check_splits(root: Path, images: dict[str, Path], rep: CheckReport) -> None
         if missing:
             shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
             rep.problems.append(f"split {name!r} ({path}) lists {len(missing)} id(s) with no image: {shown}")
+        known = [i for i in ids if i in counts]
+        if known and not any(counts[i] for i in known):
+            rep.warnings.append(f"split {name!r} ({path}): all {len(known)} masks are empty; a model trained on it "
+                                "learns to find nothing, and Pd and AP are undefined on it")
         dup = len(ids) - len(set(ids))
         if dup:
             rep.info.append(f"split {name!r} ({path}) lists {dup} id(s) more than once")

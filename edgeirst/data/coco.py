@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeirst.data.sirst import SirstDataset
-from edgeirst.errors import EdgeirstError
+from edgeirst.io import write_text
 
 CATEGORY = {"id": 1, "name": "target", "supercategory": "target"}
 
@@ -41,10 +41,5 @@ def to_coco(dataset: SirstDataset, progress: bool = False) -> dict[str, Any]:
 def write_coco(dataset: SirstDataset, out: str | Path, progress: bool = False) -> dict[str, Any]:
     """Write ``to_coco(dataset)`` as JSON to ``out`` and return it."""
     coco = to_coco(dataset, progress)
-    out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(coco, indent=1))
-    except OSError as e:
-        raise EdgeirstError(f"cannot write {out}: {e.strerror}; choose a writable --out path") from None
+    write_text(out, json.dumps(coco, indent=1))
     return coco

@@ -7,8 +7,13 @@ Layout::
     (IRSTD-1k's original IRSTD1k_Img/ and IRSTD1k_Label/ folders are accepted too)
     root/<split>.txt | root/idx_*/<split>.txt | root/*/<split>.txt   (one id per line)
 
-Ids in split lists may carry an image extension or not. Images are returned as read from disk
-(uint8 or uint16, grey or 3-channel); masks as bool. A split name that occurs in several
+Ids in split lists may carry an image extension or not; lists may be UTF-8 or UTF-16 (what
+Windows Notepad saves as "Unicode"). The split ``all`` means every image that has a mask.
+Images are returned as read from disk (uint8 or uint16, grey or 3-channel); masks as bool.
+Data as it is in the wild: a mask whose targets are not 255 (e.g. 0/100) is read by half its
+own maximum; a mask saved at another resolution with the same aspect ratio (within 2%, as in
+the public SIRST release) is resized to its image with nearest-neighbour and a warning, as the
+papers' loaders effectively do; any other size mismatch is an error. A split name that occurs in several
 folders (say ``idx_320/train.txt`` and ``idx_427/train.txt``) must be given with its folder:
 ``idx_427/train``. numpy + OpenCV only.
 """
@@ -16,6 +21,7 @@ folders (say ``idx_320/train.txt`` and ``idx_427/train.txt``) must be given with
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +29,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from edgeirst.errors import EdgeirstError
+from edgeirst.errors import EdgeirstError, EdgeirstWarning
 
 if TYPE_CHECKING:
     from edgeirst.postprocess import Targets
@@ -32,6 +38,8 @@ IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 MASK_SUFFIX = "_pixels0"
 IMAGE_DIRS = ("images", "IRSTD1k_Img")
 MASK_DIRS = ("masks", "IRSTD1k_Label")
+ALL_SPLIT = "all"
+ASPECT_TOLERANCE = 0.02
 _NOT_SPLITS = {"readme", "license", "licence", "notes", "classes", "labels", "requirements"}
 
 
@@ -71,15 +79,43 @@ def read_image(path: Path) -> np.ndarray:
     return img
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """A mask file -> bool HxW. Masks of 0/1 count any non-zero pixel; others count pixels above
-    half the type's range (127 for 8-bit), which ignores compression fringes."""
+def _read_mask(path: Path) -> tuple[np.ndarray, int | None]:
     m = read_image(path)
     if m.ndim == 3:
         m = m.max(axis=2)
-    if m.size and int(m.max()) <= 1:
-        return m > 0
-    return m > (127 if m.dtype == np.uint8 else 32767)
+    top = int(m.max()) if m.size else 0
+    full = 255 if m.dtype == np.uint8 else 65535
+    unusual = None if top in (0, 1, full) else top
+    if top == 0:
+        return np.zeros(m.shape, bool), unusual
+    return m.astype(np.float32) > top / 2.0, unusual
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A mask file -> bool HxW: pixels above half the mask's own maximum (0/1, 0/255 and 0/100
+    masks all read as drawn; JPEG-like fringes below half are ignored)."""
+    return _read_mask(path)[0]
+
+
+def mask_foreground_value(path: Path) -> int | None:
+    """The value a mask draws its targets with, when it is neither 255 (16-bit: 65535) nor 1;
+    None otherwise (an empty mask included)."""
+    return _read_mask(path)[1]
+
+
+def fit_mask(mask: np.ndarray, image_hw: tuple[int, int], mask_path: Path, image_path: Path) -> np.ndarray:
+    """A mask at its image's size: resized (nearest) with a warning when only the resolution
+    differs (aspect ratios within 2%), else an EdgeirstError."""
+    h, w = image_hw
+    mh, mw = mask.shape
+    if (mh, mw) == (h, w):
+        return mask
+    if abs((mw / mh) / (w / h) - 1.0) > ASPECT_TOLERANCE:
+        raise EdgeirstError(f"mask {mask_path} is {mw}x{mh} but image {image_path} is {w}x{h} (WxH), a different "
+                            "aspect ratio; masks must match their image (fix or remove the pair)")
+    warnings.warn(f"mask {mask_path} is {mw}x{mh} but its image is {w}x{h}: resized to the image with "
+                  "nearest-neighbour (same aspect ratio)", EdgeirstWarning, stacklevel=2)
+    return cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
 
 
 def list_images(folder: Path) -> dict[str, Path]:
@@ -104,6 +140,8 @@ def list_masks(folder: Path) -> dict[str, Path]:
 
 def layout_dirs(root: Path) -> tuple[Path, Path]:
     """(images folder, masks folder) of a dataset root; the masks folder may not exist."""
+    if root.exists() and not root.is_dir():
+        raise EdgeirstError(f"dataset {root} is a file; expected a folder with images/ and masks/")
     if not root.is_dir():
         raise EdgeirstError(f"dataset folder {root} does not exist; expected a folder with images/ and masks/")
     images = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
@@ -147,9 +185,10 @@ def read_split(path: Path) -> list[str]:
     """Ids listed in a split file: one per line, blank lines and ``#`` comments skipped, a folder
     prefix and an image extension dropped."""
     try:
-        lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+        data = path.read_bytes()
     except OSError as e:
         raise EdgeirstError(f"cannot read split list {path}: {e.strerror}") from None
+    lines = decode_text(data).splitlines()
     ids = []
     for line in lines:
         line = line.strip()
@@ -159,6 +198,16 @@ def read_split(path: Path) -> list[str]:
         stem, dot, ext = name.rpartition(".")
         ids.append(stem if dot and f".{ext.lower()}" in IMAGE_EXTS else name)
     return ids
+
+
+def decode_text(data: bytes) -> str:
+    """A small text file's bytes as text: UTF-8 (with or without a BOM) or UTF-16 (with a BOM,
+    or without one when every other byte is NUL, as Notepad's "Unicode" files of ASCII ids are)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
+    if len(data) >= 2 and data.count(b"\x00") >= len(data) // 3:
+        return data.decode("utf-16-le" if data[1:2] == b"\x00" else "utf-16-be", errors="replace")
+    return data.decode("utf-8-sig", errors="replace")
 
 
 def resolve_split(root: Path, split: str) -> Path:
@@ -172,7 +221,7 @@ def resolve_split(root: Path, split: str) -> Path:
         return direct
     have = ", ".join(sorted(splits, key=natural_key)) or "none (no <split>.txt files found)"
     raise EdgeirstError(f"unknown split {split!r} in {root}; available: {have}. "
-                        "Pass one of these, or no split to use every image that has a mask")
+                        f"Pass one of these, or --split {ALL_SPLIT} to use every image that has a mask")
 
 
 class SirstDataset:
@@ -187,9 +236,12 @@ class SirstDataset:
         self.root = Path(root)
         self.split = split
         self.split_file: Path | None = None
+        self._warned_value = False
         self.images_dir, self.masks_dir = layout_dirs(self.root)
         self._images = list_images(self.images_dir)
         self._masks = list_masks(self.masks_dir)
+        if split == ALL_SPLIT and ALL_SPLIT not in find_splits(self.root):
+            split = self.split = None
         if split is None:
             self.ids = sorted((i for i in self._images if i in self._masks), key=natural_key)
             if not self.ids:
@@ -222,11 +274,13 @@ class SirstDataset:
             raise IndexError(f"index {i} out of range for {len(self.ids)} samples")
         id_ = self.ids[i]
         image_path, mask_path = self.image_path(id_), self.mask_path(id_)
-        image, mask = read_image(image_path), read_mask(mask_path)
-        if mask.shape != image.shape[:2]:
-            raise EdgeirstError(f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
-                                f"{image.shape[1]}x{image.shape[0]} (WxH); masks must match their image's size")
-        return Sample(id_, image, mask)
+        image, (mask, unusual) = read_image(image_path), _read_mask(mask_path)
+        if unusual is not None and not self._warned_value:
+            self._warned_value = True
+            warnings.warn(f"mask {mask_path} draws targets with value {unusual}, not 255: read as targets (pixels "
+                          "above half its maximum); `edgeirst data check` lists every such mask", EdgeirstWarning,
+                          stacklevel=2)
+        return Sample(id_, image, fit_mask(mask, image.shape[:2], mask_path, image_path))
 
     def image_path(self, id: str) -> Path:
         """The image file of an id."""

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import os_error, write_bytes, write_text
 
 BACKGROUNDS = ("cloud", "sea", "ground", "mixed")
 MASK_LEVEL = 0.5  # fraction of the PSF peak above which a pixel is target
@@ -373,20 +374,27 @@ def write_dataset(out: Path, cfg: SynthConfig, images: int,
     if not splits or any(f < 0 for f in splits.values()) or sum(splits.values()) <= 0:
         raise EdgeirstError(f"splits must map names to positive fractions, got {splits}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EdgeirstError(f"{out} is a file; give a folder for the dataset")
     for sub in ("images", "masks", "idx_synth"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise os_error(e, out / sub, "create") from None
     rng = np.random.default_rng(cfg.seed)
     ids = [f"synth_{i:05d}" for i in range(images)]
     for id_ in tqdm(ids, desc="synth", unit="img", disable=not progress):
         img, mask = synth_image(cfg, rng)
         for path, arr in ((out / "images" / f"{id_}.png", img),
                           (out / "masks" / f"{id_}_pixels0.png", mask.astype(np.uint8) * 255)):
-            if not cv2.imwrite(str(path), arr):
-                raise EdgeirstError(f"could not write {path}; check that the folder is writable")
+            ok, encoded = cv2.imencode(".png", arr)
+            if not ok:
+                raise EdgeirstError(f"cannot encode {path}")
+            write_bytes(path, encoded.tobytes())
     order = [ids[i] for i in rng.permutation(images)]
     for name, ids_in in _split_counts(order, splits).items():
         if ids_in:  # an empty list would make the split unusable
-            (out / "idx_synth" / f"{name}.txt").write_text("".join(f"{i}\n" for i in sorted(ids_in)))
+            write_text(out / "idx_synth" / f"{name}.txt", "".join(f"{i}\n" for i in sorted(ids_in)))
     return out
 
 

@@ -21,6 +21,7 @@ import random
 import shlex
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from edgeirst.checkpoint import apply_structure, meta_for, read_checkpoint, save_checkpoint
 from edgeirst.data.sirst import SirstDataset
-from edgeirst.errors import EdgeirstError
+from edgeirst.errors import EdgeirstError, EdgeirstWarning
 from edgeirst.evaluate import evaluate_backend
 from edgeirst.io import write_text
 from edgeirst.losses import criterion_for
@@ -202,6 +203,9 @@ class _Run:
         train_ds = SirstDataset(cfg.data, cfg.split)
         self.val_ds = SirstDataset(cfg.data, cfg.val_split) if cfg.val_split else None
         images, masks = unit_images(train_ds)
+        if not any(m.any() for m in masks):
+            warnings.warn(f"every mask of split {cfg.split!r} in {cfg.data} is empty: the model will learn to find "
+                          "nothing (check the masks with `edgeirst data check`)", EdgeirstWarning, stacklevel=2)
         mean, std = intensity_stats(images)
 
         kwargs = dict(cfg.model_kwargs)
