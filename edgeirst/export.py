@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.io import atomic_output
+from edgeirst.io import atomic_output, os_error
 from edgeirst.meta import ONNX_KEY, ModelMeta
 
 
@@ -45,16 +45,24 @@ def export_onnx(model, meta: ModelMeta, out: str | Path, input_size: tuple[int, 
     ``dynamic`` (default: ``meta.dynamic``) exports height and width as dynamic axes, so a
     fully convolutional model runs every frame at its native resolution.
     """
-    import onnx
-    import torch
-
     out = Path(out)
     h, w = input_size or meta.input_size
     d = meta.size_divisor
     if h % d or w % d:
         raise EdgeirstError(f"export size {h}x{w} is not a multiple of the model's size divisor {d}")
     dynamic = meta.dynamic if dynamic is None else dynamic
+    try:
+        return _export(model, meta, out, h, w, dynamic, opset, simplify)
+    except OSError as e:  # a full disk or a file-size limit while torch writes the graph
+        raise os_error(e, out) from None
+
+
+def _export(model, meta: ModelMeta, out: Path, h: int, w: int, dynamic: bool, opset: int, simplify: bool) -> Path:
+    import onnx
+    import torch
+
     names = list(meta.outputs)
+    d = meta.size_divisor
     axes = None
     if dynamic:
         axes = {"images": {0: "batch", 2: "height", 3: "width"}}

@@ -21,7 +21,7 @@ from edgeirst.errors import EdgeirstError
 
 def os_error(e: OSError, path: str | Path | None = None, action: str = "write") -> EdgeirstError:
     """One line for an OSError: what, where, why (``No space left on device`` ...)."""
-    where = path if path is not None else (e.filename or "?")
+    where = path if path is not None else e.filename
     cause = e.strerror or str(e)
     if e.errno == errno.ENOSPC:
         cause = "no space left on device"
@@ -29,7 +29,7 @@ def os_error(e: OSError, path: str | Path | None = None, action: str = "write") 
         cause = "it is a directory, expected a file"
     elif e.errno == errno.ENOTDIR:
         cause = "a parent of it is a file, not a directory"
-    return EdgeirstError(f"cannot {action} {where}: {cause}")
+    return EdgeirstError(f"cannot {action} {where}: {cause}" if where else f"cannot {action} a file: {cause}")
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ reported.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -90,7 +91,8 @@ class JsonlSink(Sink):
             while done < len(data):
                 done += os.write(self.fd, data[done:])
         except OSError as e:
-            os.ftruncate(self.fd, self.offset)  # never leave a cut line behind
+            with contextlib.suppress(OSError):  # a device such as /dev/full cannot be truncated
+                os.ftruncate(self.fd, self.offset)  # never leave a cut line behind
             raise os_error(e, self.target) from None
         self.offset += len(data)
 

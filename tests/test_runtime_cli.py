@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_runtime_helpers import REPO, edgeirst_cmd, run_cli, tiny_checkpoint, tiny_onnx, write_video
+from test_runtime_helpers import REPO, edgeirst_cmd, read_jsonl, run_cli, tiny_checkpoint, tiny_onnx, write_video
 
 SYN = "synthetic://?seed=3&targets=2&size=64x48"
 
@@ -23,10 +23,6 @@ SYN = "synthetic://?seed=3&targets=2&size=64x48"
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory):
     return tiny_onnx(tmp_path_factory.getbasetemp())
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def one_error_line(proc):

@@ -3,7 +3,7 @@ metadata, and the matching .pt checkpoint, built once per session under pytest's
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
 import warnings
@@ -103,3 +103,8 @@ def write_video(path: Path, frames: int = 12, hw: tuple[int, int] = (96, 128), f
         writer.write(img)
     writer.release()
     return path
+
+
+def read_jsonl(path):
+    """The records of a JSON Lines file."""
+    return [json.loads(line) for line in path.read_text().splitlines()]

@@ -73,7 +73,9 @@ def _on_sigterm(signum, frame):
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, EdgeirstWarning):
-        click.echo(f"warning: {message}", err=True)
+        from tqdm import tqdm
+
+        tqdm.write(f"warning: {message}", file=sys.stderr)  # on its own line, above any progress bar
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 

@@ -205,7 +205,7 @@ def decode_text(data: bytes) -> str:
     or without one when every other byte is NUL, as Notepad's "Unicode" files of ASCII ids are)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16", errors="replace")
-    if len(data) >= 2 and data.count(b"\x00") >= len(data) // 3:
+    if len(data) >= 2 and data.count(b"\x00") >= max(1, len(data) // 3):
         return data.decode("utf-16-le" if data[1:2] == b"\x00" else "utf-16-be", errors="replace")
     return data.decode("utf-8-sig", errors="replace")
 
