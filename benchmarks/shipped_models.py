@@ -3,7 +3,7 @@ onnxruntime CPU latency, measured interleaved on the same real frames at native 
 
     python benchmarks/shipped_models.py [--data ../shared/data/sirst] [--rounds 5] [--threads 0] [--json]
 
-Timings on these shared machines drift 20-35% within tens of seconds (DESIGN.md): models are
+Timings on these shared machines drift 20-35% within tens of seconds (docs/measured-pitfalls.md): models are
 run in alternation, frame by frame, and we report medians and the ratio to the fastest.
 """
 

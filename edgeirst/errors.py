@@ -17,8 +17,14 @@ class EdgeirstWarning(UserWarning):
     one ``warning: ...`` line, once per message."""
 
 
+EXTRAS = ("train", "jetson", "deploy", "test")  # pyproject's optional dependency groups
+
+
 def missing_extra(package: str, extra: str) -> EdgeirstError:
-    """The error raised when an optional dependency is not installed."""
+    """The error raised when an optional dependency is not installed; ``extra`` is one of
+    ``EXTRAS`` (a test keeps the two in step with pyproject.toml)."""
+    if extra not in EXTRAS:
+        raise ValueError(f"no extra {extra!r} in pyproject.toml")
     return EdgeirstError(
         f"{package} is not installed; install it with: pip install 'edgeirst[{extra}]'"
     )

@@ -2,7 +2,7 @@
 
 We export with the TorchScript-based exporter at opset 17 (``dynamo=False``): torch 2.13's
 default dynamo exporter emits opset 18, which onnxruntime's quantization pre-processing
-rejects, and down-converting it to 17 fails on the Reduce* ops (measured, see DESIGN.md).
+rejects, and down-converting it to 17 fails on the Reduce* ops (measured: docs/measured-pitfalls.md).
 """
 
 from __future__ import annotations

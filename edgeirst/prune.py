@@ -5,7 +5,8 @@ CBAM/CSAM attention gates, SIWD's parallel asymmetric convolutions, CSP blocks a
 The output channels of the layers a model's registry entry lists in ``keep`` (its heads: what
 the decoder reads) are never pruned. ``prune_channels`` prunes a model in place by a ratio;
 ``prune_to_target`` searches the ratio that reaches a GMACs or parameter target;
-``edgeirst.prune_run`` (the ``edgeirst prune`` command) iterates prune -> fine-tune.
+``prune_run`` (the ``edgeirst prune`` command) iterates prune -> fine-tune with the model's own
+trainer and loss, and writes a self-describing checkpoint whose structure travels inside.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -123,4 +125,131 @@ def prune_to_target(model: nn.Module, name: str, size: int, in_chans: int = 1, t
     return prune_channels(model, name, hi, importance, size, in_chans, loss_fn), hi
 
 
-__all__ = ["IMPORTANCES", "Complexity", "kept_layers", "prune_channels", "prune_to_target"]
+
+
+@dataclass
+class PruneConfig:
+    """One ``edgeirst prune`` run. Exactly one of ``ratio``, ``target_gmacs``, ``target_params``."""
+
+    model: str
+    out: str
+    data: str | None = None
+    split: str = "train"
+    val_split: str | None = "val"
+    ratio: float | None = None
+    target_gmacs: float | None = None  # at ``count_size`` x ``count_size``
+    target_params: float | None = None
+    importance: str = "l1"
+    steps: int = 1
+    finetune_epochs: int = 0
+    count_size: int = 320
+    lr: float | None = None  # fine-tuning rate (default: the model's training rate)
+    batch: int | None = None
+    threads: int | None = None
+
+
+def _finetune_config(cfg: PruneConfig, meta, out: Path):
+    from edgeirst.train import TrainConfig
+
+    trained = dict(meta.train.get("config") or {})
+    keep = ("optimizer", "lr", "batch", "size", "weight_decay", "augment", "cpu_bf16", "channels_last", "threshold",
+            "loss_options")
+    base = {k: trained[k] for k in keep if trained.get(k) is not None}
+    base.update({k: v for k, v in (("lr", cfg.lr), ("batch", cfg.batch)) if v is not None})
+    return TrainConfig(model=meta.name, data=str(cfg.data), split=cfg.split, val_split=cfg.val_split, out=str(out),
+                       model_kwargs=dict(meta.kwargs), epochs=cfg.finetune_epochs, threads=cfg.threads,
+                       exist_ok=True, schedule="cosine", warmup_epochs=0, **base)
+
+
+def prune_run(cfg: PruneConfig, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Prune ``cfg.model`` in ``cfg.steps`` steps (each followed by ``finetune_epochs`` of the
+    model's own training, best epoch on val), write the self-describing pruned checkpoint to
+    ``cfg.out`` and return the before/after table (params, GMACs, val metrics)."""
+    import tempfile
+
+    from edgeirst.checkpoint import load_checkpoint, save_checkpoint
+    from edgeirst.data.sirst import SirstDataset
+    from edgeirst.evaluate import evaluate_backend
+    from edgeirst.io import refuse_input_as_output
+    from edgeirst.runtime.backends.torch import TorchBackend
+    from edgeirst.train.trainer import train
+    from edgeirst.weights import resolve_model
+
+    given = [v is not None for v in (cfg.ratio, cfg.target_gmacs, cfg.target_params)]
+    if sum(given) != 1:
+        raise EdgeirstError("give exactly one of --ratio, --target-gflops, --target-params")
+    if cfg.importance not in IMPORTANCES:
+        raise EdgeirstError(f"unknown importance {cfg.importance!r}; expected one of {', '.join(IMPORTANCES)}")
+    if (cfg.finetune_epochs or cfg.importance == "taylor") and not cfg.data:
+        raise EdgeirstError("fine-tuning and Taylor importance need --data (a SIRST-style dataset)")
+    source = resolve_model(cfg.model, "torch")
+    refuse_input_as_output(cfg.out, source)
+    model, meta, _ = load_checkpoint(source)
+    val = SirstDataset(cfg.data, cfg.val_split) if cfg.data and cfg.val_split else None
+    train_ds = SirstDataset(cfg.data, cfg.split) if cfg.data else None  # checks the split before any work
+
+    def measure(m: nn.Module) -> dict:
+        c = Complexity.of(m, cfg.count_size, meta.in_chans)
+        row = {"params": c.params, "gmacs": round(c.gmacs, 4)}
+        if val is not None:
+            metrics, _ = evaluate_backend(TorchBackend.from_model(m.eval(), meta), val, progress=False)
+            row.update({k: metrics[k] for k in ("iou", "niou", "pd", "fa", "ap50", "ap")})
+        return row
+
+    before = measure(model)
+    loss_fn = _taylor_loss(meta, train_ds) if cfg.importance == "taylor" else None
+    steps = max(1, int(cfg.steps))
+    total_ratio = None
+    with tempfile.TemporaryDirectory(prefix="edgeirst-prune-") as work:
+        for k in range(1, steps + 1):
+            if cfg.ratio is not None:
+                step_ratio = 1.0 - (1.0 - cfg.ratio) ** (1.0 / steps)
+                prune_channels(model, meta.name, step_ratio, cfg.importance, meta.input_size[0], meta.in_chans, loss_fn)
+            else:
+                start = before["gmacs"] if cfg.target_gmacs is not None else before["params"]
+                goal = cfg.target_gmacs if cfg.target_gmacs is not None else cfg.target_params
+                target = start * (goal / start) ** (k / steps)
+                model, _ = prune_to_target(model, meta.name, cfg.count_size, meta.in_chans,
+                                           target if cfg.target_gmacs is not None else None,
+                                           target if cfg.target_params is not None else None,
+                                           cfg.importance, loss_fn)
+            now = Complexity.of(model, cfg.count_size, meta.in_chans)
+            log(f"step {k}/{steps}: {now.params / 1e6:.3f}M params, {now.gmacs:.3f} GMACs@{cfg.count_size}")
+            if cfg.finetune_epochs:
+                summary = train(_finetune_config(cfg, meta, Path(work) / f"step{k}"), progress=progress, model=model)
+                model, _, _ = load_checkpoint(summary["best"])
+        after = measure(model)
+        total_ratio = 1.0 - after["params"] / before["params"]
+        info = {"pruned_from": str(source), "importance": cfg.importance, "steps": steps,
+                "ratio": cfg.ratio, "target_gmacs": cfg.target_gmacs, "target_params": cfg.target_params,
+                "params_removed": round(total_ratio, 4), "finetune_epochs": cfg.finetune_epochs,
+                "before": before, "after": after, "count_size": cfg.count_size}
+        metrics = {k: after[k] for k in ("iou", "niou", "pd", "fa", "ap50", "ap") if k in after}
+        if metrics:
+            metrics["split"] = cfg.val_split
+        out_meta = meta.replace(train={**meta.train, "pruning": info}, metrics=metrics or meta.metrics)
+        save_checkpoint(cfg.out, model, out_meta)
+    return {"out": str(cfg.out), **info}
+
+
+def _taylor_loss(meta, dataset) -> Callable[[nn.Module], torch.Tensor]:
+    """A training loss on a few real images, for Taylor importance (gradients x weights)."""
+    from edgeirst.losses import criterion_for
+    from edgeirst.train.dataset import TrainSamples, collate, mean_target_size, unit_images
+
+    images, masks = unit_images(dataset)
+    samples = TrainSamples(images[:8], masks[:8], meta, meta.input_size[0], augment="none")
+    batch = collate([samples[i] for i in range(len(samples))])
+
+    def loss(model: nn.Module) -> torch.Tensor:
+        criterion = criterion_for(meta.name, model.spec, mean_target_size=mean_target_size(masks))
+        model.train()
+        out = {k: v.float() for k, v in model(batch["image"]).items()}
+        value, _ = criterion(out, batch, 100)
+        model.eval()
+        return value
+
+    return loss
+
+
+__all__ = ["IMPORTANCES", "Complexity", "PruneConfig", "kept_layers", "prune_channels", "prune_run", "prune_to_target"]

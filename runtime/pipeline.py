@@ -29,7 +29,9 @@ from edgeirst.runtime.capture import Capture, Frame
 from edgeirst.runtime.sinks import Detection, FrameResult, Sink, SinkOptions, open_sinks
 from edgeirst.runtime.tracker import Tracker, TrackerConfig
 
-STAGES = ("capture", "preprocess", "infer", "postprocess", "sinks")
+# "copy" (host <-> device transfers) is reported apart from "infer" (compute) by backends that
+# can tell them apart (TensorRT); CPU backends have no copies and report "infer" alone.
+STAGES = ("capture", "preprocess", "copy", "infer", "postprocess", "sinks")
 
 
 @dataclass
@@ -188,7 +190,12 @@ class Pipeline:
         for f in frames:  # per frame: a batch's shared stages are split evenly
             self.times.add("capture", f.capture_s)
             self.times.add("preprocess", (t1 - t0) / n)
-            self.times.add("infer", (t2 - t1) / n)
+            split = self.backend.last_timing
+            if "compute" in split:
+                self.times.add("copy", (split.get("h2d", 0.0) + split.get("d2h", 0.0)) / n)
+                self.times.add("infer", split["compute"] / n)
+            else:
+                self.times.add("infer", (t2 - t1) / n)
             self.times.add("postprocess", (t3 - t2) / n)
             self.times.add("sinks", (t4 - t3) / n)
         return results

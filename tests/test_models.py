@@ -25,7 +25,7 @@ DEFAULT_SMALL = {"width": 0.25}
 NO_GRAD = {}
 
 MODELS = list_models()
-# dynamo=False is the exporter we ship (see DESIGN.md pitfalls); its deprecation notice is expected.
+# dynamo=False is the exporter we ship (see docs/measured-pitfalls.md); its deprecation notice is expected.
 pytestmark = [pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export"),
               pytest.mark.filterwarnings("ignore:The feature will be removed:DeprecationWarning")]
 

@@ -71,3 +71,21 @@ def test_wheel_maps_top_level_folders_into_the_edgeirst_namespace(tmp_path):
                    "edgeirst/jetson/__init__.py", "edgeirst/postprocess.py", "edgeirst/weights/default.onnx"):
         assert module in names, module
     assert not any(n.startswith(("runtime/", "jetson/", "quantize/")) for n in names), "generic top-level names leaked"
+
+
+def test_messages_name_extras_that_exist():
+    """Every `pip install 'edgeirst[X]'` a message suggests names an extra pyproject.toml defines."""
+    import re
+    import tomllib
+
+    from edgeirst.errors import EXTRAS
+
+    extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    assert set(EXTRAS) <= extras, set(EXTRAS) - extras
+    named = set()
+    for folder in ("edgeirst", "runtime", "jetson", "quantize"):
+        for path in (REPO / folder).rglob("*.py"):
+            text = path.read_text()
+            named |= set(re.findall(r"missing_extra\([^,]+,\s*\"(\w+)\"", text))
+            named |= set(re.findall(r"edgeirst\[(\w+)\]", text))
+    assert named and named <= extras, named - extras

@@ -29,7 +29,7 @@ COMMANDS = {
     "train": ("edgeirst.cli.train", "Train a model from the zoo on a SIRST-style dataset."),
     "eval": ("edgeirst.cli.eval", "Evaluate a model or saved predictions: IoU, nIoU, Pd, Fa, AP50, AP."),
     "export": ("edgeirst.cli.export", "Export a checkpoint to ONNX with its metadata inside."),
-    "prune": ("edgeirst.cli.later", "Structured pruning of a checkpoint (not available yet)."),
+    "prune": ("edgeirst.cli.prune", "Structured pruning of a checkpoint, fine-tuned, with a before/after table."),
     "quantize": ("edgeirst.cli.later", "INT8/FP16 quantization of an ONNX model (not available yet)."),
     "run": ("edgeirst.cli.run", "Detect targets on a live or recorded stream."),
     "demo": ("edgeirst.cli.demo", "Run the shipped default model on a synthetic stream and save a video."),

@@ -49,6 +49,28 @@ def describe_model(name: str, size: int = 320, in_chans: int = 3) -> dict[str, A
     }
 
 
+def shipped_catalog() -> dict[str, list[dict[str, Any]]]:
+    """Zoo name -> the shipped weights of that model (like timm's pretrained tags): shipped
+    name, aliases, model arguments, how it was trained and its validation metrics."""
+    from edgeirst.runtime.engine_build import read_onnx_meta
+    from edgeirst.weights import aliases, shipped_model, shipped_names
+
+    alias_of: dict[str, list[str]] = {}
+    for alias, target in aliases().items():
+        alias_of.setdefault(target, []).append(alias)
+    catalog: dict[str, list[dict[str, Any]]] = {}
+    for name in shipped_names(with_aliases=False):
+        path = shipped_model(name)
+        meta = read_onnx_meta(path)
+        keys = ("iou", "niou", "pd", "fa", "ap50", "ap", "split")
+        train = meta.train or {}
+        catalog.setdefault(meta.name, []).append({
+            "name": name, "aliases": sorted(alias_of.get(name, [])), "kwargs": meta.kwargs,
+            "onnx_bytes": path.stat().st_size, "epochs": train.get("epochs"), "train_split": train.get("split"),
+            "val": {k: meta.metrics[k] for k in keys if k in meta.metrics}})
+    return catalog
+
+
 def describe_zoo(names: list[str] | None = None, size: int = 320, in_chans: int = 3,
                  progress: bool = False) -> list[dict[str, Any]]:
     """Zoo rows for ``names`` (default: every registered model), in registry order."""
@@ -58,7 +80,8 @@ def describe_zoo(names: list[str] | None = None, size: int = 320, in_chans: int 
 
     names = list(names) if names else list_models()
     bar = tqdm(names, desc="counting", unit="model", disable=None if progress else True)
-    return [describe_model(n, size, in_chans) for n in bar]
+    catalog = shipped_catalog()
+    return [{**describe_model(n, size, in_chans), "shipped": catalog.get(n, [])} for n in bar]
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -67,14 +90,16 @@ def _fmt(value: float | None, digits: int) -> str:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     size, in_chans = (rows[0]["size"], rows[0]["in_chans"]) if rows else (0, 0)
-    header = ("model", "tasks", "params (M)", f"GFLOPs@{size}", "paper params (M)", "paper GFLOPs")
+    header = ("model", "tasks", "params (M)", f"GFLOPs@{size}", "paper params (M)", "paper GFLOPs", "shipped (val IoU)")
     body = []
     for r in rows:
         paper_g = _fmt(r["paper_gflops"], 2)
         if r["paper_gflops"] is not None:
             paper_g += f"@{r['paper_size']}"
+        shipped = ", ".join(f"{w['name']} ({w['val']['iou']:.3f})" if "iou" in w["val"] else w["name"]
+                            for w in r.get("shipped", [])) or "-"
         body.append((r["name"], "+".join(r["tasks"]), f"{r['params_m']:.3f}", f"{r['gflops']:.2f}",
-                     _fmt(r["paper_params_m"], 3), paper_g))
+                     _fmt(r["paper_params_m"], 3), paper_g, shipped))
     widths = [max(len(str(c)) for c in col) for col in zip(header, *body)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -1,13 +1,16 @@
 """Models shipped with the package: ``default`` and the other trained light variants.
 
 Each shipped model is a pair ``<name>.onnx`` (runs with the core install) and ``<name>.pt``
-(the checkpoint, for fine-tuning or the torch backend); both carry their metadata.
-``shipped_model("default")`` / ``default_model()`` -> a path. Any command that takes a model
-accepts these names in place of a file.
+(the checkpoint, for fine-tuning or the torch backend); both carry their metadata. A name
+begins with the model's zoo name (``mshnet-w05``, ``light-sgmtlm-tiny``). ``aliases.json``
+maps other names to shipped files (``default`` -> the model ``run`` and ``demo`` use), so a
+model ships once. ``shipped_model("default")`` / ``default_model()`` -> a path. Any command
+that takes a model accepts these names in place of a file.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from edgeirst.errors import EdgeirstError
@@ -16,17 +19,23 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 KINDS = ("onnx", "pt")
 
 
-def shipped_names() -> list[str]:
-    """Names of the shipped models (``default`` first)."""
-    names = sorted(p.stem for p in WEIGHTS_DIR.glob("*.onnx"))
+def aliases() -> dict[str, str]:
+    """Alias -> shipped model file name (``default`` among them)."""
+    path = WEIGHTS_DIR / "aliases.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def shipped_names(with_aliases: bool = True) -> list[str]:
+    """Names of the shipped models (``default`` first), aliases included unless asked not to."""
+    names = sorted({p.stem for p in WEIGHTS_DIR.glob("*.onnx")} | (set(aliases()) if with_aliases else set()))
     return sorted(names, key=lambda n: n != "default")
 
 
 def shipped_model(name: str = "default", kind: str = "onnx") -> Path:
-    """Path of shipped model ``name`` of ``kind`` (``onnx`` or ``pt``)."""
+    """Path of shipped model ``name`` (or an alias) of ``kind`` (``onnx`` or ``pt``)."""
     if kind not in KINDS:
         raise EdgeirstError(f"unknown model kind {kind!r}; expected one of {', '.join(KINDS)}")
-    path = WEIGHTS_DIR / f"{name}.{kind}"
+    path = WEIGHTS_DIR / f"{aliases().get(name, name)}.{kind}"
     if not path.is_file():
         have = ", ".join(shipped_names()) or "none"
         raise EdgeirstError(f"model {name!r} is not shipped in this install ({path.name}; shipped: {have}); "

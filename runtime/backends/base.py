@@ -53,6 +53,9 @@ class Backend:
         self.outputs: list[TensorInfo] = []
         self._buffers: dict[tuple[int, ...], np.ndarray] = {}
         self._closed = False
+        # seconds of the last inference by phase, where the backend can tell them apart (a GPU
+        # backend: "h2d", "compute", "d2h"); empty when copies are not separate (a CPU backend)
+        self.last_timing: dict[str, float] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     def load(self) -> "Backend":

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeirst.errors import EdgeirstError, missing_extra
+from edgeirst.errors import EdgeirstError
 from edgeirst.meta import ONNX_KEY, ModelMeta
 from edgeirst.runtime.backends.base import Backend, TensorInfo
 
@@ -85,7 +85,8 @@ class OnnxRuntimeBackend(Backend):
             import onnxruntime as ort
             from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
         except ImportError:
-            raise missing_extra("onnxruntime", "onnx") from None
+            raise EdgeirstError("onnxruntime is not installed; it is part of the core install: pip install onnxruntime "
+                                "(on a Jetson, NVIDIA's onnxruntime-gpu wheel)") from None
         o = self.options
         providers = provider_options(choose_providers(o["providers"], ort.get_available_providers()),
                                      o["fp16"], o["cache_dir"], o["device_id"])

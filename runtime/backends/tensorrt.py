@@ -11,6 +11,7 @@ asynchronously on one stream.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -199,15 +200,21 @@ class TensorRTBackend(Backend):
         host = self.input_buffer(batch.shape)
         if batch is not host and batch.ctypes.data != host.ctypes.data:
             np.copyto(host, batch)  # a caller's own array; the pipeline writes into `host` directly
-        with self.cuda.active():
+        with self.cuda.active():  # each phase synchronised, so copies and compute are timed apart
+            t0 = time.perf_counter()
             self._in.to_device()
+            self.cuda.synchronize()
+            t1 = time.perf_counter()
             addresses = {self.inputs[0].name: self._in.device_ptr}
             addresses.update({n: b.device_ptr for n, b in self._out.items()})
             if not self.io.execute(self.context, addresses, self.cuda.stream_handle):
                 raise RuntimeError(f"TensorRT execution failed for {self.path.name}")
+            self.cuda.synchronize()
+            t2 = time.perf_counter()
             for n in self.meta.outputs:
                 self._out[n].to_host()
             self.cuda.synchronize()
+            self.last_timing = {"h2d": t1 - t0, "compute": t2 - t1, "d2h": time.perf_counter() - t2}
         return {n: self._out[n].host.astype(np.float32, copy=True) for n in self.meta.outputs}
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ of the runtime never imports it."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,11 +61,22 @@ class TorchBackend(Backend):
 
     def _infer_impl(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
+        cuda = self.device.type == "cuda"
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(batch).to(self.device))
+            t0 = time.perf_counter()
+            x = torch.from_numpy(batch).to(self.device)
+            sync()
+            t1 = time.perf_counter()
+            out = self.model(x)
+            sync()
+            t2 = time.perf_counter()
         if not isinstance(out, dict):
             out = {self.meta.outputs[0]: out}
-        return {n: out[n].float().cpu().numpy() for n in self.meta.outputs if n in out}
+        result = {n: out[n].float().cpu().numpy() for n in self.meta.outputs if n in out}
+        if cuda:  # on a GPU the copies are timed apart from the compute
+            self.last_timing = {"h2d": t1 - t0, "compute": t2 - t1, "d2h": time.perf_counter() - t2}
+        return result
 
     def close(self) -> None:
         self.model = None
