@@ -67,7 +67,7 @@ def test_random_variant_on_onnxruntime_and_torch(tmp_path, synth_root):
         assert rows[("onnxruntime", "int8")]["latency_ms"] > 0
     if not tensorrt_available():
         assert rows[("tensorrt", "fp32")]["note"].startswith("n/a: tensorrt does not import here")
-    assert {p.suffix for p in (tmp_path / "cache").iterdir()} == {".onnx", ".pt"}
+    assert {p.suffix for p in (tmp_path / "cache").iterdir()} == {".onnx", ".pt", ".json"}  # exports, counts
 
 
 def test_accuracy_plot_and_pipeline(tmp_path, synth_root):
@@ -101,13 +101,13 @@ def test_accuracy_plot_and_pipeline(tmp_path, synth_root):
 def test_bad_input_is_one_error_line(args, message, tmp_path):
     if args[-1] == "tensorrt" and tensorrt_available():
         pytest.skip("tensorrt imports here: its rows run")
-    r = subprocess.run([sys.executable, "-m", "edgeirst", "bench", *args, "-q", "--cache", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "edgeirst", "bench", *args, "-q", "--cache", str(tmp_path / "cache")],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert message is None or message in lines[0]
-    assert not any(p.suffix in (".json", ".md") for p in tmp_path.iterdir())
+    assert not any(p.suffix in (".json", ".md") for p in tmp_path.iterdir())  # no output written
 
 
 def test_unavailable_reasons():

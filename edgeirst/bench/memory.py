@@ -1,7 +1,8 @@
 """Peak memory of one row: how far the process's peak resident set (or, on CUDA, torch's peak
 allocation) rises above where it stood, while the row loads and warms up.
 
-Linux keeps the peak RSS in ``/proc/self/status`` (``VmHWM``) and resets it when ``5`` is written
+Freed heap memory is handed back to the OS first (``malloc_trim``), so a row that reuses what an
+earlier row freed is still counted. Linux keeps the peak RSS in ``/proc/self/status`` (``VmHWM``) and resets it when ``5`` is written
 to ``/proc/self/clear_refs``; where that is not possible the row's figure is None rather than a
 process-lifetime peak that belongs to another row.
 """
@@ -34,6 +35,17 @@ def peak_rss_mb() -> float | None:
     return None if kb is None else kb * 1024 / 1e6
 
 
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``), so that memory an earlier
+    row (or an export) freed is not silently reused by the next row and missed by its peak."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def reset_peak_rss() -> bool:
     """Reset the kernel's peak-RSS mark to the current RSS; False where that is not possible."""
     try:
@@ -60,6 +72,7 @@ class PeakMemory:
             self._base = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()
         else:
+            release_free_memory()
             self._base = rss_mb()
             self._ok = reset_peak_rss() and self._base is not None
         return self

@@ -252,22 +252,33 @@ class ModelFiles:
 
     def describe(self, src: ModelSource) -> dict[str, Any]:
         """``params``, ``macs`` (multiply-adds at size x size) and ``size_divisor`` of ``src``'s
-        network; params and macs are None without torch."""
-        if src.label not in self._described:
-            in_chans = src.meta.in_chans if src.meta else int(src.kwargs.get("in_chans", 1))
-            try:
-                from edgeirst.models import create_model
-                from edgeirst.models.complexity import count_macs, count_params
-            except ImportError:
-                info = {"params": None, "macs": None, "size_divisor": src.meta.size_divisor if src.meta else 32}
+        network (cached beside the model files); params and macs are None without torch."""
+        if src.label in self._described:
+            return self._described[src.label]
+        in_chans = src.meta.in_chans if src.meta else int(src.kwargs.get("in_chans", 1))
+        path = self._path(src, {"name": src.name, "kwargs": src.kwargs, "in_chans": in_chans, "kind": "describe"},
+                          ".json")
+        try:
+            from edgeirst.models import create_model
+            from edgeirst.models.complexity import count_macs, count_params
+        except ImportError:
+            info = {"params": None, "macs": None, "size_divisor": src.meta.size_divisor if src.meta else 32}
+        else:
+            if path.is_file():
+                info = json.loads(path.read_text())
             else:
                 model = create_model(src.name, **src.kwargs)
                 d = model.spec.size_divisor
-                if self.size % d:
-                    raise EdgeirstError(f"--size {self.size} is not a multiple of {d}, which {src.label} needs; try "
-                                        f"{-(-self.size // d) * d}")
-                info = {"params": count_params(model), "macs": count_macs(model, self.size, in_chans), "size_divisor": d}
-            self._described[src.label] = info
-        return self._described[src.label]
+                info = {"params": count_params(model), "macs": None if self.size % d else
+                        count_macs(model, self.size, in_chans), "size_divisor": d}
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(json.dumps(info))
+                os.replace(tmp, path)
+            d = info["size_divisor"]
+            if self.size % d:
+                raise EdgeirstError(f"--size {self.size} is not a multiple of {d}, which {src.label} needs; try "
+                                    f"{-(-self.size // d) * d}")
+        self._described[src.label] = info
+        return info
 
 __all__ = ["ModelFiles", "ModelSource", "quantize_api", "resolve_models", "shipped_source"]
