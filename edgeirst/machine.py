@@ -122,7 +122,8 @@ def library_versions(names: tuple[str, ...] | None = None) -> dict[str, str | No
 
 def machine_stamp() -> dict[str, Any]:
     """Machine and date of a measurement: CPU model, cores, memory, GPUs, OS, Python, library
-    versions, and the UTC date (ISO 8601)."""
+    versions, the UTC date (ISO 8601), and the load average (1, 5, 15 min) at stamping time: on a
+    shared machine, how busy the neighbours were."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "date": utc_now(),
@@ -133,6 +134,7 @@ def machine_stamp() -> dict[str, Any]:
         "cores_usable": affinity,
         "memory_gib": memory_gib(),
         "gpus": gpus(),
+        "load_avg": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "os": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python": platform.python_version(),
         "libraries": library_versions(),
@@ -145,8 +147,10 @@ def describe(stamp: dict[str, Any]) -> str:
     gpu = ", ".join(g["name"] for g in stamp.get("gpus") or []) or "no GPU"
     libs = ", ".join(f"{k} {v}" for k, v in (stamp.get("libraries") or {}).items() if v and k != "edgeirst")
     edge = (stamp.get("libraries") or {}).get("edgeirst")
+    load = stamp.get("load_avg")
     return (f"{stamp.get('cpu')} ({stamp.get('cores_usable') or stamp.get('cores')} cores, "
-            f"{stamp.get('memory_gib')} GiB), {gpu}; edgeirst {edge}, {libs}; {stamp.get('date')}")
+            f"{stamp.get('memory_gib')} GiB), {gpu}; edgeirst {edge}, {libs}; {stamp.get('date')}"
+            + (f"; load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}" if load else ""))
 
 
 __all__ = ["cpu_model", "describe", "gpus", "library_versions", "machine_stamp", "utc_now"]

@@ -17,7 +17,6 @@ import pytest
 from edgeirst.bench.memory import PeakMemory, reset_peak_rss
 from edgeirst.bench.mtl import MTL_SETS, attach_mtl, describe_mtl
 from edgeirst.bench.plot import pareto_front, plot_available, write_plot
-from edgeirst.bench.power import sample_watts, watts_by_row
 from edgeirst.bench.report import CSV_FIELDS, check_outputs, format_table, to_csv, to_json, to_markdown, write_atomic
 from edgeirst.bench.rows import Row
 from edgeirst.bench.timing import chunk_sizes, latency_stats, run_interleaved, schedule
@@ -238,16 +237,6 @@ def test_plot_writes_a_png(tmp_path):
             _row("mshnet", median=30), _row(precision="int8", median=None, note="n/a")]
     path = write_plot(rows, tmp_path / "p.png", title="test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and os.listdir(tmp_path) == ["p.png"]
-
-
-def test_power_samples_are_matched_to_row_windows():
-    windows = [(0, 0.0, 1.0), (1, 1.0, 2.0), (0, 2.0, 3.0), (2, 3.0, 3.05)]
-    samples = [(0.5, 5.0), (1.5, 9.0), (2.5, 7.0), (2.9, 6.0)]
-    assert watts_by_row(windows, samples) == {0: pytest.approx(6.0), 1: 9.0}  # row 2: no sample inside
-    assert sample_watts({"power": {"VDD_IN": (5123, 5000), "VDD_CPU_GPU_CV": (900, 880)}}) == pytest.approx(5.123)
-    assert sample_watts({"rails": {"POM_5V_IN": {"current": 2500, "average": 2400}}}) == pytest.approx(2.5)
-    assert sample_watts({"power": {"VDD_CPU": 1000, "VDD_GPU": 500}}) == pytest.approx(1.5)
-    assert sample_watts({"ram": "1/2"}) is None
 
 
 @pytest.mark.skipif(not reset_peak_rss(), reason="/proc/self/clear_refs is not writable here")

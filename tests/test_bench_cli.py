@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from edgeirst.bench.models import quantize_api, resolve_models
+from edgeirst.bench.power import PowerMonitor
 from edgeirst.bench.rows import unavailable
 from edgeirst.errors import EdgeirstError
 from edgeirst.runtime.backends import tensorrt_available
@@ -84,6 +86,52 @@ def test_accuracy_plot_and_pipeline(tmp_path, synth_root):
     assert set(pipe["stages"]) == {"capture", "preprocess", "infer", "postprocess", "sinks"}
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert "pipeline stages" in r.stdout
+
+
+# Jetson Orin Nano Super, JetPack 6.2 (L4T 36.4.3), as published in lkk688/edgeAI
+# docs/curriculum/02a_linux_basics.md: VDD_IN = 4556 mW.
+ORIN_NANO_LINE = ("07-14-2025 10:29:36 RAM 2147/7620MB (lfb 2x4MB) SWAP 1476/3810MB (cached 1MB) CPU [0%@729,0%@729,"
+                  "0%@729,0%@729,0%@729,0%@729] GR3D_FREQ 0% cpu@47.687C soc2@46.718C soc0@47.468C gpu@48.625C "
+                  "tj@48.625C soc1@48.25C VDD_IN 4556mW/4556mW VDD_CPU_GPU_CV 483mW/483mW VDD_SOC 1451mW/1451mW")
+
+
+def replay_tegrastats(folder) -> str:
+    """A ``tegrastats`` executable that prints a recorded Orin Nano line every --interval ms."""
+    path = folder / "tegrastats"
+    path.write_text("#!/bin/sh\nms=100\n[ \"$1\" = --interval ] && ms=$2\n"
+                    f"while :; do echo '{ORIN_NANO_LINE}'; sleep $(awk \"BEGIN{{print $ms/1000}}\"); done\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_power_monitor_reads_board_watts_through_the_jetson_sampler(tmp_path):
+    pytest.importorskip("edgeirst.jetson.tegrastats", reason="edgeirst.jetson.tegrastats (issue 11) is not here yet")
+    monitor, why = PowerMonitor.start(interval_ms=20, command=[replay_tegrastats(tmp_path)])
+    assert why is None and monitor is not None
+    try:
+        t0 = time.monotonic()
+        time.sleep(0.5)
+        assert monitor.watts_since(t0) == pytest.approx(4.556)
+        assert monitor.watts_since(time.monotonic() + 10) is None
+        calls = []
+        assert monitor.burst(lambda: calls.append(time.sleep(0.01)), seconds=0.3) == pytest.approx(4.556)
+        assert len(calls) >= 10
+    finally:
+        monitor.stop()
+
+
+def test_power_columns_on_a_device_with_tegrastats(tmp_path):
+    pytest.importorskip("edgeirst.jetson.tegrastats", reason="edgeirst.jetson.tegrastats (issue 11) is not here yet")
+    replay_tegrastats(tmp_path)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "out.json"
+    r = subprocess.run([sys.executable, "-m", "edgeirst", "bench", "--models", "default", "--runs", "3", "--warmup", "0",
+                        "--size", "64", "--settle", "0", "-q", "--json", str(out)], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    row = json.loads(out.read_text())[0]
+    assert row["watts"] == pytest.approx(4.556) and row["fps_per_watt"] == pytest.approx(row["fps"] / 4.556, rel=1e-2)
+    assert "FPS/W" in r.stdout and "power: tegrastats board watts" in r.stdout
 
 
 @pytest.mark.parametrize("args, message", [

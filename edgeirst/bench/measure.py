@@ -19,7 +19,7 @@ from edgeirst.bench.memory import PeakMemory
 from edgeirst.bench.models import ModelFiles, ModelSource, resolve_models
 from edgeirst.bench.mtl import attach_mtl, describe_mtl, mtl_models
 from edgeirst.bench.pipeline import pipeline_row
-from edgeirst.bench.power import PowerMonitor, watts_by_row
+from edgeirst.bench.power import BURST_S, PowerMonitor
 from edgeirst.bench.rows import BACKENDS, METRIC_KEYS, PRECISIONS, Row, RowRunner, load_runner, plan_rows, \
     prepare_file, torch_cuda
 from edgeirst.bench.timing import latency_stats, run_interleaved, schedule
@@ -169,9 +169,6 @@ def _load(rows: list[Row], cfg: BenchConfig, cuda: bool, progress: bool) -> list
 
 def _time(runners: list[RowRunner], cfg: BenchConfig, progress: bool, notes: list[str]) -> None:
     plan = schedule(len(runners), cfg.runs, cfg.n_rounds, cfg.seed)
-    monitor, why = PowerMonitor.start()
-    if why:
-        notes.append(why)
     bar = _bar(cfg.runs * len(runners), "timing", progress)
 
     def tick(r: int, row: int, count: int, done: bool) -> None:
@@ -185,8 +182,6 @@ def _time(runners: list[RowRunner], cfg: BenchConfig, progress: bool, notes: lis
         timed = run_interleaved(runners, plan, tick, cfg.settle_ms / 1e3)
     finally:
         bar.close()
-        samples = monitor.stop() if monitor else []
-    watts = watts_by_row(timed.windows, samples)
     for i, runner in enumerate(runners):
         row, st = runner.row, latency_stats(timed.flat(i))
         row.runs = st["n"]
@@ -194,9 +189,23 @@ def _time(runners: list[RowRunner], cfg: BenchConfig, progress: bool, notes: lis
             round(st[k], 3) for k in ("median", "mean", "p90", "p99", "min", "max", "iqr"))
         row.rounds_ms = [round(v, 3) for v in timed.round_medians(i)]
         row.fps = round(row.batch * 1e3 / st["median"], 3)
-        if i in watts:
-            row.watts = round(watts[i], 3)
-            row.fps_per_watt = round(row.fps / watts[i], 3) if watts[i] > 0 else None
+    monitor, why = PowerMonitor.start()
+    if why:
+        notes.append(why)
+    if monitor:
+        try:
+            for runner in tqdm(runners, desc="power", file=sys.stderr, disable=not progress, leave=False):
+                _set_watts(runner.row, monitor.burst(runner, BURST_S, cfg.settle_ms / 1e3))
+        finally:
+            monitor.stop()
+        notes.append(f"power: tegrastats board watts while each row ran back to back for {BURST_S:g} s after the "
+                     "timed rounds; FPS/W = FPS / W")
+
+
+def _set_watts(row: Row, watts: float | None) -> None:
+    if watts is not None and watts > 0:
+        row.watts = round(watts, 3)
+        row.fps_per_watt = round(row.fps / watts, 3) if row.fps else None
 
 
 def _score(runners: list[RowRunner], sources: dict[str, ModelSource], dataset: Any, cfg: BenchConfig,
@@ -215,19 +224,19 @@ def _score(runners: list[RowRunner], sources: dict[str, ModelSource], dataset: A
 def _pipelines(rows: list[Row], cfg: BenchConfig, cuda: bool, log: Callable[[str], None]) -> list[Row]:
     out = []
     monitor, _ = PowerMonitor.start()
-    windows = []
-    for row in rows:
-        autocast = row.backend == "torch" and row.precision != "fp32"  # run_stream has no autocast
-        if row.latency_ms is None or autocast or (row.backend == "torch" and cuda):  # nor a torch device option
-            continue
-        log(f"pipeline: {row.label} on {cfg.pipeline}, {cfg.pipeline_frames} frames")
-        prow, window = pipeline_row(row, cfg.pipeline, cfg.pipeline_frames, cfg.threads)
-        windows.append((len(out), *window))
-        out.append(prow)
-    samples = monitor.stop() if monitor else []
-    for i, w in watts_by_row(windows, samples).items():
-        out[i].watts = round(w, 3)
-        out[i].fps_per_watt = round(out[i].fps / w, 3) if w > 0 and out[i].fps else None
+    try:
+        for row in rows:
+            autocast = row.backend == "torch" and row.precision != "fp32"  # run_stream has no autocast
+            if row.latency_ms is None or autocast or (row.backend == "torch" and cuda):  # nor a torch device option
+                continue
+            log(f"pipeline: {row.label} on {cfg.pipeline}, {cfg.pipeline_frames} frames")
+            prow, (start, _) = pipeline_row(row, cfg.pipeline, cfg.pipeline_frames, cfg.threads)
+            if monitor:
+                _set_watts(prow, monitor.watts_since(start))
+            out.append(prow)
+    finally:
+        if monitor:
+            monitor.stop()
     return out
 
 

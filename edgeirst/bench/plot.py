@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,8 +102,8 @@ def write_plot(rows: Sequence[Row], path: str | Path, metric: str | None = None,
                 ax.scatter([], [], s=gm * scale, color="grey", alpha=0.35, edgecolor="black", label=f"{gm:g} GMACs")
         for backend in sorted({r.backend for r in scored}):
             ax.scatter([], [], s=60, marker=MARKERS.get(backend, "o"), color="white", edgecolor="black", label=backend)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=6, fontsize=8.5, borderpad=1.0,
-                  handletextpad=1.2, columnspacing=2.5, framealpha=0.9)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=6, fontsize=8.5, borderpad=0.8,
+                  handleheight=4.2, handlelength=3.2, handletextpad=0.6, columnspacing=1.6, framealpha=0.9)
         span_y = max(ys) - min(ys) or 0.05
         if max(xs) / max(min(xs), 1e-9) > 8:
             ax.set_xscale("log")
@@ -137,16 +138,28 @@ def write_plot(rows: Sequence[Row], path: str | Path, metric: str | None = None,
     bx.set_yticklabels(labels, fontsize=8.5)
     if med and max(med) / max(min(med), 1e-9) > 30:
         bx.set_xscale("log")
+        bx.set_xlim(right=max(m + h for m, h in zip(med, hi)) * 3)
+    elif med:
+        bx.set_xlim(0, max(m + h for m, h in zip(med, hi)) * 1.18)
     bx.set_xlabel("latency ms (median; whiskers: fastest run to p90)")
     bx.set_title("latency per backend / precision")
     for k, c in kcolour.items():
         bx.bar(0, 0, color=c, label=f"{k[0]} {k[1]}")
     if kinds:
-        bx.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(4, len(kinds)), fontsize=8.5)
+        bx.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=min(4, len(kinds)), fontsize=8.5)
     bx.grid(True, axis="x", alpha=0.3)
+    skipped = [r for r in rows if r.mode == "model" and r.latency_ms is None]
+    if skipped:
+        reasons: dict[str, list[str]] = {}
+        for r in skipped:
+            reasons.setdefault((r.note or "n/a").removeprefix("n/a: "), []).append(f"{r.model} {r.backend} {r.precision}")
+        text = "not measured: " + "; ".join(f"{', '.join(v[:4])}{' ...' if len(v) > 4 else ''} ({k})"
+                                             for k, v in list(reasons.items())[:3])
+        fig.text(0.5, 0.005, textwrap.shorten(text, 260), ha="center", va="bottom", fontsize=8, color="dimgrey",
+                 wrap=True)
     if title:
         fig.suptitle(title, fontsize=9.5)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04 if skipped else 0, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)

@@ -76,17 +76,17 @@ def run_interleaved(calls: Sequence[Callable[[], object]], plan: list[list[tuple
     """Run ``calls[row]()`` as ``plan`` (see ``schedule``) says, timing each call with
     ``time.perf_counter``. ``settle``: seconds of idle before each chunk, untimed, so that the
     previous row's worker threads (onnxruntime and OpenMP spin-wait after a call) have gone
-    quiet before the next row starts. ``on_chunk(round, row, count, done)`` is called before (done False)
-    and after (done True) each chunk, for progress."""
+    quiet before the next row starts. ``on_chunk(round, row, count, done)`` is called right before (done
+    False) and right after (done True) each chunk, for progress and power readings."""
     timed = Timed([[[] for _ in plan] for _ in calls])
     for r, chunk in enumerate(plan):
         for row, count in chunk:
             fn = calls[row]
-            if on_chunk is not None:
-                on_chunk(r, row, count, False)
             out = timed.samples[row][r]
             if settle > 0:
                 time.sleep(settle)
+            if on_chunk is not None:
+                on_chunk(r, row, count, False)
             start = time.monotonic()
             for _ in range(count):
                 t = time.perf_counter()
