@@ -251,12 +251,12 @@ def run_bench(cfg: BenchConfig, progress: bool = True, prepare_only: bool = Fals
     files = ModelFiles(cfg.cache, cfg.size, cfg.seed)
     info = {s.label: files.describe(s) for s in sources}  # also checks --size against each model
     cuda = "torch" in cfg.backends and torch_cuda()
-    rows = plan_rows(sources, list(cfg.backends), list(cfg.precisions), cfg.size, cfg.batch, cfg.data, cuda)
+    rows, notes = plan_rows(sources, list(cfg.backends), list(cfg.precisions), cfg.size, cfg.batch, cfg.data, cuda)
     for row in rows:
         d = info[row.model]
         row.params = d["params"]
         row.gflops = None if d["macs"] is None else round(d["macs"] / 1e9, 3)
-    result = BenchResult(rows, settings=cfg.describe())
+    result = BenchResult(rows, notes=notes, settings=cfg.describe())
     _prepare(rows, by_label, files, cfg, progress)
     if prepare_only:
         result.notes.append(f"prepared {sum(r.file is not None for r in rows)} model file(s) in {files.root}")

@@ -3,9 +3,12 @@ and why a row that cannot run here says ``n/a: <reason>`` instead of failing the
 
 | backend | fp32 | fp16 | bf16 | int8 |
 |---|---|---|---|---|
-| onnxruntime | the ONNX file | ``quantize`` fp16 | n/a | ``quantize`` int8 (target cpu: U8S8) |
-| torch | the checkpoint | CUDA autocast | autocast (CPU: AMX/AVX-512 bf16; CUDA) | n/a |
-| tensorrt | engine from the ONNX | engine, fp16 flag | n/a | engine from ``quantize`` int8 (target tensorrt: S8S8 QDQ) |
+| onnxruntime | the ONNX file | ``quantize`` fp16 | not run | ``quantize`` int8 (target cpu: U8S8) |
+| torch | the checkpoint | CUDA autocast | autocast (CPU: AMX/AVX-512 bf16; CUDA) | not run |
+| tensorrt | engine from the ONNX | engine, fp16 flag | not run | engine from ``quantize`` int8 (target tensorrt: S8S8 QDQ) |
+
+"not run" combinations are left out of the table with one note; a row that cannot run on this
+machine (no TensorRT, no CUDA for fp16, no quantize yet) stays, with ``n/a: <reason>``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from edgeirst.errors import EdgeirstError
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 METRIC_KEYS = ("iou", "niou", "pd", "fa", "ap50")
+# combinations edgeirst never runs, on any machine: left out of the table, named in one note
+UNSUPPORTED = {
+    ("torch", "int8"): "int8 runs on onnxruntime/tensorrt (a QDQ model from edgeirst quantize)",
+    ("onnxruntime", "bf16"): "bf16 is a torch autocast precision",
+    ("tensorrt", "bf16"): "bf16 is a torch autocast precision",
+}
 
 
 @dataclass
@@ -110,13 +119,9 @@ def unavailable(src: ModelSource, backend: str, precision: str, data: str | None
             return "n/a: torch is not installed (pip install 'edgeirst[train]')"
         if src.checkpoint is None and src.weights != "random":
             return "n/a: torch rows need a .pt checkpoint"
-        if precision == "int8":
-            return "n/a: int8 runs on onnxruntime/tensorrt (a QDQ model from edgeirst quantize)"
         if precision == "fp16" and not cuda:
             return "n/a: fp16 on torch needs CUDA (on CPU use bf16 autocast)"
         return None
-    if precision == "bf16":
-        return "n/a: bf16 is a torch autocast precision"
     if backend == "onnxruntime" and src.onnx is None and not has_torch:
         return "n/a: exporting to ONNX needs torch (pip install 'edgeirst[train]')"
     if precision in ("int8", "fp16") and not (backend == "tensorrt" and precision == "fp16"):
@@ -128,16 +133,22 @@ def unavailable(src: ModelSource, backend: str, precision: str, data: str | None
 
 
 def plan_rows(sources: list[ModelSource], backends: list[str], precisions: list[str], size: int, batch: int,
-              data: str | None, cuda: bool) -> list[Row]:
-    """Every model x backend x precision, in that order, with ``note`` set where a row cannot run."""
+              data: str | None, cuda: bool) -> tuple[list[Row], list[str]]:
+    """Every model x backend x precision, in that order, with ``note`` set where a row cannot run
+    here; combinations edgeirst never runs (``UNSUPPORTED``) are left out and returned as notes."""
     rows = []
     for src in sources:
         network = src.name + (f" {src.kwargs}" if src.kwargs else "")
         for backend in backends:
             for precision in precisions:
+                if (backend, precision) in UNSUPPORTED:
+                    continue
                 rows.append(Row(src.label, src.weights, backend, precision, size, batch, network=network,
                                 note=unavailable(src, backend, precision, data, cuda)))
-    return rows
+    notes = [f"not run: {b} {p} ({why})" for (b, p), why in UNSUPPORTED.items() if b in backends and p in precisions]
+    if not rows:
+        raise EdgeirstError("nothing to run: " + "; ".join(notes))
+    return rows, notes
 
 
 def prepare_file(row: Row, src: ModelSource, files: ModelFiles, data: str | None, calib_images: int,
@@ -212,5 +223,5 @@ def load_runner(row: Row, threads: int, cuda: bool, seed: int = 0) -> RowRunner:
         raise
 
 
-__all__ = ["BACKENDS", "METRIC_KEYS", "PRECISIONS", "Row", "RowRunner", "input_batch", "load_runner",
+__all__ = ["BACKENDS", "METRIC_KEYS", "PRECISIONS", "UNSUPPORTED", "Row", "RowRunner", "input_batch", "load_runner",
            "plan_rows", "prepare_file", "unavailable"]
