@@ -48,7 +48,7 @@ def _labels(ax, items: Sequence[tuple[float, float, str]]) -> None:
     for x, y, text in items:
         for k, (dx, dy, ha) in enumerate(offsets):
             a = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=8.5, ha=ha, zorder=4)
-            box = a.get_window_extent(renderer).expanded(1.05, 1.1)
+            box = a.get_window_extent(renderer).expanded(1.2, 1.4)
             if not any(box.overlaps(b) for b in placed) or k == len(offsets) - 1:
                 placed.append(box)
                 break
@@ -89,7 +89,6 @@ def write_plot(rows: Sequence[Row], path: str | Path, metric: str | None = None,
         for r, x, y, gm in zip(scored, xs, ys, g):
             ax.scatter(x, y, s=max(40.0, gm * scale), color=colour[r.model], alpha=0.45, edgecolor="black",
                        linewidth=0.8, marker=MARKERS.get(r.backend, "o"), zorder=3)
-        _labels(ax, [(x, y, f"{r.model}\n{r.backend} {r.precision}") for r, x, y in zip(scored, xs, ys)])
         front = pareto_front(list(zip(xs, ys)))
         if len(front) > 1:
             ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="crimson", lw=1.5, zorder=2,
@@ -160,6 +159,8 @@ def write_plot(rows: Sequence[Row], path: str | Path, metric: str | None = None,
     if title:
         fig.suptitle(title, fontsize=9.5)
     fig.tight_layout(rect=(0, 0.04 if skipped else 0, 1, 1))
+    if scored:  # labels last: their collision test needs the final axes geometry
+        _labels(ax, [(x, y, f"{r.model}\n{r.backend} {r.precision}") for r, x, y in zip(scored, xs, ys)])
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
