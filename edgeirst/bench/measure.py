@@ -117,7 +117,7 @@ def _bar(total: int, desc: str, progress: bool) -> tqdm:
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=not progress, dynamic_ncols=True, leave=False)
 
 
-def _check_inputs(cfg: BenchConfig, sources: list[ModelSource]) -> Any:
+def _check_inputs(cfg: BenchConfig) -> Any:
     dataset = None
     if cfg.data:
         from edgeirst.data.sirst import SirstDataset
@@ -152,12 +152,15 @@ def _load(rows: list[Row], cfg: BenchConfig, cuda: bool, progress: bool) -> list
     with _bar(len(todo), "load + warm up", progress) as bar:
         for row in todo:
             bar.set_postfix_str(row.label)
+            runner = None
             try:
                 with PeakMemory(cuda and row.backend == "torch") as mem:
                     runner = load_runner(row, cfg.threads, cuda, cfg.seed)
                     for _ in range(max(1, cfg.warmup)):
                         runner()
             except EdgeirstError as e:
+                if runner is not None:
+                    runner.close()
                 row.note = _na(e)
             else:
                 row.mem_mb = None if mem.mb is None else round(mem.mb, 1)
@@ -247,7 +250,7 @@ def run_bench(cfg: BenchConfig, progress: bool = True, prepare_only: bool = Fals
     log = log or _stderr
     sources = _sources(cfg)
     by_label = {s.label: s for s in sources}
-    dataset = _check_inputs(cfg, sources)
+    dataset = _check_inputs(cfg)
     files = ModelFiles(cfg.cache, cfg.size, cfg.seed)
     info = {s.label: files.describe(s) for s in sources}  # also checks --size against each model
     cuda = "torch" in cfg.backends and torch_cuda()
