@@ -33,7 +33,7 @@ COMMANDS = {
     "quantize": ("edgeirst.cli.later", "INT8/FP16 quantization of an ONNX model (not available yet)."),
     "run": ("edgeirst.cli.run", "Detect targets on a live or recorded stream."),
     "demo": ("edgeirst.cli.demo", "Run the shipped default model on a synthetic stream and save a video."),
-    "bench": ("edgeirst.cli.later", "Compare variants by params, FLOPs, latency and accuracy (not available yet)."),
+    "bench": ("edgeirst.cli.bench", "Compare models by params, GMACs, latency, FPS, memory and accuracy."),
     "deploy": ("edgeirst.cli.deploy", "Bundle a model for a Jetson profile; push, install and start it over SSH."),
 }
 
