@@ -43,6 +43,8 @@ class ModelMeta:
         threshold: default score threshold for targets.
         train: how the weights were produced (data, split, epochs, wall time, hardware...).
         metrics: validation metrics of these weights (iou, niou, pd, fa, ap50, ap, split...).
+        quant: how the weights were quantized (``edgeirst quantize``: precision, target,
+            calibration set, the FP32 metrics it was checked against); empty for FP32 models.
     """
 
     name: str
@@ -60,6 +62,7 @@ class ModelMeta:
     threshold: float = 0.5
     train: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    quant: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
 
     def __post_init__(self) -> None:

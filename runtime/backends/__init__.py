@@ -51,7 +51,8 @@ def resolve_model(model: str | Path, backend: str = "auto") -> Path:
     return path
 
 
-TENSORRT_ONLY = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "cache_dir", "max_batch", "max_hw",
+TENSORRT_ONLY = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "calibration_data", "calibration_split",
+                 "calibration_images", "cache_dir", "max_batch", "max_hw",
                  "device_id", "zero_copy", "cuda_api")
 
 
@@ -88,7 +89,8 @@ def load_backend(model: str | Path, backend: str = "auto", **options: Any) -> Ba
     if backend == "tensorrt" and path.suffix.lower() == ".onnx":
         from edgeirst.runtime.engine_build import cached_engine
 
-        build_keys = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "cache_dir", "max_batch", "max_hw")
+        build_keys = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "calibration_data",
+                      "calibration_split", "calibration_images", "cache_dir", "max_batch", "max_hw")
         build = {k: options.pop(k) for k in build_keys if k in options}
         if "device_id" in options:
             build["device_id"] = options["device_id"]
