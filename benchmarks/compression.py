@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import tempfile
@@ -76,16 +77,19 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("EDGEIRST_SIRST", str(REPO.parent / "shared" / "data" / "sirst")))
     ap.add_argument("--calib-images", type=int, default=64)
     ap.add_argument("--method", default="minmax")
+    ap.add_argument("--max-drop", default="iou=0.01,pd=0.01", help="accuracy budget for the INT8 check")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = its default)")
-    ap.add_argument("--keep", type=Path, default=None, help="keep the INT8 files in this folder")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="keep the INT8 files and measured metrics in this folder; a later run with the same "
+                         "folder only re-times them")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
     args = ap.parse_args()
 
     from edgeirst.data import SirstDataset
     from edgeirst.preprocess import prepare
-    from edgeirst.quantize import QuantConfig, quantize_model
+    from edgeirst.quantize import QuantConfig, parse_max_drop, quantize_model
     from edgeirst.quantize.guard import evaluate
     from edgeirst.runtime.backends import resolve_model
     from edgeirst.weights import shipped_names
@@ -102,22 +106,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgeirst-compress-") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        for name, src in sources.items():
-            q = quantize_model(src, folder / f"{name}-int8.onnx",
-                               QuantConfig(data=args.data, calib_images=args.calib_images, method=args.method))
-            files[f"{name}"] = src
-            files[f"{name}-int8"] = q.path
-            rows[name] = {"metrics": q.metrics_fp32}
-            rows[f"{name}-int8"] = {"metrics": q.metrics_quant, "kept": len(q.kept_float),
-                                    "int8_convs": sum(d["precision"] == "int8" for d in q.decisions)}
-        for key, path in files.items():
-            rows[key].update(params=params(path), gmacs=conv_gmacs(sources[key.removesuffix("-int8")]),
-                             size=path.stat().st_size)
-            if rows[key]["metrics"] is None:
-                rows[key]["metrics"] = evaluate(path, args.data, "val")
+        done = folder / "rows.json"  # with --keep: quantized and evaluated once, timed on every run
+        if args.keep and done.is_file():
+            saved = json.loads(done.read_text())
+            rows, files = saved["rows"], {k: Path(v) for k, v in saved["files"].items()}
+        else:
+            for name, src in sources.items():
+                q = quantize_model(src, folder / f"{name}-int8.onnx",
+                                   QuantConfig(data=args.data, calib_images=args.calib_images, method=args.method,
+                                               max_drop=parse_max_drop(args.max_drop)))
+                files[f"{name}"] = src
+                files[f"{name}-int8"] = q.path
+                rows[name] = {"metrics": q.metrics_fp32}
+                rows[f"{name}-int8"] = {"metrics": q.metrics_quant, "kept": len(q.kept_float),
+                                        "within": q.within_budget, "drops": q.drops,
+                                        "int8_convs": sum(d["precision"] == "int8" and d["op"] == "Conv"
+                                                          for d in q.decisions)}
+            for key, path in files.items():
+                rows[key].update(params=params(path), gmacs=conv_gmacs(sources[key.removesuffix("-int8")]),
+                                 size=path.stat().st_size)
+                if rows[key]["metrics"] is None:
+                    rows[key]["metrics"] = evaluate(path, args.data, "val")
+            done.write_text(json.dumps({"rows": rows, "files": {k: str(v) for k, v in files.items()}}))
         from edgeirst.quantize import graph
 
-        _, meta = graph.load_edgeirst_onnx(next(iter(sources.values())))
+        _, meta = graph.load_edgeirst_onnx(sources[next(iter(sources))])
         x = prepare(SirstDataset(args.data, "val")[0].image, meta, fixed=True)[0][None]
         ms = latency(files, x, args.rounds, args.reps, args.threads)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -129,8 +142,10 @@ def main() -> None:
     for key, r in rows.items():
         m = r["metrics"]
         base = ms[key.removesuffix("-int8")]
-        note = f" ({r['int8_convs']} int8 convs" + (f", {r['kept']} kept float" if r.get("kept") else "") + ")" \
-            if "int8_convs" in r else ""
+        note = ""
+        if "int8_convs" in r:
+            note = f" ({r['int8_convs']} int8 convs" + (f", {r['kept']} kept float" if r.get("kept") else "") + \
+                ("" if r.get("within", True) else ", over budget") + ")"
         lines.append(f"| {key}{note} | {r['params'] / 1e6:.3f}M | {r['gmacs']:.2f} | {r['size'] / 2**20:.2f} MiB | "
                      f"{m['iou']:.4f} | {m['niou']:.4f} | {m['pd']:.4f} | {m['fa'] * 1e6:.1f} | {m['ap50']:.4f} | "
                      f"{ms[key]:.1f} | {ms[key] / base:.2f}x |")

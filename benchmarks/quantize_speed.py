@@ -2,13 +2,16 @@
 model, onnxruntime CPU latency measured interleaved in one run, at the model's input size, batch 1.
 
     python benchmarks/quantize_speed.py [--model default] [--data ../shared/data/sirst]
-        [--threads 1,2] [--rounds 8] [--reps 10] [--profile] [--keep DIR]
+        [--threads 1,2] [--rounds 8] [--reps 10] [--profile] [--keep DIR] [--only a,b]
 
 Run it inside /work/runs/quiet.sh on the development VM. Variants (all calibrated on the same
 real images):
 
 * ``fp32``            the shipped model, onnxruntime defaults (ORT_ENABLE_ALL)
 * ``fp32-ext``        the same at ORT_ENABLE_EXTENDED (no NCHWc layout), for fairness
+* ``fp32-rewritten``  the FP32 model with edgeirst's exact float rewrites (stacked sibling convs,
+  channel reductions as Conv / Split+Max), at ALL and (``-ext``) EXTENDED: what the rewrites
+  alone buy, so that the INT8 gain is not credited with them
 * ``int8-all-u8s8``   every op quantize_static supports, uint8 activations (the usual recipe)
 * ``int8-all-s8s8``   the same with symmetric int8 activations (TensorRT's layout)
 * ``int8-fast-convs`` only the convolutions MLAS runs on its fast int8 kernel (edgeirst's policy), ORT_ENABLE_ALL
@@ -51,7 +54,11 @@ def build_variants(model: str, data: str, split: str, calib: int, folder: Path) 
     ranges = collect_ranges(pre, calibration_inputs(data, split, calib, meta), "minmax", progress=False)
     cache = save_ranges(ranges, folder / "ranges.json")
     ops, exclude, _ = policy.select(nodes, "cpu")
-    out = {"fp32": (src, {}), "fp32-ext": (src, {"graph_optimization_level": "extended"})}
+    from edgeirst.quantize.model import _cpu_rewrites
+
+    rewritten, _, _ = _cpu_rewrites(pre, nodes, meta, folder / "fp32_rewritten.onnx")
+    out = {"fp32": (src, {}), "fp32-ext": (src, {"graph_optimization_level": "extended"}),
+           "fp32-rewritten": (rewritten, {}), "fp32-rewritten-ext": (rewritten, {"graph_optimization_level": "extended"})}
     out["int8-all-u8s8"] = (quantize_int8(pre, folder / "all_u8s8.onnx", cache, "minmax", "cpu", [], []), {})
     out["int8-all-s8s8"] = (quantize_int8(pre, folder / "all_s8s8.onnx", cache, "minmax", "tensorrt", [], []), {})
     fast = quantize_int8(pre, folder / "fast.onnx", cache, "minmax", "cpu", ops, exclude)
@@ -78,7 +85,8 @@ def session(path: Path, hints: dict | None, threads: int, profile: bool = False)
     if profile:
         so.enable_profiling = True
         so.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"edgeirst-prof-{os.getpid()}")
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=list(hints.get("disabled_optimizers", [])))
 
 
 def time_variants(variants: dict, x: np.ndarray, threads: list[int], rounds: int, reps: int) -> dict:
@@ -122,7 +130,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--profile", action="store_true")
-    ap.add_argument("--keep", type=Path, default=None, help="keep the variant files in this folder")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="keep the variant files in this folder (and reuse them when it already holds a set)")
+    ap.add_argument("--only", default=None, help="comma-separated variants to time (fp32 is always included)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -135,7 +145,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgeirst-qspeed-") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        variants = build_variants(args.model, args.data, args.split, args.calib_images, folder)
+        index = folder / "variants.json"
+        if args.keep and index.is_file():  # built by an earlier run: time only
+            variants = {k: (Path(p), h) for k, (p, h) in json.loads(index.read_text()).items()}
+        else:
+            variants = build_variants(args.model, args.data, args.split, args.calib_images, folder)
+            index.write_text(json.dumps({k: (str(p), h) for k, (p, h) in variants.items()}))
+        if args.only:
+            keep = {"fp32", *args.only.split(",")}
+            variants = {k: v for k, v in variants.items() if k in keep}
         _, meta = graph.load_edgeirst_onnx(resolve_model(args.model, "onnxruntime"))
         frame = SirstDataset(args.data, "val")[0].image  # a real frame, letterboxed to the input size
         x = prepare(frame, meta, fixed=True)[0][None]

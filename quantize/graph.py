@@ -74,8 +74,12 @@ class NodeInfo:
     out_hw: tuple[int, int] | None = None
 
 
-def describe_nodes(proto, meta: ModelMeta) -> list[NodeInfo]:
-    """Every node with its channel counts and output size at ``meta.input_size`` (batch 1)."""
+def tensor_channels(proto, meta: ModelMeta) -> dict[str, int]:
+    """Channel count (dim 1) of every 4-D tensor, from ONNX shape inference at ``meta.input_size``."""
+    return {k: s[1] for k, s in _shapes(proto, meta)[0].items() if len(s) == 4 and s[1] > 0}
+
+
+def _shapes(proto, meta: ModelMeta):
     import onnx
     from onnx import shape_inference
 
@@ -89,6 +93,14 @@ def describe_nodes(proto, meta: ModelMeta) -> list[NodeInfo]:
     shapes = {}
     for vi in list(fixed.graph.value_info) + list(fixed.graph.output) + list(fixed.graph.input):
         shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim)
+    return shapes, fixed
+
+
+def describe_nodes(proto, meta: ModelMeta) -> list[NodeInfo]:
+    """Every node with its channel counts and output size at ``meta.input_size`` (batch 1)."""
+    import onnx
+
+    shapes, fixed = _shapes(proto, meta)
     inits = {i.name: tuple(i.dims) for i in fixed.graph.initializer}
     out = []
     for n in fixed.graph.node:
@@ -217,3 +229,36 @@ def merge_convs(proto, names: Sequence[str], merged_name: str):
     for init in [i for i in proto.graph.initializer if i.name not in used]:
         proto.graph.initializer.remove(init)
     return proto
+
+
+def channel_reductions(proto, channels: dict[str, int]) -> int:
+    """Rewrite channel-axis ReduceMean / ReduceMax (CBAM spatial attention) into ops onnxruntime
+    runs several times faster, exactly: mean = 1x1 Conv with weights 1/C (7x faster at 8x256x256),
+    max = Split into C planes + variadic Max (1.8x). ``channels`` maps a tensor to its C.
+    Returns the number of nodes rewritten."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    done = 0
+    for n in list(proto.graph.node):
+        if n.op_type not in ("ReduceMean", "ReduceMax") or len(n.input) != 1:
+            continue  # opset >= 18 passes axes as an input; our exports are opset 17
+        a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
+        c = channels.get(n.input[0])
+        if list(a.get("axes", [])) not in ([1], [-3]) or a.get("keepdims", 1) != 1 or not c or c < 2:
+            continue
+        at = list(proto.graph.node).index(n)
+        if n.op_type == "ReduceMean":
+            w = f"{n.name}.weight"
+            proto.graph.initializer.append(numpy_helper.from_array(np.full((1, c, 1, 1), 1.0 / c, np.float32), w))
+            new = [onnx.helper.make_node("Conv", [n.input[0], w], [n.output[0]], name=f"{n.name}/AsConv")]
+        else:
+            planes = [f"{n.name}/plane{i}" for i in range(c)]
+            new = [onnx.helper.make_node("Split", [n.input[0]], planes, name=f"{n.name}/Split", axis=1),
+                   onnx.helper.make_node("Max", planes, [n.output[0]], name=f"{n.name}/Max")]
+        proto.graph.node.remove(n)
+        for k, m in enumerate(new):
+            proto.graph.node.insert(at + k, m)
+        done += 1
+    return done

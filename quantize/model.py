@@ -15,8 +15,12 @@ from edgeirst.quantize.config import QuantConfig, QuantResult
 from edgeirst.quantize.int8 import quantize_int8
 
 # Session settings the quantized CPU model runs fastest with, carried in its metadata and
-# applied by edgeirst's onnxruntime backend (benchmarks/quantize_speed.py measures them).
-CPU_SESSION_HINTS: dict = {"graph_optimization_level": "extended"}
+# applied by edgeirst's onnxruntime backend (benchmarks/quantize_speed.py measures them):
+# ORT_ENABLE_EXTENDED keeps onnxruntime from re-laying the graph out (NCHWc for the float convs,
+# NHWC for the int8 ones, with transposes and slow channel broadcasts between the attention ops);
+# without EnsureUniqueDQForNodeUnit a tensor read by several float ops is dequantized once,
+# not once per reader (outputs are bit-identical either way).
+CPU_SESSION_HINTS: dict = {"graph_optimization_level": "extended", "disabled_optimizers": ["EnsureUniqueDQForNodeUnit"]}
 
 
 def _say(progress: bool, text: str) -> None:
@@ -56,30 +60,35 @@ def quantize_model(model: str | Path, out: str | Path, cfg: QuantConfig | None =
         float_model = graph.preprocess(src, tmpdir / "float.onnx")
         nodes = graph.describe_nodes(graph_proto(float_model), meta)
         if cfg.precision == "int8":
-            merged = {}
+            merged, reductions = {}, 0
             if cfg.target == "cpu":
-                float_model, merged = _merge_convs(float_model, nodes, tmpdir / "float_merged.onnx")
-                nodes = graph.describe_nodes(graph_proto(float_model), meta) if merged else nodes
-            result = _int8(src, float_model, nodes, meta, cfg, tmpdir, dst, progress, merged)
+                float_model, merged, reductions = _cpu_rewrites(float_model, nodes, meta, tmpdir / "float_cpu.onnx")
+                nodes = graph.describe_nodes(graph_proto(float_model), meta) if merged or reductions else nodes
+            result = _int8(src, float_model, nodes, meta, cfg, tmpdir, dst, progress, merged, reductions)
         else:
             result = _fp16(src, float_model, nodes, meta, cfg, tmpdir, dst, progress)
     return result
 
 
-def _merge_convs(float_model: Path, nodes: Sequence[graph.NodeInfo], out: Path) -> tuple[Path, dict[str, list[str]]]:
-    """Stack sibling convolutions that only together reach the fast int8 kernel (``policy.conv_merges``)."""
+def _cpu_rewrites(float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta,
+                  out: Path) -> tuple[Path, dict[str, list[str]], int]:
+    """Exact float rewrites for onnxruntime's CPU kernels: stack sibling convolutions that only
+    together reach the fast int8 kernel (``policy.conv_merges``), and turn channel reductions
+    into a 1x1 Conv / Split + Max (``graph.channel_reductions``)."""
+    import onnx
+
     proto = graph_proto(float_model)
     merged = {}
     for names, new in policy.conv_merges(nodes):
         if graph.mergeable(proto, names):
             graph.merge_convs(proto, names, new)
             merged[new] = list(names)
-    if not merged:
-        return float_model, {}
-    import onnx
-
+    reductions = graph.channel_reductions(proto, graph.tensor_channels(proto, meta))
+    if not merged and not reductions:
+        return float_model, {}, 0
+    onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
-    return out, merged
+    return out, merged, reductions
 
 
 def graph_proto(path: Path):
@@ -153,7 +162,7 @@ def _finish(src: Path, path: Path, dst: Path, meta: ModelMeta, quant: dict, cfg:
 
 
 def _int8(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta, cfg: QuantConfig,
-          tmpdir: Path, dst: Path, progress: bool, merged: dict[str, list[str]]) -> QuantResult:
+          tmpdir: Path, dst: Path, progress: bool, merged: dict[str, list[str]], reductions: int = 0) -> QuantResult:
     ops, exclude, decisions = policy.select(nodes, cfg.target)
     for d in decisions:
         if d["node"] in merged:
@@ -165,19 +174,24 @@ def _int8(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: M
     cache = calibration.save_ranges(ranges, tmpdir / "ranges.json")
 
     def build(keep_float: list[str], attempt: int) -> Path:
+        followers = [d["node"] for d in decisions if d.get("follows") in keep_float]  # their Relus go float too
         return quantize_int8(float_model, tmpdir / f"q{attempt}.onnx", cache, cfg.method, cfg.target, ops,
-                             exclude + keep_float)
+                             exclude + keep_float + followers)
 
     path, fp32, got, within, kept = build([], 0), None, None, None, []
     if cfg.val_split:
-        candidates = [d["node"] for d in decisions if d["precision"] == "int8"]
+        candidates = [d["node"] for d in decisions if d["precision"] == "int8" and "follows" not in d]
         path, fp32, got, within, kept = _guarded(src, float_model, path, candidates, nodes, meta, cfg, decisions,
                                                  build, progress)
+        for d in decisions:
+            if d.get("follows") in kept:
+                d.update(precision="float", reason=f"follows {d['follows']}, kept float")
     quant = {"precision": "int8", "target": cfg.target, "format": "QDQ",
              "activations": "uint8 asymmetric" if cfg.target == "cpu" else "int8 symmetric",
              "weights": "int8 symmetric per-channel",
              "calibration": {"data": str(cfg.data), "split": cfg.split, "images": len(inputs), "method": cfg.method},
-             "int8_nodes": sum(d["precision"] == "int8" for d in decisions), "merged_convs": merged}
+             "int8_nodes": sum(d["precision"] == "int8" and "follows" not in d for d in decisions),
+             "merged_convs": merged, "channel_reductions_rewritten": reductions}
     if cfg.target == "cpu":
         quant["onnxruntime"] = dict(CPU_SESSION_HINTS)
     trt_cache = _write_trt_cache(ranges, src, dst.with_suffix(".calib")) if cfg.target == "tensorrt" else None

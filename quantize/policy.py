@@ -72,21 +72,37 @@ def conv_merges(nodes: Sequence[NodeInfo]) -> list[tuple[list[str], str]]:
 def select(nodes: Sequence[NodeInfo], target: str) -> tuple[list[str], list[str], list[dict]]:
     """``(op_types_to_quantize, nodes_to_exclude, decisions)`` for ``target``.
 
-    ``decisions`` has one entry per node of a quantizable op type: where it runs and why.
+    ``decisions`` has one entry per node of a quantizable op type: where it runs and why. On
+    ``cpu`` a Relu that is the only consumer of an int8 convolution is quantized too (its entry
+    has ``"follows": conv``): with uint8 activations the quantizer folds it into the convolution's
+    output range, so conv1 -> Relu -> conv2 stays in int8 instead of paying a DQ, a float Relu
+    and a Q. Every other Relu stays float.
     """
     decisions: list[dict] = []
     exclude: list[str] = []
-    if target == "cpu":
-        ops = list(CPU_OPS)
-        for n in nodes:
-            if n.op not in ops:
-                continue
+    if target != "cpu":
+        return list(TENSORRT_OPS), [], [{"node": n.name, "op": n.op, "precision": "int8",
+                                        "reason": "TensorRT explicit int8 (QDQ)"} for n in nodes if n.op in TENSORRT_OPS]
+    int8_outputs = {}
+    for n in nodes:
+        if n.op in CPU_OPS:
             ok, why = mlas_fast_conv(n)
             decisions.append({"node": n.name, "op": n.op, "precision": "int8" if ok else "float", "reason": why})
-            if not ok:
+            if ok:
+                int8_outputs[n.outputs[0]] = n.name
+            else:
                 exclude.append(n.name)
-    else:
-        ops = list(TENSORRT_OPS)
-        decisions = [{"node": n.name, "op": n.op, "precision": "int8", "reason": "TensorRT explicit int8 (QDQ)"}
-                     for n in nodes if n.op in ops]
-    return ops, exclude, decisions
+    consumers: dict[str, int] = {}
+    for n in nodes:
+        for i in n.inputs:
+            consumers[i] = consumers.get(i, 0) + 1
+    for n in nodes:
+        if n.op != "Relu":
+            continue
+        conv = int8_outputs.get(n.inputs[0])
+        if conv is not None and consumers[n.inputs[0]] == 1:
+            decisions.append({"node": n.name, "op": n.op, "precision": "int8", "follows": conv,
+                              "reason": f"folded into the output range of int8 {conv}"})
+        else:
+            exclude.append(n.name)
+    return list(CPU_OPS) + ["Relu"], exclude, decisions

@@ -85,8 +85,10 @@ def test_cpu_target_is_uint8_activations_and_symmetric_int8_weights(fp32_onnx, s
         assert wtype == np.int8 and not np.any(wzp), name  # symmetric: zero point 0
         assert n_scales > 1 and n_scales == wzp.size, name  # per output channel
     # the CPU policy quantizes exactly the convolutions it reported as int8
-    int8 = {d["node"] for d in r.decisions if d["precision"] == "int8"}
+    int8 = {d["node"] for d in r.decisions if d["precision"] == "int8" and d["op"] == "Conv"}
     assert set(convs) == int8
+    relus = [d for d in r.decisions if d["op"] == "Relu" and d["precision"] == "int8"]
+    assert relus and all(d["follows"] in int8 for d in relus)  # folded into their conv's output range
     assert any(d["precision"] == "float" and "output channels" in d["reason"] for d in r.decisions)
     out = _run(r.path, _sample(synth_root))
     ref = _run(fp32_onnx, _sample(synth_root))
@@ -108,6 +110,31 @@ def test_tensorrt_target_is_symmetric_int8_everywhere(fp32_onnx, synth_root, tmp
     assert calibrator == "EntropyCalibration2" and "images" in scales
     out = _run(r.path, _sample(synth_root))
     assert np.isfinite(out).all()
+
+
+def test_cpu_rewrites_are_exact_and_reach_the_fast_int8_kernel(fp32_onnx, synth_root, tmp_path):
+    """Stacked sibling convolutions and rewritten channel reductions compute what the export does."""
+    import onnx
+    import onnxruntime as ort
+
+    from edgeirst.preprocess import prepare
+    from edgeirst.quantize import graph, policy
+    from edgeirst.quantize.model import _cpu_rewrites
+
+    proto, meta = graph.load_edgeirst_onnx(fp32_onnx)
+    nodes = graph.describe_nodes(proto, meta)
+    path, merged, reductions = _cpu_rewrites(fp32_onnx, nodes, meta, tmp_path / "rewritten.onnx")
+    assert merged and reductions > 0
+    new_nodes = graph.describe_nodes(onnx.load(str(path)), meta)
+    fast = {n.name for n in new_nodes if policy.mlas_fast_conv(n)[0]}
+    assert set(merged) <= fast  # each stack now meets the int8 kernel; its parts did not
+    assert not {p for parts in merged.values() for p in parts} & {n.name for n in new_nodes}
+    ops = {n.op for n in new_nodes}
+    assert "ReduceMean" not in ops and "ReduceMax" not in ops
+    x = prepare(_sample(synth_root), meta)[0][None]
+    a, b = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+            for p in (fp32_onnx, path))
+    assert np.abs(a - b).max() < 1e-5
 
 
 def test_calibration_cache_is_written_and_parses(fp32_onnx, synth_root, tmp_path):

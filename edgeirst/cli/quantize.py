@@ -66,6 +66,10 @@ def command(model: str, precision: str, target: str, data_dir: Path | None, spli
             click.echo(_metrics_line(precision.upper(), result.metrics_quant))
             if result.kept_float:
                 click.echo(f"kept float by the accuracy guard: {', '.join(result.kept_float)}")
+    if precision == "int8" and result.kept_float and not any(d["precision"] == "int8" and d["op"] != "Relu"
+                                                          for d in result.decisions):
+        click.echo(f"warning: every int8 node had to stay float to hold the budget {max_drop}: {result.path} "
+                   "computes in float (its first INT8 attempt lost more; see the decisions above)", err=True)
     if result.within_budget is False:
         drops = ", ".join(f"{k} {v:+.4f}" for k, v in result.drops.items())
         click.echo(f"error: the {precision} model is outside the accuracy budget {max_drop} even with "

@@ -73,7 +73,8 @@ _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended"
 
 def session_options(ort, threads: int = 0, hints: dict | None = None):
     """SessionOptions with ``threads`` intra-op threads and a model's own hints
-    (``graph_optimization_level``: basic | extended | all), carried in its metadata."""
+    (``graph_optimization_level``: basic | extended | all), carried in its metadata; a hint's
+    ``disabled_optimizers`` go to the InferenceSession itself."""
     so = ort.SessionOptions()
     so.log_severity_level = 3
     if threads:
@@ -112,7 +113,8 @@ class OnnxRuntimeBackend(Backend):
         def open_session(hints: dict) -> None:
             try:
                 self.session = ort.InferenceSession(str(self.path), session_options(ort, o["threads"], hints),
-                                                    providers=providers)
+                                                    providers=providers,
+                                                    disabled_optimizers=list(hints.get("disabled_optimizers", [])))
             except errors as e:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise EdgeirstError(f"{self.path} is not a loadable ONNX model ({first[:200]})") from None
