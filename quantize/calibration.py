@@ -47,28 +47,26 @@ def calibration_inputs(data: str | Path, split: str, n: int, meta: ModelMeta,
     return [prepare(ds[int(i)].image, meta, fixed=fixed)[0][None] for i in idx]
 
 
-class ArrayReader:
-    """An onnxruntime ``CalibrationDataReader`` over prepared inputs (built lazily: the class
-    derives from onnxruntime's at call time so that importing this module stays cheap)."""
+def array_reader(name: str, arrays: Sequence[np.ndarray]):
+    """An onnxruntime ``CalibrationDataReader`` feeding prepared inputs to input ``name``."""
+    from onnxruntime.quantization import CalibrationDataReader
 
-    def __new__(cls, name: str, arrays: Sequence[np.ndarray]):
-        from onnxruntime.quantization import CalibrationDataReader
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it: Iterator[np.ndarray] = iter(arrays)
 
-        class _Reader(CalibrationDataReader):
-            def __init__(self) -> None:
-                self._it: Iterator[np.ndarray] = iter(arrays)
+        def get_next(self):
+            x = next(self._it, None)
+            return None if x is None else {name: x}
 
-            def get_next(self):
-                x = next(self._it, None)
-                return None if x is None else {name: x}
+        def __len__(self) -> int:
+            return len(arrays)
 
-            def __len__(self) -> int:
-                return len(arrays)
-
-        return _Reader()
+    return _Reader()
 
 
-def _ort_method(method: str):
+def ort_method(method: str):
+    """onnxruntime's CalibrationMethod for a method name."""
     from onnxruntime.quantization import CalibrationMethod
 
     return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -97,7 +95,7 @@ def collect_ranges(model: Path, inputs: Sequence[np.ndarray], method: str, symme
                                        calibrate_method=CalibrationMethod.MinMax)
         try:
             for x in inputs:
-                calibrator.collect_data(ArrayReader(name, [x]))
+                calibrator.collect_data(array_reader(name, [x]))
                 bar.update()
             ranges = calibrator.compute_data()
         finally:
@@ -112,7 +110,7 @@ def collect_ranges(model: Path, inputs: Sequence[np.ndarray], method: str, symme
         lo_t, hi_t = (-t, t) if symmetric else (max(lo, -t), min(hi, t))
         data[k] = (np.array(lo_t, np.float32), np.array(hi_t, np.float32), np.zeros(1, np.int64),
                    np.array([0.0, max(t, 1e-12)], np.float32))
-    return TensorsData(_ort_method(method), data)
+    return TensorsData(ort_method(method), data)
 
 
 def threshold_histograms(model: Path, input_name: str, inputs: Sequence[np.ndarray], ranges: dict[str, tuple],

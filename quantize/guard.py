@@ -70,7 +70,7 @@ def node_sensitivity(float_model: Path, qdq_model: Path, inputs: Sequence[np.nda
     import onnx
     from onnxruntime.quantization.qdq_loss_debug import collect_activations, modify_model_output_intermediate_tensors
 
-    from edgeirst.quantize.calibration import ArrayReader
+    from edgeirst.quantize.calibration import array_reader
 
     name = onnx.load(str(float_model), load_external_data=False).graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="edgeirst-sens-") as tmp:
@@ -78,7 +78,7 @@ def node_sensitivity(float_model: Path, qdq_model: Path, inputs: Sequence[np.nda
         for i, m in enumerate((float_model, qdq_model)):
             aug = Path(tmp) / f"aug{i}.onnx"
             modify_model_output_intermediate_tensors(str(m), str(aug))
-            acts.append(collect_activations(str(aug), ArrayReader(name, list(inputs))))
+            acts.append(collect_activations(str(aug), array_reader(name, list(inputs))))
     ref, got = acts
     sqnr_cache: dict[str, float] = {}
 

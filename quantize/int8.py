@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgeirst.quantize.calibration import _ort_method
+from edgeirst.quantize.calibration import ort_method
 
 
 def target_options(target: str) -> dict:
@@ -42,7 +42,7 @@ def quantize_int8(float_model: Path, out: Path, ranges_cache: Path, method: str,
     try:
         quantize_static(str(float_model), str(out), calibration_data_reader=None, quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(op_types), per_channel=True, reduce_range=False,
-                        nodes_to_exclude=list(exclude), calibrate_method=_ort_method(method),
+                        nodes_to_exclude=list(exclude), calibrate_method=ort_method(method),
                         calibration_cache_path=str(ranges_cache), **opts)
     finally:
         root.setLevel(level)
