@@ -51,6 +51,8 @@ class ModelMeta:
             the runtime scales down frames too large for the memory it has.
         train: how the weights were produced (data, split, epochs, wall time, hardware...).
         metrics: validation metrics of these weights (iou, niou, pd, fa, ap50, ap, split...).
+        quant: how the weights were quantized (``edgeirst quantize``: precision, target,
+            calibration set, the FP32 metrics it was checked against); empty for FP32 models.
     """
 
     name: str
@@ -69,6 +71,7 @@ class ModelMeta:
     memory_per_pixel: float | None = None
     train: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    quant: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
     format: int = 1
 

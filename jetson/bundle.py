@@ -326,12 +326,6 @@ def _int8(b: _Builder, profile, releases, pf: PreflightResult, src: Path, qdq_in
         raise EdgeirstError(f"INT8 on {profile.module} needs {' and '.join(forms)}, made from calibration images: "
                             "pass --calib-data DIR (a SIRST-style dataset), or use --precision fp16")
     data_key = tree_hash(calib) if calib is not None else None
-    try:
-        if not qdq_input:
-            from edgeirst.quantize import QuantConfig, quantize_model, write_calibration_cache  # noqa: F401
-    except ImportError:
-        raise EdgeirstError("INT8 bundles need edgeirst.quantize (quantize_model, write_calibration_cache), which this "
-                            "edgeirst does not have yet; deploy with --precision fp16") from None
     if pf.needs_qdq:
         if qdq_input:
             b.make(INT8_MODEL, _key("copy", sha256_file(src)), f"copy {src} -> {INT8_MODEL} (already QDQ INT8)",
@@ -358,11 +352,12 @@ def _int8(b: _Builder, profile, releases, pf: PreflightResult, src: Path, qdq_in
         def cache(target: Path) -> None:
             from edgeirst.quantize import write_calibration_cache
 
+            # the header names the TensorRT that reads it (the launcher rewrites it if another runs)
             write_calibration_cache(b.files[FLOAT_MODEL], target, str(calib), opts.calib_split, opts.calib_images,
-                                    progress=False)
+                                    progress=False, trt_version=trt_old[0])
 
         b.make(CALIB_CACHE, _key("cache", b.inputs[FLOAT_MODEL], data_key, opts.calib_split, opts.calib_images,
-                                 __version__),
+                                 trt_old[0], __version__),
                f"write {CALIB_CACHE} (TensorRT {', '.join(trt_old)} INT8 calibration of {FLOAT_MODEL})", cache)
 
 

@@ -1,5 +1,6 @@
-"""Build TensorRT engines from ONNX: FP16, INT8 (explicit from QDQ graphs; implicit from a
-calibration cache on TensorRT 8.x), DLA with GPU fallback, a workspace limit, an optimisation
+"""Build TensorRT engines from ONNX: FP16, INT8 (explicit from QDQ graphs; implicit on TensorRT
+8.x from a calibration cache, or calibrated here from images with an ``IInt8EntropyCalibrator2``
+that also writes the cache), DLA with GPU fallback, a workspace limit, an optimisation
 profile for dynamic inputs. The result is a plain serialized plan plus the ``<engine>.json``
 metadata sidecar, cached per ONNX content, build options, GPU and TensorRT version (a plan
 only runs on the TensorRT version and GPU that built it).
@@ -22,7 +23,10 @@ from edgeirst.meta import ONNX_KEY, ModelMeta
 class BuildOptions:
     fp16: bool = False
     int8: bool = False
-    calibration_cache: str | None = None
+    calibration_cache: str | None = None  # TensorRT 8.x: replayed when it exists, written after calibrating
+    calibration_data: str | None = None  # SIRST-style dataset to calibrate from (TensorRT 8.x, no cache yet)
+    calibration_split: str = "train"
+    calibration_images: int = 64
     dla_core: int | None = None
     workspace_mb: int = 1024
     max_batch: int = 1
@@ -57,7 +61,7 @@ def _slug(text: str) -> str:
 
 def cache_key(onnx_path: Path, opts: BuildOptions) -> str:
     h = hashlib.sha256(Path(onnx_path).read_bytes())
-    if opts.calibration_cache:
+    if opts.calibration_cache and Path(opts.calibration_cache).is_file():
         h.update(Path(opts.calibration_cache).read_bytes())
     h.update(json.dumps(asdict(opts), sort_keys=True, default=str).encode())
     return h.hexdigest()[:20]
@@ -117,13 +121,19 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
                 if not builder.platform_has_fast_fp16:
                     raise EdgeirstError(f"{dev.name} has no fast FP16; build without --fp16")
                 config.set_flag(trt.BuilderFlag.FP16)
+            calibrator = None
             if opts.int8:
                 config.set_flag(trt.BuilderFlag.INT8)  # a QDQ graph quantizes explicitly
-                if opts.calibration_cache:
+                if opts.calibration_cache or opts.calibration_data:
                     if major >= 10:
                         raise EdgeirstError("calibration caches are TensorRT 8.x only; on TensorRT 10 quantize the "
                                             "ONNX model to QDQ (edgeirst quantize) and build with --int8")
-                    config.int8_calibrator = _cache_calibrator(trt, Path(opts.calibration_cache))
+                    calibrator = _calibrator(trt, dev, network, meta, opts)
+                    config.int8_calibrator = calibrator
+                    if calibrator.shape is not None and any(d < 0 for d in network.get_input(0).shape):
+                        calib_profile = builder.create_optimization_profile()
+                        calib_profile.set_shape(network.get_input(0).name, *(calibrator.shape,) * 3)
+                        config.set_calibration_profile(calib_profile)
             if opts.dla_core is not None:
                 if builder.num_DLA_cores <= opts.dla_core:
                     raise EdgeirstError(f"DLA core {opts.dla_core} requested, {dev.name} has {builder.num_DLA_cores}")
@@ -136,7 +146,11 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
                 profile = builder.create_optimization_profile()
                 profile.set_shape(inp.name, *_profile_shapes(shape, meta, opts))
                 config.add_optimization_profile(profile)
-            plan = builder.build_serialized_network(network, config)
+            try:
+                plan = builder.build_serialized_network(network, config)
+            finally:
+                if calibrator is not None:
+                    calibrator.free()
             if plan is None:
                 raise EdgeirstError(f"TensorRT failed to build an engine from {onnx_path} (see the messages above)")
         engine_path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,24 +165,102 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
     return engine_path
 
 
-def _cache_calibrator(trt, cache: Path):
-    """An INT8 calibrator that only replays an existing calibration cache (TensorRT 8.x)."""
-    data = cache.read_bytes()
+def retarget_cache(data: bytes, trt_version: str) -> bytes:
+    """A calibration cache with its header set to the running TensorRT version.
 
-    class CacheCalibrator(trt.IInt8EntropyCalibrator2):
-        def get_batch_size(self):
+    TensorRT ignores a cache whose ``TRT-<version>-`` header names another version and then
+    wants images; the per-tensor scales themselves do not depend on the 8.x version."""
+    from edgeirst.quantize.calibration import CACHE_HEADER, trt_version_tag
+
+    head, sep, rest = data.partition(b"\n")
+    m = CACHE_HEADER.match(head.decode(errors="replace").strip())
+    if m is None:
+        raise EdgeirstError("calibration cache has no TRT-<version>-<calibrator> header; write it with "
+                            "`edgeirst quantize --target tensorrt` or edgeirst.quantize.write_calibration_cache")
+    return f"TRT-{trt_version_tag(trt_version)}-{m.group(2)}".encode() + sep + rest
+
+
+def _calibration_batches(meta: ModelMeta, data: str, split: str, n: int, input_shape: tuple[int, ...]):
+    """(calibration input shape, list of 1xCxHxW arrays) from real images through ``prepare``:
+    dynamic models see each image at its native resolution (pad-only), placed top-left on one
+    canvas the size of the largest (the extra border holds the padding value, as at inference)."""
+    import numpy as np
+
+    from edgeirst.quantize.calibration import calibration_inputs
+
+    dynamic = any(d < 0 for d in input_shape[2:])
+    arrays = calibration_inputs(data, split, n, meta, fixed=not dynamic)
+    if not dynamic:
+        return tuple(arrays[0].shape), arrays
+    h = max(a.shape[2] for a in arrays)
+    w = max(a.shape[3] for a in arrays)
+    pad = [(0.0 - m) / s for m, s in zip(meta.mean if len(meta.mean) == meta.in_chans else meta.mean[:1] * meta.in_chans,
+                                         meta.std if len(meta.std) == meta.in_chans else meta.std[:1] * meta.in_chans)]
+    out = []
+    for a in arrays:
+        canvas = np.empty((1, meta.in_chans, h, w), np.float32)
+        canvas[:] = np.asarray(pad, np.float32)[None, :, None, None]
+        canvas[:, :, :a.shape[2], :a.shape[3]] = a
+        out.append(canvas)
+    return (1, meta.in_chans, h, w), out
+
+
+def _calibrator(trt, dev, network, meta: ModelMeta, opts: BuildOptions):
+    """An ``IInt8EntropyCalibrator2`` (TensorRT 8.x implicit INT8).
+
+    With an existing ``opts.calibration_cache`` it replays the cache (header retargeted to this
+    TensorRT); otherwise it feeds ``opts.calibration_data`` images, one per batch, through a
+    page-locked host buffer and its device twin (``edgeirst.runtime.cuda``), and TensorRT's
+    resulting cache is written to ``opts.calibration_cache`` so that the next build needs no images.
+    """
+    cache = Path(opts.calibration_cache) if opts.calibration_cache else None
+    cached = cache.read_bytes() if cache is not None and cache.is_file() else None
+    if cached is not None:
+        cached = retarget_cache(cached, trt.__version__)
+    elif not opts.calibration_data:
+        raise EdgeirstError(f"calibration cache {cache} does not exist; pass calibration_data (a dataset folder) "
+                            "to calibrate from images, or write the cache with `edgeirst quantize --target tensorrt`")
+    shape, batches = (None, [])
+    if cached is None:
+        shape, batches = _calibration_batches(meta, opts.calibration_data, opts.calibration_split,
+                                              opts.calibration_images, tuple(network.get_input(0).shape))
+
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.shape = shape
+            self._next = 0
+            self._buffer = dev.buffer(shape, "float32") if shape is not None else None
+
+        def get_batch_size(self) -> int:
             return 1
 
         def get_batch(self, names):
-            return None  # no data: everything comes from the cache
+            if self._next >= len(batches):
+                return None
+            self._buffer.host[...] = batches[self._next]
+            self._next += 1
+            self._buffer.to_device()
+            dev.synchronize()
+            return [int(self._buffer.device_ptr)]
 
         def read_calibration_cache(self):
-            return data
+            return cached
 
-        def write_calibration_cache(self, cache_bytes):
+        def write_calibration_cache(self, data) -> None:
+            if cache is None or cached is not None:  # never rewrite a cache we were given
+                return None
+            tmp = cache.with_name(cache.name + ".tmp")
+            tmp.write_bytes(bytes(data))
+            os.replace(tmp, cache)
             return None
 
-    return CacheCalibrator()
+        def free(self) -> None:
+            if self._buffer is not None:
+                self._buffer.free()
+                self._buffer = None
+
+    return EntropyCalibrator()
 
 
 def cached_engine(onnx_path: Path, cache_dir_root: str | None = None, device_id: int = 0,

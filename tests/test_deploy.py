@@ -229,18 +229,10 @@ def test_output_folder_must_be_new_empty_or_a_bundle(tmp_path, wheel):
                     "overlaps the input")
 
 
-# -- INT8 (needs edgeirst.quantize, issue 8) ---------------------------------------------------
-
-
-def _quantize_api():
-    try:
-        from edgeirst.quantize import quantize_model, write_calibration_cache  # noqa: F401
-    except ImportError:
-        pytest.skip("edgeirst.quantize.quantize_model/write_calibration_cache are not in this tree yet (issue 8)")
+# -- INT8 (edgeirst.quantize) ------------------------------------------------------------------
 
 
 def test_int8_bundle_for_orin_nano_verifies_and_is_idempotent(tmp_path, wheel, sirst_root):
-    _quantize_api()
     out = tmp_path / "B"
     args = ["--device", "jetson", "--profile", "orin-nano", "--precision", "int8", "--calib-data", str(sirst_root),
             "--out", str(out), "--wheel", str(wheel), "default"]
@@ -258,7 +250,6 @@ def test_int8_bundle_for_orin_nano_verifies_and_is_idempotent(tmp_path, wheel, s
 
 
 def test_int8_for_jetpack6_only_needs_no_calibration_cache(tmp_path, wheel, sirst_root):
-    _quantize_api()
     out = tmp_path / "B"
     r = _deploy("--device", "jetson", "--profile", "orin-nx", "--jetpack", "6.2", "--precision", "int8",
                 "--calib-data", str(sirst_root), "--out", str(out), "--wheel", str(wheel), "default", timeout=1200)

@@ -30,7 +30,7 @@ COMMANDS = {
     "eval": ("edgeirst.cli.eval", "Evaluate a model or saved predictions: IoU, nIoU, Pd, Fa, AP50, AP."),
     "export": ("edgeirst.cli.export", "Export a checkpoint to ONNX with its metadata inside."),
     "prune": ("edgeirst.cli.prune", "Structured pruning of a checkpoint, fine-tuned, with a before/after table."),
-    "quantize": ("edgeirst.cli.later", "INT8/FP16 quantization of an ONNX model (not available yet)."),
+    "quantize": ("edgeirst.cli.quantize", "INT8/FP16 quantization of an ONNX model, checked against FP32."),
     "run": ("edgeirst.cli.run", "Detect targets on a live or recorded stream."),
     "demo": ("edgeirst.cli.demo", "Run the shipped default model on a synthetic stream and save a video."),
     "bench": ("edgeirst.cli.bench", "Compare models by params, GMACs, latency, FPS, memory and accuracy."),

@@ -37,8 +37,9 @@ SUFFIXES = {".onnx": ("onnxruntime", "tensorrt"), ".pt": ("torch",), ".pth": ("t
             ".engine": ("tensorrt",), ".plan": ("tensorrt",), ".trt": ("tensorrt",)}
 
 
-TENSORRT_ONLY = ("build", "fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "cache_dir", "max_batch",
-                 "max_hw", "device_id", "zero_copy", "cuda_api")
+TENSORRT_ONLY = ("build", "fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "calibration_data",
+                 "calibration_split", "calibration_images", "cache_dir", "max_batch", "max_hw", "device_id", "zero_copy",
+                 "cuda_api")
 
 
 @dataclass
@@ -68,7 +69,7 @@ class BackendOptions:
             options["fp16"] = True
         # engine-only choices the user made stay visible, so a backend that cannot honour them says so
         defaults = BuildOptions()
-        for key in ("int8", "calibration_cache", "dla_core"):
+        for key in ("int8", "calibration_cache", "calibration_data", "dla_core"):
             if getattr(self.build, key) != getattr(defaults, key):
                 options[key] = getattr(self.build, key)
         if self.device:
@@ -111,7 +112,8 @@ def load_backend(model: str | Path, backend: str = "auto", **options: Any) -> Ba
     if backend == "tensorrt" and path.suffix.lower() == ".onnx":
         from edgeirst.runtime.engine_build import cached_engine
 
-        build_keys = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "cache_dir", "max_batch", "max_hw")
+        build_keys = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "calibration_data",
+                      "calibration_split", "calibration_images", "cache_dir", "max_batch", "max_hw")
         loose = {k: options.pop(k) for k in build_keys if k in options}
         if build is not None:
             loose = {**dataclasses.asdict(build), **loose}

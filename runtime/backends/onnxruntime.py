@@ -67,6 +67,24 @@ def provider_options(providers: list[Any], fp16: bool = False, cache_dir: str | 
     return out
 
 
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+           "all": "ORT_ENABLE_ALL"}
+
+
+def session_options(ort, threads: int = 0, hints: dict | None = None):
+    """SessionOptions with ``threads`` intra-op threads and a model's own hints
+    (``graph_optimization_level``: basic | extended | all), carried in its metadata; a hint's
+    ``disabled_optimizers`` go to the InferenceSession itself."""
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    level = (hints or {}).get("graph_optimization_level")
+    if level in _LEVELS:
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
+    return so
+
+
 class OnnxRuntimeBackend(Backend):
     """Options: ``providers`` ("auto", "cpu", "cuda", "tensorrt", a list, or (name, options)
     pairs), ``threads`` (intra-op threads, 0 = onnxruntime's default), ``fp16`` and ``cache_dir``
@@ -90,22 +108,27 @@ class OnnxRuntimeBackend(Backend):
         o = self.options
         providers = provider_options(choose_providers(o["providers"], ort.get_available_providers()),
                                      o["fp16"], o["cache_dir"], o["device_id"])
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if o["threads"]:
-            so.intra_op_num_threads = int(o["threads"])
         errors = tuple(getattr(ort_state, n) for n in ("Fail", "InvalidProtobuf", "InvalidGraph", "NoSuchFile",
                                                       "NotImplemented", "InvalidArgument") if hasattr(ort_state, n))
-        try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
-        except errors as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise EdgeirstError(f"{self.path} is not a loadable ONNX model ({first[:200]})") from None
+
+        def open_session(hints: dict) -> None:
+            try:
+                self.session = ort.InferenceSession(str(self.path), session_options(ort, o["threads"], hints),
+                                                    providers=providers,
+                                                    disabled_optimizers=list(hints.get("disabled_optimizers", [])))
+            except errors as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise EdgeirstError(f"{self.path} is not a loadable ONNX model ({first[:200]})") from None
+
+        open_session({})
         if self.meta is None:
             text = self.session.get_modelmeta().custom_metadata_map.get(ONNX_KEY)
             if text is None:
                 raise no_metadata_error(self.path)
             self.meta = ModelMeta.from_json(text)
+        hints = (self.meta.quant or {}).get("onnxruntime") or {}
+        if hints and providers == ["CPUExecutionProvider"]:
+            open_session(hints)  # settings `edgeirst quantize` measured fastest for this CPU model
         self.inputs = [TensorInfo(i.name, tuple(i.shape), np.dtype(_ORT_TYPES.get(i.type, np.float32)))
                        for i in self.session.get_inputs()]
         self.outputs = [TensorInfo(i.name, tuple(i.shape), np.dtype(_ORT_TYPES.get(i.type, np.float32)))

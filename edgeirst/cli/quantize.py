@@ -1,0 +1,78 @@
+"""``edgeirst quantize MODEL --precision int8 --data DIR --out model.int8.onnx``"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+def _metrics_line(name: str, m: dict | None) -> str:
+    if not m:
+        return f"  {name:<5} not checked"
+    fa = m.get("fa")
+    return (f"  {name:<5} IoU {m['iou']:.4f}  nIoU {m['niou']:.4f}  Pd {m['pd']:.4f}  "
+            f"Fa {'n/a' if fa is None else format(fa * 1e6, '.1f') + 'e-6'}  AP50 {m['ap50']:.4f}")
+
+
+@click.command("quantize")
+@click.argument("model")
+@click.option("--precision", type=click.Choice(["int8", "fp16"]), default="int8", show_default=True,
+              help="int8: QDQ calibrated on real images; fp16: half-precision weights and activations (IO fp32).")
+@click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True,
+              help="cpu: onnxruntime's fastest layout (uint8 activations, int8 where it pays); "
+                   "tensorrt: symmetric int8 QDQ for an explicit-INT8 engine (+ a TensorRT 8.x calibration cache).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="SIRST-style dataset folder for calibration and the accuracy check (needed for int8).")
+@click.option("--split", default="train", show_default=True, help="Calibration split.")
+@click.option("--calib-images", type=click.IntRange(1, 100000), default=64, show_default=True,
+              help="Calibration images, spread evenly over the split.")
+@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
+              show_default=True, help="Activation range calibration.")
+@click.option("--val-split", default="val", show_default=True,
+              help="Split the INT8/FP16 model is checked on against FP32 (`none`: no check, no fallback).")
+@click.option("--max-drop", default="iou=0.01,pd=0.01", show_default=True,
+              help="Accuracy budget: largest allowed absolute drop per metric (a rise for Fa).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output .onnx file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def command(model: str, precision: str, target: str, data_dir: Path | None, split: str, calib_images: int,
+            method: str, val_split: str, max_drop: str, out: Path, as_json: bool, quiet: bool) -> None:
+    """Quantize MODEL (an .onnx from `edgeirst export`, `default` or a shipped model's name) to
+    INT8 (QDQ) or FP16, checked against the FP32 model on --val-split."""
+    from edgeirst.quantize import QuantConfig, parse_max_drop, quantize_model
+    from edgeirst.quantize.guard import report
+
+    val = None if val_split.lower() in ("none", "") else val_split
+    cfg = QuantConfig(precision=precision, target=target, data=str(data_dir) if data_dir else None, split=split,
+                      calib_images=calib_images, method=method, val_split=val, max_drop=parse_max_drop(max_drop))
+    result = quantize_model(model, out, cfg, progress=not quiet)
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        changed = [d for d in result.decisions if d["precision"] != precision]
+        click.echo(f"per-node decisions ({len(result.decisions) - len(changed)} {precision}, "
+                   f"{len(changed)} float):", err=True)
+        report(result.decisions, file=sys.stderr)
+        click.echo(f"wrote {result.path} ({result.precision}, target {result.target}, "
+                   f"{result.path.stat().st_size / 2**20:.2f} MiB)")
+        if result.calibration_cache:
+            click.echo(f"wrote {result.calibration_cache} (TensorRT 8.x calibration cache)")
+        if result.metrics_quant:
+            click.echo(f"val [{val}]:")
+            click.echo(_metrics_line("FP32", result.metrics_fp32))
+            click.echo(_metrics_line(precision.upper(), result.metrics_quant))
+            if result.kept_float:
+                click.echo(f"kept float by the accuracy guard: {', '.join(result.kept_float)}")
+    if precision == "int8" and result.kept_float and not any(d["precision"] == "int8" and d["op"] != "Relu"
+                                                          for d in result.decisions):
+        click.echo(f"warning: every int8 node had to stay float to hold the budget {max_drop}: {result.path} "
+                   "computes in float (its first INT8 attempt lost more; see the decisions above)", err=True)
+    if result.within_budget is False:
+        drops = ", ".join(f"{k} {v:+.4f}" for k, v in result.drops.items())
+        click.echo(f"error: the {precision} model is outside the accuracy budget {max_drop} even with "
+                   f"{len(result.kept_float)} node(s) kept float (drops: {drops}); it was written for inspection",
+                   err=True)
+        sys.exit(1)

@@ -1,0 +1,257 @@
+"""``quantize_model`` and ``write_calibration_cache``: an exported FP32 model in, a
+self-describing INT8 (QDQ) or FP16 model out, checked against the FP32 model on a val split."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from edgeirst.errors import EdgeirstError
+from edgeirst.meta import ModelMeta
+from edgeirst.quantize import calibration, graph, guard, policy
+from edgeirst.quantize.config import QuantConfig, QuantResult
+from edgeirst.quantize.int8 import quantize_int8
+
+# Session settings the quantized CPU model runs fastest with, carried in its metadata and
+# applied by edgeirst's onnxruntime backend (benchmarks/quantize_speed.py measures them):
+# ORT_ENABLE_EXTENDED keeps onnxruntime from re-laying the graph out (NCHWc for the float convs,
+# NHWC for the int8 ones, with transposes and slow channel broadcasts between the attention ops);
+# without EnsureUniqueDQForNodeUnit a tensor read by several float ops is dequantized once,
+# not once per reader (outputs are bit-identical either way).
+CPU_SESSION_HINTS: dict = {"graph_optimization_level": "extended", "disabled_optimizers": ["EnsureUniqueDQForNodeUnit"]}
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _resolve(model: str | Path, out: str | Path, suffix: str | None = ".onnx") -> tuple[Path, Path]:
+    """The input model file and the output path, refusing an output that is the input."""
+    from edgeirst.runtime.backends import resolve_model
+
+    src = resolve_model(model, "onnxruntime")
+    dst = Path(out).expanduser()
+    if suffix and dst.suffix.lower() != suffix:
+        raise EdgeirstError(f"output {dst} must be a {suffix} file")
+    if dst.is_dir():
+        raise EdgeirstError(f"output {dst} is a directory; pass a file name ending in .onnx")
+    if dst.exists() and graph.same_file(src, dst):
+        raise EdgeirstError(f"output {dst} is the input model; write the quantized model to another file")
+    return src, dst
+
+
+def quantize_model(model: str | Path, out: str | Path, cfg: QuantConfig | None = None,
+                   progress: bool = True) -> QuantResult:
+    """Quantize ``model`` (an ``edgeirst export`` ONNX file or a shipped name) into ``out``.
+
+    INT8: calibrate on ``cfg.calib_images`` real images of ``cfg.split``, write QDQ for
+    ``cfg.target``, then (with ``cfg.val_split``) compare with the FP32 model on the val split;
+    over budget, keep the most sensitive nodes float until the drop holds or the rounds run out
+    (``QuantResult.within_budget`` says which). FP16: convert, then the same check.
+    """
+    cfg = (cfg or QuantConfig()).check()
+    src, dst = _resolve(model, out)
+    proto, meta = graph.load_edgeirst_onnx(src)
+    with tempfile.TemporaryDirectory(prefix="edgeirst-quant-") as tmp:
+        tmpdir = Path(tmp)
+        float_model = graph.preprocess(src, tmpdir / "float.onnx")
+        nodes = graph.describe_nodes(graph_proto(float_model), meta)
+        if cfg.precision == "int8":
+            merged, reductions = {}, 0
+            if cfg.target == "cpu":
+                float_model, merged, reductions = _cpu_rewrites(float_model, nodes, meta, tmpdir / "float_cpu.onnx")
+                nodes = graph.describe_nodes(graph_proto(float_model), meta) if merged or reductions else nodes
+            result = _int8(src, float_model, nodes, meta, cfg, tmpdir, dst, progress, merged, reductions)
+        else:
+            result = _fp16(src, float_model, nodes, meta, cfg, tmpdir, dst, progress)
+    return result
+
+
+def _cpu_rewrites(float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta,
+                  out: Path) -> tuple[Path, dict[str, list[str]], int]:
+    """Exact float rewrites for onnxruntime's CPU kernels: stack sibling convolutions that only
+    together reach the fast int8 kernel (``policy.conv_merges``), and turn channel reductions
+    into a 1x1 Conv / Split + Max (``graph.channel_reductions``)."""
+    import onnx
+
+    proto = graph_proto(float_model)
+    merged = {}
+    for names, new in policy.conv_merges(nodes):
+        if graph.mergeable(proto, names):
+            graph.merge_convs(proto, names, new)
+            merged[new] = list(names)
+    reductions = graph.channel_reductions(proto, graph.tensor_channels(proto, meta))
+    if not merged and not reductions:
+        return float_model, {}, 0
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out))
+    return out, merged, reductions
+
+
+def graph_proto(path: Path):
+    import onnx
+
+    return onnx.load(str(path))
+
+
+def _check(src: Path, candidate: Path, cfg: QuantConfig, progress: bool, fp32: dict | None) -> tuple[dict, dict, bool]:
+    """(fp32 metrics, candidate metrics, within budget) on the val split."""
+    if fp32 is None:
+        fp32 = guard.evaluate(src, cfg.data, cfg.val_split, progress)
+    got = guard.evaluate(candidate, cfg.data, cfg.val_split, progress)
+    d = guard.drops(fp32, got, list(cfg.max_drop))
+    return fp32, got, guard.within(d, cfg.max_drop)
+
+
+def _fallback_sizes(n: int, rounds: int) -> list[int]:
+    """Cumulative numbers of nodes to keep float per round: 1, 2, 4, ... ending at all ``n``."""
+    sizes, k = [], 1
+    while k < n and len(sizes) < rounds - 1:
+        sizes.append(k)
+        k *= 2
+    return sizes + [n] if n else []
+
+
+def _guarded(src: Path, float_model: Path, first: Path, candidates: list[str], nodes: Sequence[graph.NodeInfo],
+             meta: ModelMeta, cfg: QuantConfig, decisions: list[dict], build, progress: bool):
+    """Check ``first`` against FP32 on the val split; over budget, rank ``candidates`` by measured
+    SQNR loss and rebuild with the worst 1, 2, 4, ... (finally all) kept float until it holds.
+    Returns ``(model, fp32 metrics, metrics, within budget, kept float)``."""
+    _say(progress, f"checking against FP32 on [{cfg.val_split}]")
+    fp32, got, within = _check(src, first, cfg, progress, None)
+    path, kept = first, []
+    if within:
+        return path, fp32, got, within, kept
+    val_inputs = calibration.calibration_inputs(cfg.data, cfg.val_split, 8, meta)
+    by_name = {n.name: n for n in nodes}
+    loss = guard.node_sensitivity(float_model, first, val_inputs,
+                                  [(c, by_name[c].inputs[:1], by_name[c].outputs) for c in candidates])
+    ranked = sorted(candidates, key=lambda c: -loss.get(c, -1.0))
+    for d in decisions:
+        d["sqnr_drop_db"] = loss.get(d["node"])
+    for r, k in enumerate(_fallback_sizes(len(ranked), cfg.max_fallback_rounds), 1):
+        kept = ranked[:k]
+        _say(progress, f"over budget ({_drop_text(fp32, got, cfg)}); round {r}: keeping the {k} most "
+                       f"sensitive node(s) float")
+        path = build(kept, r)
+        fp32, got, within = _check(src, path, cfg, progress, fp32)
+        if within:
+            break
+    for d in decisions:
+        if d["node"] in kept:
+            d.update(precision="float", reason="kept float by the accuracy guard")
+    return path, fp32, got, within, kept
+
+
+def _finish(src: Path, path: Path, dst: Path, meta: ModelMeta, quant: dict, cfg: QuantConfig, fp32, got, within,
+            kept: list[str], decisions: list[dict], trt_cache: Path | None = None) -> QuantResult:
+    """Write ``path`` to ``dst`` with the metadata and return the result."""
+    drops = guard.drops(fp32, got, list(cfg.max_drop)) if got else {}
+    quant.update(kept_float=kept, source=src.name)
+    if got is not None:
+        quant["checked"] = {"split": cfg.val_split, "metrics_fp32": fp32, "drops": drops, "max_drop": cfg.max_drop,
+                            "within_budget": bool(within)}
+    else:
+        quant["checked"] = None  # no guard ran: `metrics` stays empty rather than claim the FP32 numbers
+    graph.write_model(graph_proto(path), meta.replace(metrics=dict(got) if got else {}, quant=quant), dst)
+    return QuantResult(dst, quant["precision"], cfg.target, trt_cache, fp32, got, kept, decisions,
+                       within if got is not None else None, drops)
+
+
+def _int8(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta, cfg: QuantConfig,
+          tmpdir: Path, dst: Path, progress: bool, merged: dict[str, list[str]], reductions: int = 0) -> QuantResult:
+    ops, exclude, decisions = policy.select(nodes, cfg.target)
+    for d in decisions:
+        if d["node"] in merged:
+            d["reason"] += f"; stacked from {' + '.join(merged[d['node']])}"
+    inputs = calibration.calibration_inputs(cfg.data, cfg.split, cfg.calib_images, meta)
+    _say(progress, f"calibrating on {len(inputs)} images of {cfg.data} [{cfg.split}] ({cfg.method})")
+    ranges = calibration.collect_ranges(float_model, inputs, cfg.method, symmetric=cfg.target == "tensorrt",
+                                        progress=progress)
+    cache = calibration.save_ranges(ranges, tmpdir / "ranges.json")
+
+    def build(keep_float: list[str], attempt: int) -> Path:
+        followers = [d["node"] for d in decisions if d.get("follows") in keep_float]  # their Relus go float too
+        return quantize_int8(float_model, tmpdir / f"q{attempt}.onnx", cache, cfg.method, cfg.target, ops,
+                             exclude + keep_float + followers)
+
+    path, fp32, got, within, kept = build([], 0), None, None, None, []
+    if cfg.val_split:
+        candidates = [d["node"] for d in decisions if d["precision"] == "int8" and "follows" not in d]
+        path, fp32, got, within, kept = _guarded(src, float_model, path, candidates, nodes, meta, cfg, decisions,
+                                                 build, progress)
+        for d in decisions:
+            if d.get("follows") in kept:
+                d.update(precision="float", reason=f"follows {d['follows']}, kept float")
+    quant = {"precision": "int8", "target": cfg.target, "format": "QDQ",
+             "activations": "uint8 asymmetric" if cfg.target == "cpu" else "int8 symmetric",
+             "weights": "int8 symmetric per-channel",
+             "calibration": {"data": str(cfg.data), "split": cfg.split, "images": len(inputs), "method": cfg.method},
+             "int8_nodes": sum(d["precision"] == "int8" and "follows" not in d for d in decisions),
+             "merged_convs": merged, "channel_reductions_rewritten": reductions}
+    if cfg.target == "cpu":
+        quant["onnxruntime"] = dict(CPU_SESSION_HINTS)
+    trt_cache = _write_trt_cache(ranges, src, dst.with_suffix(".calib")) if cfg.target == "tensorrt" else None
+    return _finish(src, path, dst, meta, quant, cfg, fp32, got, within, kept, decisions, trt_cache)
+
+
+def _drop_text(fp32: dict, got: dict, cfg: QuantConfig) -> str:
+    d = guard.drops(fp32, got, list(cfg.max_drop))
+    return ", ".join(f"{k} -{v:.4f} (budget {cfg.max_drop[k]:g})" for k, v in d.items())
+
+
+def _fp16(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta, cfg: QuantConfig,
+          tmpdir: Path, dst: Path, progress: bool) -> QuantResult:
+    from edgeirst.quantize.fp16 import convert_fp16
+
+    block_ops = list(policy.FP16_SENSITIVE)
+    decisions = [{"node": n.name, "op": n.op, "precision": "float" if n.op in block_ops else "fp16",
+                  "reason": "fp16-sensitive op type" if n.op in block_ops else "fp16"} for n in nodes]
+
+    def build(keep_float: list[str], attempt: int) -> Path:
+        return convert_fp16(float_model, tmpdir / f"h{attempt}.onnx", block_ops, keep_float)
+
+    path, fp32, got, within, kept = build([], 0), None, None, None, []
+    if cfg.val_split:
+        candidates = [d["node"] for d in decisions if d["precision"] == "fp16"]
+        path, fp32, got, within, kept = _guarded(src, float_model, path, candidates, nodes, meta, cfg, decisions,
+                                                 build, progress)
+    quant = {"precision": "fp16", "target": cfg.target, "io": "float32", "float_ops": block_ops, "calibration": None}
+    return _finish(src, path, dst, meta, quant, cfg, fp32, got, within, kept, decisions)
+
+
+def _write_trt_cache(ranges, src: Path, out: Path, trt_version: str = calibration.DEFAULT_TRT_VERSION) -> Path:
+    """The TensorRT 8.x calibration cache of the FP32 model ``src`` from calibrated ranges."""
+    proto = graph_proto(src)
+    tensors = {proto.graph.input[0].name} | {o for n in proto.graph.node for o in n.output}
+    scales = calibration.scales_from_ranges(ranges, tensors)
+    if not scales:
+        raise EdgeirstError(f"no calibrated tensor of {src.name} matched the model's tensors")
+    tmp = graph.temporary_beside(out)
+    try:
+        tmp.write_text(calibration.format_cache(scales, trt_version))
+        return graph.replace_into(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_calibration_cache(model: str | Path, out: str | Path, data: str, split: str = "train",
+                            calib_images: int = 64, progress: bool = True,
+                            trt_version: str = calibration.DEFAULT_TRT_VERSION, method: str = "entropy") -> Path:
+    """TensorRT ``IInt8EntropyCalibrator2`` cache of an FP32 ONNX model (TensorRT 8.x devices
+    without explicit quantization), calibrated on real images through ``prepare``.
+
+    ``trt_version`` goes into the header (TensorRT ignores a cache made for another version;
+    edgeirst's engine builder rewrites the header to the running version).
+    """
+    cfg = QuantConfig(data=data, split=split, calib_images=calib_images, method=method, val_split=None).check()
+    src, dst = _resolve(model, out, suffix=None)
+    _, meta = graph.load_edgeirst_onnx(src)
+    inputs = calibration.calibration_inputs(cfg.data, cfg.split, cfg.calib_images, meta)
+    _say(progress, f"calibrating on {len(inputs)} images of {cfg.data} [{cfg.split}] ({cfg.method}, symmetric)")
+    ranges = calibration.collect_ranges(src, inputs, cfg.method, symmetric=True, progress=progress)
+    return _write_trt_cache(ranges, src, dst, trt_version)

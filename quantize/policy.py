@@ -1,0 +1,108 @@
+"""Which nodes run in int8, per target, and why.
+
+``cpu`` (onnxruntime's MLAS kernels, measured on a Sapphire Rapids VM with AVX512-VNNI and AMX,
+onnxruntime 1.31; benchmarks/RESULTS.md has the numbers):
+
+* A QLinearConv is fast only on MLAS's symmetric-weight "indirect convolution" path, which needs
+  int8 weights with zero point 0, one group, input channels a multiple of 4 and output channels
+  a multiple of 4 and at least 16 (``MlasConvSymPackWSize``). Every other shape falls back to
+  im2col + a generic uint8 GEMM + requantization, which on this CPU runs *slower* than the fp32
+  convolution (8->8 channels 3x3 at 256x256: 6.4 vs 3.0 ms; 2->1 channel 7x7: 5.0 vs 1.7 ms).
+  Those convolutions stay float: they are "too small to pay".
+* int8 activations are uint8 (asymmetric): MLAS on x86 has no int8-activation convolution
+  kernel, which is why symmetric S8S8 QDQ (TensorRT's layout) ran 1.4-2x slower than fp32 here.
+* Element-wise attention products, reductions, resizes and pools between the convolutions stay
+  float: in int8 they measured no faster once their extra Q/DQ passes are paid, and under
+  onnxruntime's NHWC layout their channel broadcasts run several times slower.
+
+``tensorrt``: every convolution and the ops TensorRT fuses into int8 kernels around it
+(residual Add, Concat, pools, Resize) get symmetric int8 QDQ; TensorRT decides the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+
+from edgeirst.quantize.graph import NodeInfo
+
+CPU_OPS = ("Conv",)
+TENSORRT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Concat", "MaxPool", "AveragePool",
+                "GlobalAveragePool", "Resize")
+FP16_SENSITIVE = ("Resize", "ReduceMean", "ReduceSum", "Softmax", "Exp", "Log", "Pow", "Sqrt", "Div")
+
+
+def mlas_fast_conv(n: NodeInfo) -> tuple[bool, str]:
+    """Whether onnxruntime's x86 int8 convolution runs ``n`` on its fast symmetric path."""
+    if n.in_channels is None:
+        return False, "weights are not a constant"
+    if n.op != "Conv":
+        return False, f"{n.op} has no fast int8 CPU kernel"
+    if n.groups != 1:
+        return False, f"grouped ({n.groups} groups): no fast int8 kernel"
+    cin, cout = n.in_channels, n.out_channels
+    if cin % 4:
+        return False, f"{cin} input channels (int8 kernel needs a multiple of 4)"
+    if cout < 16 or cout % 4:
+        return False, f"{cout} output channels (int8 kernel needs >= 16, a multiple of 4)"
+    return True, f"{cin}->{cout} channels, {'x'.join(map(str, n.kernel))}: fast int8 kernel"
+
+
+def conv_merges(nodes: Sequence[NodeInfo]) -> list[tuple[list[str], str]]:
+    """Groups of convolutions reading the same tensor that miss the fast int8 kernel one by one
+    but meet it stacked (e.g. a 24->8 3x3 conv and its 24->8 1x1 shortcut: one 24->16 conv).
+    Returns ``(names, merged name)`` pairs; ``graph.merge_convs`` does the (exact) rewrite."""
+    by_input: dict[str, list[NodeInfo]] = {}
+    for n in nodes:
+        if n.op == "Conv" and n.in_channels is not None and not mlas_fast_conv(n)[0]:
+            by_input.setdefault(n.inputs[0], []).append(n)
+    out = []
+    for group in by_input.values():
+        if len(group) < 2:
+            continue
+        stacked = replace(group[0], out_channels=sum(g.out_channels for g in group),
+                          kernel=max(g.kernel for g in group))
+        if mlas_fast_conv(stacked)[0]:
+            prefix = os.path.commonprefix([g.name for g in group]).rstrip("/")
+            out.append(([g.name for g in group], f"{prefix[:prefix.rfind('/')] if '/' in prefix else prefix}/MergedConv"))
+    return out
+
+
+def select(nodes: Sequence[NodeInfo], target: str) -> tuple[list[str], list[str], list[dict]]:
+    """``(op_types_to_quantize, nodes_to_exclude, decisions)`` for ``target``.
+
+    ``decisions`` has one entry per node of a quantizable op type: where it runs and why. On
+    ``cpu`` a Relu that is the only consumer of an int8 convolution is quantized too (its entry
+    has ``"follows": conv``): with uint8 activations the quantizer folds it into the convolution's
+    output range, so conv1 -> Relu -> conv2 stays in int8 instead of paying a DQ, a float Relu
+    and a Q. Every other Relu stays float.
+    """
+    decisions: list[dict] = []
+    exclude: list[str] = []
+    if target != "cpu":
+        return list(TENSORRT_OPS), [], [{"node": n.name, "op": n.op, "precision": "int8",
+                                        "reason": "TensorRT explicit int8 (QDQ)"} for n in nodes if n.op in TENSORRT_OPS]
+    int8_outputs = {}
+    for n in nodes:
+        if n.op in CPU_OPS:
+            ok, why = mlas_fast_conv(n)
+            decisions.append({"node": n.name, "op": n.op, "precision": "int8" if ok else "float", "reason": why})
+            if ok:
+                int8_outputs[n.outputs[0]] = n.name
+            else:
+                exclude.append(n.name)
+    consumers: dict[str, int] = {}
+    for n in nodes:
+        for i in n.inputs:
+            consumers[i] = consumers.get(i, 0) + 1
+    for n in nodes:
+        if n.op != "Relu":
+            continue
+        conv = int8_outputs.get(n.inputs[0])
+        if conv is not None and consumers[n.inputs[0]] == 1:
+            decisions.append({"node": n.name, "op": n.op, "precision": "int8", "follows": conv,
+                              "reason": f"folded into the output range of int8 {conv}"})
+        else:
+            exclude.append(n.name)
+    return list(CPU_OPS) + ["Relu"], exclude, decisions
