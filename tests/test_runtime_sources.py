@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeirst.errors import EdgeirstError
+from edgeirst.errors import EdgeirstError, EdgeirstWarning
 from edgeirst.runtime.capture import Backoff
 from edgeirst.runtime.preview import MJPEGServer
 from edgeirst.runtime.sources import has_gstreamer, make_reader, open_source, y16_plane
@@ -45,15 +45,18 @@ def test_image_folder_and_glob_sorted_16bit_kept(tmp_path):
         assert len(drain(cap)) == 2
 
 
-def test_image_folder_dies_mid_run_after_good_frames(tmp_path):
+def test_corrupt_image_in_a_folder_is_skipped_with_a_warning(tmp_path):
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"a{i}.png"), np.zeros((8, 8), np.uint8))
     (tmp_path / "a3.png").write_bytes(b"truncated")
-    with open_source(str(tmp_path)) as cap:
-        got = [cap.read(5).index for _ in range(3)]
-        with pytest.raises(EdgeirstError, match="cannot read image .*a3.png"):
-            cap.read(5)
-    assert got == [0, 1, 2]
+    cv2.imwrite(str(tmp_path / "a4.png"), np.full((8, 8), 7, np.uint8))
+    with pytest.warns(EdgeirstWarning, match="skipped .*a3.png: unreadable"):
+        with open_source(str(tmp_path)) as cap:
+            frames = drain(cap)
+            skipped = cap.skipped
+    assert [f.index for f in frames] == [0, 1, 2, 3]  # the stream goes on past the bad file
+    assert int(frames[-1].image[0, 0]) == 7
+    assert skipped == 1
 
 
 @pytest.mark.parametrize("spec, match", [
