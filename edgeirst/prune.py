@@ -96,8 +96,14 @@ def prune_channels(model: nn.Module, name: str, ratio: float, importance: str = 
 def prune_to_target(model: nn.Module, name: str, size: int, in_chans: int = 1, target_gmacs: float | None = None,
                     target_params: float | None = None, importance: str = "l1",
                     loss_fn: Callable[[nn.Module], torch.Tensor] | None = None) -> tuple[nn.Module, float]:
-    """The model pruned by the smallest ratio (bisection on a copy) that reaches the target;
-    returns (pruned model, ratio). Raises when even 0.95 does not reach it."""
+    """The model pruned by the smallest ratio that reaches the target; returns (pruned model, ratio).
+
+    Size is not monotonic in the ratio near the top: with channels rounded to multiples of 4, a
+    group that would keep fewer than 4 channels is left whole, so 0.95 can be larger than 0.5.
+    The ratio is therefore found on a grid (0.05 .. 0.90) first, then bisected between the last
+    grid point above the target and the first one at or below it, each trial on a copy.
+    Raises when even 0.90 does not reach the target.
+    """
     if (target_gmacs is None) == (target_params is None):
         raise EdgeirstError("give exactly one target: GMACs or parameters")
 
@@ -109,22 +115,26 @@ def prune_to_target(model: nn.Module, name: str, size: int, in_chans: int = 1, t
     if measure(model) <= target:
         return model, 0.0
 
-    def trial(r: float) -> nn.Module:
-        return prune_channels(copy.deepcopy(model), name, r, "l1" if importance == "taylor" else importance, size, in_chans)
+    def reaches(r: float) -> bool:
+        pruned = prune_channels(copy.deepcopy(model), name, r, "l1" if importance == "taylor" else importance,
+                                size, in_chans)
+        return measure(pruned) <= target
 
-    lo, hi = 0.0, 0.95
-    if measure(trial(hi)) > target:
-        raise EdgeirstError(f"pruning {name} by 95% still does not reach the target {target:g}; "
+    lo = 0.0
+    for hi in GRID:
+        if reaches(hi):
+            break
+        lo = hi
+    else:
+        raise EdgeirstError(f"pruning {name} by {GRID[-1]:.0%} still does not reach the target {target:g}; "
                             "ask for a larger target")
-    for _ in range(8):  # ratio within 0.004
+    for _ in range(5):  # ratio within 0.05 / 32
         mid = (lo + hi) / 2
-        if measure(trial(mid)) > target:
-            lo = mid
-        else:
-            hi = mid
+        lo, hi = (mid, hi) if not reaches(mid) else (lo, mid)
     return prune_channels(model, name, hi, importance, size, in_chans, loss_fn), hi
 
 
+GRID = tuple(round(0.05 * k, 2) for k in range(1, 19))  # 0.05 .. 0.90
 
 
 @dataclass
