@@ -94,7 +94,7 @@ def main() -> None:
     from edgeirst.runtime.backends import resolve_model
     from edgeirst.weights import shipped_names
 
-    names = args.models.split(",") if args.models else shipped_names()
+    names = args.models.split(",") if args.models else shipped_names(with_aliases=False)
     sources = {n: resolve_model(n, "onnxruntime") for n in names}
     for item in args.extra:
         name, sep, file = item.partition("=")

@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    names = shipped_names()
+    names = shipped_names(with_aliases=False)
     backends = {n: load_backend(n, "onnxruntime", threads=args.threads) for n in names}
     ds = SirstDataset(args.data, args.split)
     frames = [ds[i].image for i in range(min(args.frames, len(ds)))]

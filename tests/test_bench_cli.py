@@ -17,6 +17,7 @@ from edgeirst.bench.power import PowerMonitor
 from edgeirst.bench.rows import unavailable
 from edgeirst.errors import EdgeirstError
 from edgeirst.runtime.backends import tensorrt_available
+from edgeirst.weights import aliases
 
 REQUIRED = {"model", "backend", "precision", "params", "gflops", "latency_ms", "fps", "machine"}
 FAST = ["--runs", "2", "--warmup", "0", "--settle", "0", "--size", "64", "-q"]
@@ -173,7 +174,7 @@ def test_model_names():
     assert [s.label for s in resolve_models("all")] == sorted(s.label for s in resolve_models("all"))
     assert len(resolve_models("all")) == 9
     shipped = resolve_models("shipped")
-    assert shipped[0].label == "default" and all(s.weights == "shipped" and s.onnx.is_file() for s in shipped)
+    assert shipped[0].label == aliases()["default"] and all(s.weights == "shipped" and s.onnx.is_file() for s in shipped)
     siwd = resolve_models("mtunet-siwd[seg],mtunet-siwd[det],default,default")
     assert [(s.name, s.kwargs) for s in siwd[:2]] == [("mtunet-siwd", {"heads": ["seg"]}),
                                                        ("mtunet-siwd", {"heads": ["det"]})]

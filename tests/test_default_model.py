@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgeirst.meta import ModelMeta
-from edgeirst.weights import WEIGHTS_DIR, shipped_model, shipped_names
+from edgeirst.weights import shipped_model, shipped_names
 from test_runtime_helpers import run_cli, write_video
 
 
@@ -23,7 +23,7 @@ def test_default_is_shipped_small_and_self_describing():
             assert path.stat().st_size < 10 * 2**20, f"{path.name} is over 10 MB"
     import onnxruntime as ort
 
-    meta = ModelMeta.from_json(ort.InferenceSession(str(WEIGHTS_DIR / "default.onnx")).get_modelmeta()
+    meta = ModelMeta.from_json(ort.InferenceSession(str(shipped_model("default"))).get_modelmeta()
                                .custom_metadata_map["edgeirst"])
     assert meta.train["split"] in ("train", "trainval") and meta.metrics["split"] == "val"
     assert {"iou", "niou", "pd", "fa", "ap50", "ap"} <= set(meta.metrics)
@@ -38,7 +38,8 @@ def test_shipped_checkpoint_and_onnx_agree(name, sirst_root):
 
     sample = SirstDataset(sirst_root, "val")[0]
     with load_backend(name) as onnx_b, load_backend(name, "torch") as torch_b:
-        assert onnx_b.meta.to_dict() | {"input_size": None, "dynamic": None} == torch_b.meta.to_dict() | {"input_size": None, "dynamic": None}
+        export_only = {"input_size": None, "dynamic": None, "memory_per_pixel": None}  # set by export
+        assert onnx_b.meta.to_dict() | export_only == torch_b.meta.to_dict() | export_only
         x, _ = prepare(sample.image, onnx_b.meta)
         a, b = onnx_b.infer(x[None]), torch_b.infer(x[None])
         for k in onnx_b.meta.outputs:
@@ -51,7 +52,7 @@ def test_eval_default_reproduces_the_recorded_val_metrics(sirst_root):
     got = json.loads(p.stdout)
     import onnxruntime as ort
 
-    recorded = json.loads(ort.InferenceSession(str(WEIGHTS_DIR / "default.onnx")).get_modelmeta()
+    recorded = json.loads(ort.InferenceSession(str(shipped_model("default"))).get_modelmeta()
                           .custom_metadata_map["edgeirst"])["metrics"]
     assert got["images"] == 85 and got["targets"] == recorded["targets"]
     for k in ("iou", "niou", "pd", "ap50"):

@@ -15,8 +15,8 @@ import pytest
 
 from edgeirst.jetson.bundle import BundleOptions, build_bundle, verify_bundle
 from edgeirst.jetson.config import load_config
+from edgeirst.weights import shipped_model
 
-SHIPPED = Path(__file__).resolve().parents[1] / "edgeirst" / "weights"
 
 
 def _deploy(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -69,12 +69,12 @@ def test_bundle_contents_and_manifest(bundle):
     assert (cfg.model.precision, cfg.model.onnx, cfg.model.onnx_int8, cfg.device.profile) == ("fp16", "model.onnx", "",
                                                                                               "orin-nano")
     assert cfg.model.threshold == 0.5 and cfg.source.uri == "csi://0" and cfg.sinks.jsonl == "-"
-    assert (bundle / "model.onnx").read_bytes() == (SHIPPED / "default.onnx").read_bytes()
+    assert (bundle / "model.onnx").read_bytes() == shipped_model("default").read_bytes()
     assert (bundle / "launch.sh").stat().st_mode & 0o111 and (bundle / "install.sh").stat().st_mode & 0o111
     with zipfile.ZipFile(next((bundle / "wheels").glob("*.whl"))) as whl:
         listed = whl.namelist()
     assert "edgeirst/jetson/launch.py" in listed and "edgeirst/runtime/engine_build.py" in listed
-    assert "edgeirst/weights/default.onnx" in listed and not any(n.startswith("tests/") for n in listed)
+    assert f"edgeirst/weights/{shipped_model('default').name}" in listed and not any(n.startswith("tests/") for n in listed)
 
 
 def test_second_run_changes_no_file(bundle):
@@ -224,7 +224,7 @@ def test_output_folder_must_be_new_empty_or_a_bundle(tmp_path, wheel):
     assert (foreign / "notes.txt").read_text() == "keep me"
     inside = tmp_path / "B"
     inside.mkdir()
-    shutil.copyfile(SHIPPED / "default.onnx", inside / "m.onnx")
+    shutil.copyfile(shipped_model("default"), inside / "m.onnx")
     _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(inside), str(inside / "m.onnx")),
                     "overlaps the input")
 
@@ -264,7 +264,7 @@ def test_checkpoint_is_exported_to_onnx_with_metadata(tmp_path, wheel):
     pytest.importorskip("torch")
     out = tmp_path / "B"
     r = _deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(out), "--wheel", str(wheel),
-                str(SHIPPED / "default.pt"))
+                str(shipped_model("default", "pt")))
     assert r.returncode == 0, r.stderr
     assert "export " in r.stderr and verify_bundle(out) == []
     from edgeirst.runtime.engine_build import read_onnx_meta
@@ -273,7 +273,7 @@ def test_checkpoint_is_exported_to_onnx_with_metadata(tmp_path, wheel):
     assert meta.name == "mshnet" and meta.dynamic
     before = _snapshot(out)
     r = _deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(out), "--wheel", str(wheel),
-                str(SHIPPED / "default.pt"))
+                str(shipped_model("default", "pt")))
     assert r.returncode == 0 and "reuse model.onnx" in r.stderr
     assert _snapshot(out) == before
 
@@ -294,7 +294,7 @@ def qdq_model(tmp_path_factory) -> Path:
             return next(self.frames, None)
 
     out = tmp_path_factory.mktemp("qdq") / "default.int8.onnx"
-    quantize_static(str(SHIPPED / "default.onnx"), str(out), Frames(), quant_format=QuantFormat.QDQ,
+    quantize_static(str(shipped_model("default")), str(out), Frames(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     return out
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from edgeirst.weights import shipped_model
+
 REPO = Path(__file__).resolve().parents[1]
 SUBCOMMANDS = ["zoo", "data", "train", "eval", "export", "prune", "quantize", "run", "demo", "bench", "deploy"]
 
@@ -68,7 +70,8 @@ def test_wheel_maps_top_level_folders_into_the_edgeirst_namespace(tmp_path):
         pytest.skip(f"cannot build a wheel here: {r.stderr.strip().splitlines()[-1:]}")
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
     for module in ("edgeirst/runtime/backends/onnxruntime.py", "edgeirst/quantize/__init__.py",
-                   "edgeirst/jetson/__init__.py", "edgeirst/postprocess.py", "edgeirst/weights/default.onnx"):
+                   "edgeirst/jetson/__init__.py", "edgeirst/postprocess.py", "edgeirst/weights/aliases.json",
+                   f"edgeirst/weights/{shipped_model('default').name}"):
         assert module in names, module
     assert not any(n.startswith(("runtime/", "jetson/", "quantize/")) for n in names), "generic top-level names leaked"
 

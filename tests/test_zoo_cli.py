@@ -88,3 +88,20 @@ def test_cli_json_lists_every_model():
         assert {"paper_params_m", "paper_gflops"} <= set(r)
         if r["name"] in ("dnanet", "mshnet"):
             assert r["params"] / 1e6 == pytest.approx(r["paper_params_m"], rel=0.05)
+
+
+def test_zoo_says_which_variants_have_shipped_weights_and_what_they_score():
+    from edgeirst.runtime.engine_build import read_onnx_meta
+    from edgeirst.weights import aliases, shipped_model, shipped_names
+
+    rows = {r["name"]: r for r in describe_zoo(None, size=64, in_chans=1)}
+    listed = {w["name"]: (name, w) for name, r in rows.items() for w in r["shipped"]}
+    assert set(listed) == set(shipped_names(with_aliases=False))
+    for shipped, (zoo_name, w) in listed.items():
+        meta = read_onnx_meta(shipped_model(shipped))
+        assert shipped.startswith(zoo_name) and meta.name == zoo_name
+        assert w["val"]["split"] == "val" and w["val"].get("ap50") == meta.metrics.get("ap50")
+        assert w["aliases"] == sorted(a for a, t in aliases().items() if t == shipped)
+        assert w["precision"] == meta.quant.get("precision", "fp32")
+    default = aliases()["default"]
+    assert f"{default}=default (" in format_table(list(rows.values()))

@@ -92,10 +92,10 @@ def _file_source(path: Path) -> ModelSource:
 def shipped_source(name: str) -> ModelSource:
     """A shipped model: its ONNX (and checkpoint when shipped), metadata read from the ONNX."""
     from edgeirst.runtime.engine_build import read_onnx_meta
-    from edgeirst.weights import WEIGHTS_DIR, shipped_model
+    from edgeirst.weights import WEIGHTS_DIR, aliases, shipped_model
 
     onnx = shipped_model(name, "onnx")
-    pt = WEIGHTS_DIR / f"{name}.pt"
+    pt = WEIGHTS_DIR / f"{aliases().get(name, name)}.pt"  # an INT8 model ships as ONNX only
     meta = read_onnx_meta(onnx)
     return ModelSource(name, meta.name, dict(meta.kwargs), "shipped", onnx=onnx,
                        checkpoint=pt if pt.is_file() else None, shipped=name, meta=meta)
@@ -114,7 +114,7 @@ def resolve_models(spec: str) -> list[ModelSource]:
         if item == "all":
             out += [ModelSource(n, n) for n in registry_names()]
         elif item == "shipped":
-            out += [shipped_source(n) for n in shipped_names()]
+            out += [shipped_source(n) for n in shipped_names(with_aliases=False)]
         elif item in shipped_names():
             out.append(shipped_source(item))
         elif Path(item).suffix.lower() in MODEL_SUFFIXES:

@@ -66,7 +66,8 @@ def shipped_catalog() -> dict[str, list[dict[str, Any]]]:
         train = meta.train or {}
         catalog.setdefault(meta.name, []).append({
             "name": name, "aliases": sorted(alias_of.get(name, [])), "kwargs": meta.kwargs,
-            "onnx_bytes": path.stat().st_size, "epochs": train.get("epochs"), "train_split": train.get("split"),
+            "onnx_bytes": path.stat().st_size, "precision": meta.quant.get("precision", "fp32"),
+            "pruned": "pruning" in train, "epochs": train.get("epochs"), "train_split": train.get("split"),
             "val": {k: meta.metrics[k] for k in keys if k in meta.metrics}})
     return catalog
 
@@ -88,16 +89,24 @@ def _fmt(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _shipped_cell(w: dict[str, Any], tasks: list[str]) -> str:
+    """``mshnet-w05=default (0.742)``: the shipped name, its aliases, its val IoU (AP50 for a
+    detection-only model, whose IoU is not measured)."""
+    name = "=".join([w["name"], *w.get("aliases", [])])
+    key = "iou" if "segmentation" in tasks else "ap50"
+    value = w["val"].get(key)
+    return name if value is None else f"{name} ({value:.3f})"
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     size, in_chans = (rows[0]["size"], rows[0]["in_chans"]) if rows else (0, 0)
-    header = ("model", "tasks", "params (M)", f"GFLOPs@{size}", "paper params (M)", "paper GFLOPs", "shipped (val IoU)")
+    header = ("model", "tasks", "params (M)", f"GFLOPs@{size}", "paper params (M)", "paper GFLOPs", "shipped (val IoU; AP50 if detection only)")
     body = []
     for r in rows:
         paper_g = _fmt(r["paper_gflops"], 2)
         if r["paper_gflops"] is not None:
             paper_g += f"@{r['paper_size']}"
-        shipped = ", ".join(f"{w['name']} ({w['val']['iou']:.3f})" if "iou" in w["val"] else w["name"]
-                            for w in r.get("shipped", [])) or "-"
+        shipped = ", ".join(_shipped_cell(w, r["tasks"]) for w in r.get("shipped", [])) or "-"
         body.append((r["name"], "+".join(r["tasks"]), f"{r['params_m']:.3f}", f"{r['gflops']:.2f}",
                      _fmt(r["paper_params_m"], 3), paper_g, shipped))
     widths = [max(len(str(c)) for c in col) for col in zip(header, *body)]

@@ -26,9 +26,11 @@ def aliases() -> dict[str, str]:
 
 
 def shipped_names(with_aliases: bool = True) -> list[str]:
-    """Names of the shipped models (``default`` first), aliases included unless asked not to."""
-    names = sorted({p.stem for p in WEIGHTS_DIR.glob("*.onnx")} | (set(aliases()) if with_aliases else set()))
-    return sorted(names, key=lambda n: n != "default")
+    """Names of the shipped models (``default`` first, then the model it names), aliases
+    included unless asked not to."""
+    table = aliases()
+    names = {p.stem for p in WEIGHTS_DIR.glob("*.onnx")} | (set(table) if with_aliases else set())
+    return sorted(names, key=lambda n: (n != "default", n != table.get("default"), n))
 
 
 def shipped_model(name: str = "default", kind: str = "onnx") -> Path:

@@ -1,0 +1,72 @@
+"""Ship a trained checkpoint with the package: ``edgeirst/weights/<NAME>.pt`` (weights and
+metadata, no optimizer state) and ``<NAME>.onnx`` (through ``edgeirst export``'s own path and
+parity check), its val metrics measured now and its training commands recorded in the metadata;
+optionally ``<NAME>-int8.onnx`` (``edgeirst quantize``, calibrated on the training split) and an
+alias (``default``) in ``aliases.json``.
+
+    python tools/ship_model.py /work/runs/x/best.pt mshnet-w05 --data ../shared/data/sirst \\
+        --command "edgeirst train mshnet --width 0.5 ..." [--command ...] [--alias default] [--int8]
+
+A maintainer's tool (it needs the dataset and the train extra); users get the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edgeirst.checkpoint import load_checkpoint, save_checkpoint
+from edgeirst.data import SirstDataset
+from edgeirst.evaluate import evaluate_backend
+from edgeirst.export import export_onnx
+from edgeirst.io import write_text
+from edgeirst.runtime.backends.torch import TorchBackend
+from edgeirst.weights import WEIGHTS_DIR, aliases
+
+METRIC_KEYS = ("iou", "niou", "pd", "fa", "ap50", "ap", "images", "targets", "threshold")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("name", help="shipped name; begins with the model's zoo name")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--val-split", default="val")
+    ap.add_argument("--command", action="append", default=[], help="a command that produced it (repeatable, in order)")
+    ap.add_argument("--note", help="one line on how it was trained or selected")
+    ap.add_argument("--alias", action="append", default=[])
+    ap.add_argument("--int8", action="store_true", help="also ship <NAME>-int8.onnx (edgeirst quantize, target cpu)")
+    args = ap.parse_args()
+
+    model, meta, _ = load_checkpoint(args.checkpoint)
+    if not args.name.startswith(meta.name):
+        raise SystemExit(f"error: a shipped name begins with its zoo name {meta.name!r}, got {args.name!r}")
+    metrics, _ = evaluate_backend(TorchBackend.from_model(model, meta), SirstDataset(args.data, args.val_split),
+                                  progress=False)
+    metrics = {k: metrics[k] for k in METRIC_KEYS if k in metrics} | {"split": args.val_split}
+    train = dict(meta.train)
+    train["data"] = Path(str(train.get("data", args.data))).name  # a dataset name, not this machine's path
+    if "config" in train:  # keep the recipe (fine-tuning reads it), not this machine's folders
+        train["config"] = train["config"] | {"data": train["data"], "out": None}
+    train["command"] = args.command or train.get("command")
+    if args.note:
+        train["note"] = args.note
+    meta = meta.replace(metrics=metrics, train=train)
+    pt = save_checkpoint(WEIGHTS_DIR / f"{args.name}.pt", model, meta)
+    onnx = export_onnx(model, meta, WEIGHTS_DIR / f"{args.name}.onnx")
+    print(json.dumps({"pt": str(pt), "onnx": str(onnx), "metrics": metrics}))
+    if args.int8:
+        from edgeirst.quantize import QuantConfig, quantize_model
+
+        result = quantize_model(onnx, WEIGHTS_DIR / f"{args.name}-int8.onnx",
+                                QuantConfig(data=args.data, split=train.get("split", "train"), val_split=args.val_split),
+                                progress=False)
+        print(json.dumps({k: v for k, v in result.to_dict().items() if k != "decisions"}, default=str))
+    if args.alias:
+        table = aliases() | {a: args.name for a in args.alias}
+        write_text(WEIGHTS_DIR / "aliases.json", json.dumps(dict(sorted(table.items())), indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
