@@ -11,13 +11,12 @@ per-node decisions come from ONNX shape inference on a copy fixed to ``meta.inpu
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import atomic_output
 from edgeirst.meta import ONNX_KEY, ModelMeta
 
 
@@ -120,20 +119,6 @@ def describe_nodes(proto, meta: ModelMeta) -> list[NodeInfo]:
     return out
 
 
-def replace_into(tmp: Path, out: Path) -> Path:
-    """Move a finished temporary file onto ``out`` (same folder, atomic)."""
-    os.replace(tmp, out)
-    return out
-
-
-def temporary_beside(out: Path) -> Path:
-    """A temporary path in ``out``'s folder (so that the final rename is atomic)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    return Path(name)
-
-
 def write_model(proto, meta: ModelMeta, out: Path) -> Path:
     """Save ``proto`` with ``meta`` as its only ``edgeirst`` metadata entry, atomically."""
     import onnx
@@ -142,23 +127,9 @@ def write_model(proto, meta: ModelMeta, out: Path) -> Path:
     entry = proto.metadata_props.add()
     entry.key, entry.value = ONNX_KEY, meta.to_json()
     proto.producer_name = "edgeirst"
-    tmp = temporary_beside(out)
-    try:
+    with atomic_output(out) as tmp:
         onnx.save(proto, str(tmp))
-        return replace_into(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def same_file(a: Path, b: Path) -> bool:
-    """True when ``a`` and ``b`` name the same file (resolved paths, or the same inode)."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+    return out
 
 
 def _same_padded(node, kernel: tuple[int, ...]) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import same_file, write_text
 from edgeirst.meta import ModelMeta
 from edgeirst.quantize import calibration, graph, guard, policy
 from edgeirst.quantize.config import QuantConfig, QuantResult
@@ -38,7 +39,7 @@ def _resolve(model: str | Path, out: str | Path, suffix: str | None = ".onnx") -
         raise EdgeirstError(f"output {dst} must be a {suffix} file")
     if dst.is_dir():
         raise EdgeirstError(f"output {dst} is a directory; pass a file name ending in .onnx")
-    if dst.exists() and graph.same_file(src, dst):
+    if dst.exists() and same_file(src, dst):
         raise EdgeirstError(f"output {dst} is the input model; write the quantized model to another file")
     return src, dst
 
@@ -230,13 +231,7 @@ def _write_trt_cache(ranges, src: Path, out: Path, trt_version: str = calibratio
     scales = calibration.scales_from_ranges(ranges, tensors)
     if not scales:
         raise EdgeirstError(f"no calibrated tensor of {src.name} matched the model's tensors")
-    tmp = graph.temporary_beside(out)
-    try:
-        tmp.write_text(calibration.format_cache(scales, trt_version))
-        return graph.replace_into(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return write_text(out, calibration.format_cache(scales, trt_version))
 
 
 def write_calibration_cache(model: str | Path, out: str | Path, data: str, split: str = "train",

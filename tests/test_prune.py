@@ -18,7 +18,7 @@ import edgeirst.prune  # noqa: E402
 from edgeirst.checkpoint import load_checkpoint  # noqa: E402
 from edgeirst.errors import EdgeirstError  # noqa: E402
 from edgeirst.models import create_model  # noqa: E402
-from edgeirst.prune import GRID, Complexity, prune_channels, prune_to_target  # noqa: E402
+from edgeirst.prune import Complexity, prune_channels, prune_to_target  # noqa: E402
 from edgeirst.train import TrainConfig  # noqa: E402
 from edgeirst.train.trainer import train  # noqa: E402
 from test_runtime_helpers import run_cli  # noqa: E402

@@ -78,6 +78,8 @@ def _sample(synth_root):
 
 def test_cpu_target_is_uint8_activations_and_symmetric_int8_weights(fp32_onnx, synth_root, tmp_path):
     r = _quantize(fp32_onnx, synth_root, tmp_path / "cpu.onnx", target="cpu")
+    assert (tmp_path / "cpu.onnx").stat().st_mode & 0o777 == 0o644  # written like every edgeirst file, not 0600
+    assert not list(tmp_path.glob(".*.tmp"))
     act_zps, convs, _ = _qdq(r.path)
     assert act_zps and all(z.dtype == np.uint8 for z in act_zps)
     assert convs, "no convolution was quantized"
@@ -146,6 +148,7 @@ def test_calibration_cache_is_written_and_parses(fp32_onnx, synth_root, tmp_path
     path = write_calibration_cache(fp32_onnx, tmp_path / "model.calib", str(synth_root), "train", calib_images=4,
                                    progress=False, trt_version="8.6.1")
     text = path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o644
     lines = text.splitlines()
     assert lines[0] == "TRT-8601-EntropyCalibration2"
     assert all(re.fullmatch(r".+: [0-9a-f]{8}", ln) for ln in lines[1:])

@@ -36,6 +36,10 @@ def main() -> None:
     ap.add_argument("--command", action="append", default=[], help="a command that produced it (repeatable, in order)")
     ap.add_argument("--note", help="one line on how it was trained or selected")
     ap.add_argument("--alias", action="append", default=[])
+    ap.add_argument("--honest-val-from", metavar="PT",
+                    help="the val split was trained on (trainval): the metrics are still measured and shipped, marked "
+                         "in_training, and this earlier checkpoint's val metrics (trained on train only) are recorded "
+                         "as train['val_before_trainval']")
     ap.add_argument("--int8", action="store_true", help="also ship <NAME>-int8.onnx (edgeirst quantize, target cpu)")
     args = ap.parse_args()
 
@@ -45,6 +49,8 @@ def main() -> None:
     metrics, _ = evaluate_backend(TorchBackend.from_model(model, meta), SirstDataset(args.data, args.val_split),
                                   progress=False)
     metrics = {k: metrics[k] for k in METRIC_KEYS if k in metrics} | {"split": args.val_split}
+    if args.honest_val_from:
+        metrics["in_training"] = True
     train = dict(meta.train)
     train["data"] = Path(str(train.get("data", args.data))).name  # a dataset name, not this machine's path
     if "config" in train:  # keep the recipe (fine-tuning reads it), not this machine's folders
@@ -52,6 +58,9 @@ def main() -> None:
     train["command"] = args.command or train.get("command")
     if args.note:
         train["note"] = args.note
+    if args.honest_val_from:
+        _, before, _ = load_checkpoint(args.honest_val_from)
+        train["val_before_trainval"] = dict(before.metrics)
     meta = meta.replace(metrics=metrics, train=train)
     pt = save_checkpoint(WEIGHTS_DIR / f"{args.name}.pt", model, meta)
     onnx = export_onnx(model, meta, WEIGHTS_DIR / f"{args.name}.onnx")

@@ -62,13 +62,15 @@ def shipped_catalog() -> dict[str, list[dict[str, Any]]]:
     for name in shipped_names(with_aliases=False):
         path = shipped_model(name)
         meta = read_onnx_meta(path)
-        keys = ("iou", "niou", "pd", "fa", "ap50", "ap", "split")
+        keys = ("iou", "niou", "pd", "fa", "ap50", "ap", "split", "in_training")
         train = meta.train or {}
         catalog.setdefault(meta.name, []).append({
             "name": name, "aliases": sorted(alias_of.get(name, [])), "kwargs": meta.kwargs,
             "onnx_bytes": path.stat().st_size, "precision": meta.quant.get("precision", "fp32"),
             "pruned": "pruning" in train, "epochs": train.get("epochs"), "train_split": train.get("split"),
-            "val": {k: meta.metrics[k] for k in keys if k in meta.metrics}})
+            "val": {k: meta.metrics[k] for k in keys if k in meta.metrics},
+            "val_before_trainval": {k: v for k, v in (train.get("val_before_trainval") or {}).items() if k in keys}
+            or None})
     return catalog
 
 
@@ -91,11 +93,12 @@ def _fmt(value: float | None, digits: int) -> str:
 
 def _shipped_cell(w: dict[str, Any], tasks: list[str]) -> str:
     """``mshnet-w05=default (0.742)``: the shipped name, its aliases, its val IoU (AP50 for a
-    detection-only model, whose IoU is not measured)."""
+    detection-only model, whose IoU is not measured), starred when val was in its training data."""
     name = "=".join([w["name"], *w.get("aliases", [])])
     key = "iou" if "segmentation" in tasks else "ap50"
     value = w["val"].get(key)
-    return name if value is None else f"{name} ({value:.3f})"
+    star = "*" if w["val"].get("in_training") else ""
+    return name if value is None else f"{name} ({value:.3f}{star})"
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -113,6 +116,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
+    if any(w["val"].get("in_training") for r in rows for w in r.get("shipped", [])):
+        lines.append("* trained on train+val after its schedule was fixed on val: its val score is not a held-out score "
+                     "(`--json` has the score before)")
     lines.append(f"GFLOPs = {GFLOPS_MEANS}; ours counted with torch FlopCounterMode on a 1x{in_chans}x{size}x{size} "
                  f"input, paper figures at the size shown, 3-channel input.")
     return "\n".join(lines)
