@@ -11,16 +11,19 @@ import numpy as np
 import pytest
 
 from edgeirst.meta import ModelMeta
-from edgeirst.weights import shipped_model, shipped_names
+from edgeirst.errors import EdgeirstError
+from edgeirst.weights import WEIGHTS_DIR, shipped_model, shipped_names
+
+WITH_CHECKPOINT = [n for n in shipped_names() if (WEIGHTS_DIR / f"{shipped_model(n).stem}.pt").is_file()]
 from test_runtime_helpers import run_cli, write_video
 
 
 def test_default_is_shipped_small_and_self_describing():
     assert shipped_names()[0] == "default"
     for name in shipped_names():
-        for kind in ("onnx", "pt"):
-            path = shipped_model(name, kind)
-            assert path.stat().st_size < 10 * 2**20, f"{path.name} is over 10 MB"
+        assert shipped_model(name).stat().st_size < 10 * 2**20, f"{name}.onnx is over 10 MB"
+    for name in WITH_CHECKPOINT:
+        assert shipped_model(name, "pt").stat().st_size < 10 * 2**20, f"{name}.pt is over 10 MB"
     import onnxruntime as ort
 
     meta = ModelMeta.from_json(ort.InferenceSession(str(shipped_model("default"))).get_modelmeta()
@@ -29,7 +32,19 @@ def test_default_is_shipped_small_and_self_describing():
     assert {"iou", "niou", "pd", "fa", "ap50", "ap"} <= set(meta.metrics)
 
 
-@pytest.mark.parametrize("name", shipped_names())
+def test_quantized_models_ship_as_onnx_only_and_say_so():
+    from edgeirst.runtime.engine_build import read_onnx_meta
+
+    quantized = [n for n in shipped_names(with_aliases=False) if n not in WITH_CHECKPOINT]
+    for name in quantized:
+        quant = read_onnx_meta(shipped_model(name)).quant
+        assert name.endswith("-" + quant["precision"]) and quant["int8_nodes"] > 0, name
+        assert quant["checked"]["within_budget"], name
+        with pytest.raises(EdgeirstError, match="not shipped"):
+            shipped_model(name, "pt")
+
+
+@pytest.mark.parametrize("name", WITH_CHECKPOINT)
 def test_shipped_checkpoint_and_onnx_agree(name, sirst_root):
     pytest.importorskip("torch")
     from edgeirst.data import SirstDataset

@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--command", action="append", default=[], help="a command that produced it (repeatable, in order)")
     ap.add_argument("--note", help="one line on how it was trained or selected")
     ap.add_argument("--alias", action="append", default=[])
+    ap.add_argument("--threshold", type=float, help="the score threshold the model ships with (default: as trained)")
     ap.add_argument("--honest-val-from", metavar="PT",
                     help="the val split was trained on (trainval): the metrics are still measured and shipped, marked "
                          "in_training, and this earlier checkpoint's val metrics (trained on train only) are recorded "
@@ -44,6 +45,8 @@ def main() -> None:
     args = ap.parse_args()
 
     model, meta, _ = load_checkpoint(args.checkpoint)
+    if args.threshold is not None:
+        meta = meta.replace(threshold=args.threshold)
     if not args.name.startswith(meta.name):
         raise SystemExit(f"error: a shipped name begins with its zoo name {meta.name!r}, got {args.name!r}")
     metrics, _ = evaluate_backend(TorchBackend.from_model(model, meta), SirstDataset(args.data, args.val_split),
@@ -71,7 +74,10 @@ def main() -> None:
         result = quantize_model(onnx, WEIGHTS_DIR / f"{args.name}-int8.onnx",
                                 QuantConfig(data=args.data, split=train.get("split", "train"), val_split=args.val_split),
                                 progress=False)
-        print(json.dumps({k: v for k, v in result.to_dict().items() if k != "decisions"}, default=str))
+        print(json.dumps({k: v for k, v in result.to_dict().items() if k not in ("decisions", "kept_float")}, default=str))
+        if not any(d.get("precision") == "int8" for d in result.decisions):
+            result.path.unlink()  # every node stayed float: it would be an FP32 model under an INT8 name
+            print(f"not shipped: {result.path.name} has no int8 node left (the accuracy guard kept all float)")
     if args.alias:
         table = aliases() | {a: args.name for a in args.alias}
         write_text(WEIGHTS_DIR / "aliases.json", json.dumps(dict(sorted(table.items())), indent=1) + "\n")
