@@ -89,4 +89,6 @@ def command(ctx: click.Context, name, data, val_split, model_args, loss_args, wi
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        click.echo(f"best: {summary['best']} (epoch {summary['best_epoch']}), last: {summary['last']}, {summary['wall_s']} s")
+        best = (f"best: {summary['best']} (epoch {summary['best_epoch']})" if summary["best"]
+                else "no validation split, no best.pt")
+        click.echo(f"{best}, last: {summary['last']}, {summary['wall_s']} s")
