@@ -53,7 +53,7 @@ def test_random_variant_on_onnxruntime_and_torch(tmp_path, synth_root):
     """Export + checkpoint of random weights, torch fp32 and bf16 autocast, and the rows that
     cannot run here say why."""
     out = tmp_path / "out.json"
-    r = bench("--models", "light-sgmtlm-tiny", "--backends", "onnxruntime,torch,tensorrt",
+    r = bench("--models", "random:light-sgmtlm-tiny", "--backends", "onnxruntime,torch,tensorrt",
               "--precisions", "fp32,bf16,int8", "--data", str(synth_root), "--split", "val", *FAST,
               "--json", str(out), cache=tmp_path / "cache")
     assert r.returncode == 0, r.stderr
@@ -197,3 +197,17 @@ def test_mtl_ratio_rows(tmp_path):
         assert m["ratio"] == pytest.approx((rows[a]["latency_ms"] + rows[b]["latency_ms"]) / rows[joint]["latency_ms"],
                                            rel=1e-2)
     assert "mtunet-det + mtunet-seg" in r.stdout
+
+
+def test_a_quantized_model_runs_at_its_own_precision_only():
+    from edgeirst.bench.rows import plan_rows
+    from edgeirst.weights import shipped_names
+
+    quantized = [n for n in shipped_names(with_aliases=False) if n.endswith("-int8")]
+    if not quantized:
+        pytest.skip("no INT8 model is shipped")
+    src = resolve_models(quantized[0])[0]
+    assert src.precision == "int8"
+    rows, _ = plan_rows([src], ["onnxruntime", "torch"], ["fp32", "int8"], 256, 1, None, cuda=False)
+    assert [(r.backend, r.precision) for r in rows] == [("onnxruntime", "int8")]
+    assert rows[0].note is None or "calibrate" not in rows[0].note  # runs as it is, nothing to calibrate

@@ -51,6 +51,11 @@ class ModelSource:
     def trained(self) -> bool:
         return self.weights != "random"
 
+    @property
+    def precision(self) -> str:
+        """``fp32``, or the precision ``edgeirst quantize`` gave this file (it runs as it is)."""
+        return (self.meta.quant or {}).get("precision", "fp32") if self.meta is not None else "fp32"
+
 
 def registry_names() -> list[str]:
     """The zoo's model names (imports torch)."""
@@ -103,7 +108,8 @@ def shipped_source(name: str) -> ModelSource:
 
 def resolve_models(spec: str) -> list[ModelSource]:
     """``all`` (the nine registry variants), ``shipped``, or a comma list of shipped names,
-    registry names (``mtunet-siwd[det]`` picks heads) and ``.onnx``/``.pt`` files."""
+    registry names (``mtunet-siwd[det]`` picks heads; ``random:NAME`` where a shipped model
+    has the zoo name) and ``.onnx``/``.pt`` files."""
     from edgeirst.weights import shipped_names
 
     items = [s.strip() for s in spec.split(",") if s.strip()]
@@ -115,6 +121,11 @@ def resolve_models(spec: str) -> list[ModelSource]:
             out += [ModelSource(n, n) for n in registry_names()]
         elif item == "shipped":
             out += [shipped_source(n) for n in shipped_names(with_aliases=False)]
+        elif item.startswith("random:"):  # the registry variant, where a shipped model has its name
+            src = _registry_source(item[len("random:"):])
+            if src is None:
+                raise EdgeirstError(f"{item!r}: {item[len('random:'):]!r} is not a zoo model")
+            out.append(src)
         elif item in shipped_names():
             out.append(shipped_source(item))
         elif Path(item).suffix.lower() in MODEL_SUFFIXES:

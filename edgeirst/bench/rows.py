@@ -124,7 +124,7 @@ def unavailable(src: ModelSource, backend: str, precision: str, data: str | None
         return None
     if backend == "onnxruntime" and src.onnx is None and not has_torch:
         return "n/a: exporting to ONNX needs torch (pip install 'edgeirst[train]')"
-    if precision in ("int8", "fp16") and not (backend == "tensorrt" and precision == "fp16"):
+    if precision in ("int8", "fp16") and precision != src.precision and not (backend == "tensorrt" and precision == "fp16"):
         if quantize_api() is None:
             return "n/a: quantize not available"
         if precision == "int8" and not data:
@@ -140,7 +140,8 @@ def plan_rows(sources: list[ModelSource], backends: list[str], precisions: list[
     for src in sources:
         network = src.name + (f" {src.kwargs}" if src.kwargs else "")
         for backend in backends:
-            for precision in precisions:
+            # a quantized file has one precision, its own, whatever --precisions asks
+            for precision in precisions if src.precision == "fp32" else [src.precision]:
                 if (backend, precision) in UNSUPPORTED:
                     continue
                 rows.append(Row(src.label, src.weights, backend, precision, size, batch, network=network,
@@ -156,7 +157,7 @@ def prepare_file(row: Row, src: ModelSource, files: ModelFiles, data: str | None
     """Make (or take from the cache) the model file ``row`` runs."""
     if row.backend == "torch":
         return files.checkpoint(src)
-    if row.precision == "fp32" or (row.backend == "tensorrt" and row.precision == "fp16"):
+    if row.precision == "fp32" or src.precision != "fp32" or (row.backend == "tensorrt" and row.precision == "fp16"):
         return files.onnx(src)
     target = "tensorrt" if row.backend == "tensorrt" else "cpu"
     return files.quantized(src, row.precision, target, data, calib_images=calib_images, progress=progress)
