@@ -18,7 +18,8 @@ def _split(text: str) -> tuple[str, ...]:
 @click.command(name="bench")
 @click.option("--models", default=None, metavar="all|shipped|A,B",
               help="all (the nine zoo variants, random weights: speed only), shipped (trained models), or a comma "
-                   "list of shipped names, zoo names (mtunet-siwd[det] picks heads; random:NAME when a shipped model has that name) and .onnx/.pt files. "
+                   "list of shipped names, zoo names (mtunet-siwd[det] picks heads; random:NAME when a shipped "
+                   "model has that name) and .onnx/.pt files. "
                    "[default: shipped; none with --mtl-ratio]")
 @click.option("--backends", default="onnxruntime", show_default=True, help="Comma list of onnxruntime, torch, tensorrt.")
 @click.option("--precisions", default="fp32", show_default=True,
