@@ -211,3 +211,22 @@ def test_a_quantized_model_runs_at_its_own_precision_only():
     rows, _ = plan_rows([src], ["onnxruntime", "torch"], ["fp32", "int8"], 256, 1, None, cuda=False)
     assert [(r.backend, r.precision) for r in rows] == [("onnxruntime", "int8")]
     assert rows[0].note is None or "calibrate" not in rows[0].note  # runs as it is, nothing to calibrate
+
+
+def test_pruned_models_are_counted_with_their_own_channels(tmp_path):
+    """A pruned checkpoint, and its INT8 ONNX (no checkpoint of its own), count the pruned network,
+    not the registry network of the same name."""
+    pytest.importorskip("torch")
+    from edgeirst.bench.models import ModelFiles
+    from edgeirst.checkpoint import load_checkpoint
+    from edgeirst.models.complexity import count_params
+    from edgeirst.weights import shipped_model, shipped_names
+
+    pruned = [n for n in shipped_names(with_aliases=False) if "-p" in n and not n.endswith("-int8")]
+    if not pruned:
+        pytest.skip("no pruned model is shipped")
+    expected = count_params(load_checkpoint(shipped_model(pruned[0], "pt"))[0])
+    files = ModelFiles(tmp_path, 64)
+    names = [pruned[0]] + [f"{pruned[0]}-int8"] * (f"{pruned[0]}-int8" in shipped_names())
+    for src in resolve_models(",".join(names)):
+        assert files.describe(src)["params"] == expected, src.label

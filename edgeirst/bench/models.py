@@ -267,8 +267,9 @@ class ModelFiles:
         if src.label in self._described:
             return self._described[src.label]
         in_chans = src.meta.in_chans if src.meta else int(src.kwargs.get("in_chans", 1))
-        path = self._path(src, {"name": src.name, "kwargs": src.kwargs, "in_chans": in_chans, "kind": "describe"},
-                          ".json")
+        structure = _structure_checkpoint(src)  # a pruned model's channels are in its checkpoint
+        path = self._path(src, {"name": src.name, "kwargs": src.kwargs, "in_chans": in_chans, "kind": "describe",
+                                "from": _file_id(structure) if structure else None}, ".json")
         try:
             from edgeirst.models import create_model
             from edgeirst.models.complexity import count_macs, count_params
@@ -278,7 +279,12 @@ class ModelFiles:
             if path.is_file():
                 info = json.loads(path.read_text())
             else:
-                model = create_model(src.name, **src.kwargs)
+                if structure is not None:
+                    from edgeirst.checkpoint import load_checkpoint
+
+                    model = load_checkpoint(structure)[0]
+                else:
+                    model = create_model(src.name, **src.kwargs)
                 d = model.spec.size_divisor
                 info = {"params": count_params(model), "macs": None if self.size % d else
                         count_macs(model, self.size, in_chans), "size_divisor": d}
@@ -291,5 +297,19 @@ class ModelFiles:
                                     f"{-(-self.size // d) * d}")
         self._described[src.label] = info
         return info
+
+
+def _structure_checkpoint(src: ModelSource) -> Path | None:
+    """The checkpoint that holds ``src``'s exact network: its own, or for a quantized ONNX the
+    FP32 model's checkpoint beside it (``quant.source`` names that model)."""
+    if src.checkpoint is not None:
+        return src.checkpoint
+    source = (src.meta.quant or {}).get("source") if src.meta is not None else None
+    if source and src.onnx is not None:
+        pt = src.onnx.parent / f"{Path(source).stem}.pt"
+        if pt.is_file():
+            return pt
+    return None
+
 
 __all__ = ["ModelFiles", "ModelSource", "quantize_api", "resolve_models", "shipped_source"]
