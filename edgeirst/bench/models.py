@@ -14,6 +14,7 @@ temporary name and renamed into place when complete.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -187,7 +188,7 @@ class ModelFiles:
         self._described: dict[str, dict[str, Any]] = {}
 
     def _path(self, src: ModelSource, payload: dict[str, Any], suffix: str) -> Path:
-        payload = {**payload, "edgeirst": __version__}
+        payload = {**payload, "edgeirst": __version__, "code": None if src.trained else _code_id()}
         return self.root / f"{_slug(src.label)}-{self.size}-{_key(payload)}{suffix}"
 
     def _random_model(self, src: ModelSource):
@@ -297,6 +298,16 @@ class ModelFiles:
                                     f"{-(-self.size // d) * d}")
         self._described[src.label] = info
         return info
+
+
+@functools.lru_cache(maxsize=None)
+def _code_id() -> str:
+    """A hash of the model code (every ``.py`` under ``edgeirst/models``): files cached from random weights are
+    made again when an architecture changes, not only with the version number."""
+    digest = hashlib.sha1()
+    for path in sorted((Path(__file__).resolve().parents[1] / "models").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _structure_checkpoint(src: ModelSource) -> Path | None:
