@@ -20,7 +20,8 @@ from edgeirst.checkpoint import load_checkpoint, save_checkpoint
 from edgeirst.data import SirstDataset
 from edgeirst.evaluate import evaluate_backend
 from edgeirst.export import export_onnx
-from edgeirst.io import write_text
+from edgeirst.errors import EdgeirstError
+from edgeirst.io import refuse_input_as_output, write_text
 from edgeirst.runtime.backends.torch import TorchBackend
 from edgeirst.weights import WEIGHTS_DIR, aliases
 
@@ -44,6 +45,7 @@ def main() -> None:
     ap.add_argument("--int8", action="store_true", help="also ship <NAME>-int8.onnx (edgeirst quantize, target cpu)")
     args = ap.parse_args()
 
+    refuse_input_as_output(WEIGHTS_DIR / f"{args.name}.pt", args.checkpoint, option="NAME")
     model, meta, _ = load_checkpoint(args.checkpoint)
     if args.threshold is not None:
         meta = meta.replace(threshold=args.threshold)
@@ -84,4 +86,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except EdgeirstError as e:  # bad input: one line, as the CLI says it
+        raise SystemExit(f"error: {e}") from None
