@@ -80,8 +80,21 @@ def test_deep_supervision_soft_iou_averages_outputs_at_their_resolution():
 
 
 def test_weighted_dice_hand_value():
-    # w = 10, 0.1, 0.1, 10: sum(w p g) = 9 + 6 = 15, sum(w p) = 9 + .02 + .01 + 6 = 15.03, sum(w g) = 20
-    assert math.isclose(float(weighted_dice_loss(P4, G4)), 1 - 31 / 36.03, rel_tol=1e-6)
+    # target class: sum(p g) = .9 + .6 = 1.5, sum(p) = 1.8, sum(g) = 2: dice = (3 + 1) / (3.8 + 1) = 5/6
+    # background: q = 1 - p = .1 .8 .9 .4, h = 0 1 1 0: sum(q h) = 1.7, sum(q) = 2.2, sum(h) = 2:
+    # dice = (3.4 + 1) / (4.2 + 1) = 4.4 / 5.2; loss = (10 * (1/6) + 0.1 * (0.8 / 5.2)) / 10.1
+    want = (10 / 6 + 0.1 * 0.8 / 5.2) / 10.1
+    assert math.isclose(float(weighted_dice_loss(P4, G4)), want, rel_tol=1e-6)
+
+
+def test_weighted_dice_does_not_reward_over_segmentation():
+    # one target pixel in 10,000: marking 100 background pixels as well must cost more than
+    # missing nothing costs (the per-pixel 10 / 0.1 reading made it nearly free)
+    g = torch.zeros(1, 1, 100, 100)
+    g[0, 0, 50, 50] = 1
+    exact, loose = g.clone(), g.clone()
+    loose.view(-1)[:100] = 1
+    assert float(weighted_dice_loss(exact, g)) < 0.01 < float(weighted_dice_loss(loose, g))
 
 
 def test_sls_hand_value():

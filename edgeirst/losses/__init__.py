@@ -12,7 +12,7 @@ input pixels), it returns ``(total_loss, {part_name: float})``. Label assignment
 | soft_iou_deep_supervision (dnanet) | SoftIoU averaged over ``seg`` and the deep-supervision outputs | |
 | mtunet (mtunet, -det, -seg, -siwd) | det_weight * CenterNet + seg_weight * weighted Dice (3, 1), or the one of them the model's heads need | det_weight, seg_weight, size_weight, offset_weight, fg_weight, bg_weight |
 | centernet | CenterNet focal + 0.1 * size (+ offset) | size_weight, offset_weight |
-| weighted_dice | weighted Dice (10 / 0.1) | fg_weight, bg_weight |
+| weighted_dice | class-weighted Dice (target 10 / background 0.1) | fg_weight, bg_weight |
 | light_sgmtlm (light-sgmtlm, -tiny) | saliency_weight * (BCE + 1 - SSIM) + det_weight * YOLOv5 loss (1, 1) | saliency_weight, det_weight, anchor_t, box, obj, cls, balance, scale_gains |
 | mlsa_yolov8 (mlsa-yolov8) | YOLOv8 loss with DotD (stride 4, 8) / CIoU assignment | mean_target_size, dotd_strides, topk, alpha, beta, radius, box, cls, dfl |
 
