@@ -159,6 +159,13 @@ def test_centernet_heatmap_starts_low():
     assert 0.0 < hm.mean() < 0.3  # sigmoid(-2.19) = 0.1 plus what random features add
 
 
+def test_psp_head_starts_at_its_prior():
+    model = small("mtunet-seg").eval()
+    with torch.no_grad():
+        seg = model(torch.rand(1, 1, 32, 32))["seg"]
+    assert 0.0 < seg.mean() < 0.05  # softmax bias log(0.01 / 0.99) plus what random features add
+
+
 @pytest.mark.parametrize("hw", [(20, 14), (15, 32), (6, 6)])
 def test_matmul_pooling_equals_adaptive_avg_pool(hw):
     x = torch.randn(2, 3, *hw)
