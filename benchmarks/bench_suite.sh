@@ -3,7 +3,7 @@
 # benchmarks/accuracy_fps.png). Every result file carries its machine stamp and date.
 #
 #   benchmarks/bench_suite.sh [DATA]            DATA: SIRST-style root (default ../shared/data/sirst)
-#   WRAP=/work/runs/quiet.sh benchmarks/bench_suite.sh     run each timed command under a wrapper
+#   WRAP=benchmarks/quiet.sh benchmarks/bench_suite.sh     run each timed command under a wrapper
 #                                               (on the dev VM: pauses the training runs)
 #   EDGEIRST="python -m edgeirst" SUITES="cpu256 mtl" benchmarks/bench_suite.sh
 #

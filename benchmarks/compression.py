@@ -10,7 +10,7 @@ against its FP32 model). ``--extra`` adds rows for more files, so pruned variant
 without changing this script. GMACs count convolutions (as ``edgeirst zoo`` does) from the ONNX
 graph at 320x320; latency is one real val frame letterboxed to the model's input size, batch 1,
 onnxruntime defaults (plus the INT8 model's own session hint), all rows interleaved. Run it
-inside /work/runs/quiet.sh on the development VM.
+inside benchmarks/quiet.sh on the development VM.
 """
 
 from __future__ import annotations

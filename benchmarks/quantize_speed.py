@@ -4,7 +4,7 @@ model, onnxruntime CPU latency measured interleaved in one run, at the model's i
     python benchmarks/quantize_speed.py [--model default] [--data ../shared/data/sirst]
         [--threads 1,2] [--rounds 8] [--reps 10] [--profile] [--keep DIR] [--only a,b]
 
-Run it inside /work/runs/quiet.sh on the development VM. Variants (all calibrated on the same
+Run it inside benchmarks/quiet.sh on the development VM. Variants (all calibrated on the same
 real images):
 
 * ``fp32``            the shipped model, onnxruntime defaults (ORT_ENABLE_ALL)
