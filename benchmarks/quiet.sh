@@ -8,12 +8,18 @@
 #
 # PATTERN (default "edgeirst train") selects the processes to pause (pgrep -f).
 set -uo pipefail
+if [ $# -eq 0 ]; then
+  echo "usage: benchmarks/quiet.sh COMMAND [ARGS...]  (runs COMMAND with the training runs paused)" >&2
+  exit 2
+fi
 PATTERN=${PATTERN:-"edgeirst train"}
 # (not this script, nor its own subshells, whose command line may contain the pattern too)
 pids=$(pgrep -af -- "$PATTERN" | grep -v "quiet\.sh" | cut -d' ' -f1 | tr '\n' ' ' || true)
 pids=${pids% }
 resume() { [ -n "$pids" ] && kill -CONT $pids 2>/dev/null; }
-trap resume EXIT INT TERM
+trap resume EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 if [ -n "$pids" ]; then
   kill -STOP $pids 2>/dev/null
   echo "quiet: paused $(echo $pids | wc -w) process(es) matching '$PATTERN'" >&2
