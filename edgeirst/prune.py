@@ -163,7 +163,7 @@ def _finetune_config(cfg: PruneConfig, meta, out: Path):
 
     trained = dict(meta.train.get("config") or {})
     keep = ("optimizer", "lr", "batch", "size", "weight_decay", "augment", "cpu_bf16", "channels_last", "threshold",
-            "loss_options")
+            "loss_options", "ema", "val_metric")  # a detector keeps choosing its best epoch by AP50
     base = {k: trained[k] for k in keep if trained.get(k) is not None}
     base.update({k: v for k, v in (("lr", cfg.lr), ("batch", cfg.batch)) if v is not None})
     return TrainConfig(model=meta.name, data=str(cfg.data), split=cfg.split, val_split=cfg.val_split, out=str(out),
@@ -230,7 +230,8 @@ def prune_run(cfg: PruneConfig, progress: bool = True, log: Callable[[str], None
                 model, _, _ = load_checkpoint(summary["best"])
         after = measure(model)
         total_ratio = 1.0 - after["params"] / before["params"]
-        info = {"pruned_from": str(source), "importance": cfg.importance, "steps": steps,
+        named = not Path(str(cfg.model)).expanduser().exists()  # a shipped name: record it, not this install's path
+        info = {"pruned_from": str(cfg.model) if named else str(source), "importance": cfg.importance, "steps": steps,
                 "ratio": cfg.ratio, "target_gmacs": cfg.target_gmacs, "target_params": cfg.target_params,
                 "params_removed": round(total_ratio, 4), "finetune_epochs": cfg.finetune_epochs,
                 "before": before, "after": after, "count_size": cfg.count_size}

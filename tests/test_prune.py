@@ -103,3 +103,32 @@ def test_prune_command_never_overwrites_its_input(trained):
     r = run_cli("prune", trained, "--ratio", "0.5", "--val-split", "none", "--out", trained, timeout=120)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert open(trained, "rb").read() == before
+
+
+def test_fine_tuning_a_pruned_checkpoint_keeps_its_structure_and_record(trained, synth_root, tmp_path):
+    """`edgeirst train --init pruned.pt` (a longer fine-tune after `prune`) trains the pruned
+    channels, not a fresh full-width model, and its checkpoints still say what they were pruned from."""
+    pruned = tmp_path / "pruned.pt"
+    r = run_cli("prune", trained, "--ratio", "0.5", "--count-size", "64", "--val-split", "none", "--out", pruned,
+                timeout=300)
+    assert r.returncode == 0, r.stderr
+    p_model, p_meta, _ = load_checkpoint(pruned)
+    cfg = TrainConfig(model="mshnet", data=str(synth_root), out=str(tmp_path / "ft"), model_kwargs={"width": 0.25},
+                      epochs=1, batch=4, size=64, max_steps=2, init=str(pruned))
+    model, meta, _ = load_checkpoint(train(cfg, progress=False)["best"])
+    assert Complexity.of(model, 64).params == Complexity.of(p_model, 64).params
+    assert meta.train["pruning"] == p_meta.train["pruning"]
+    assert meta.train["pruning"]["pruned_from"] == str(trained)
+
+
+def test_fine_tuning_keeps_the_recipe_the_model_was_selected_by(trained, synth_root, tmp_path):
+    """A detector trained with --val-metric ap50 and EMA is fine-tuned (and its best epoch chosen)
+    the same way after pruning, not by the trainer's IoU default."""
+    from edgeirst.prune import PruneConfig, _finetune_config
+
+    _, meta, _ = load_checkpoint(trained)
+    recipe = {**meta.train["config"], "val_metric": "ap50", "ema": 0.2, "lr": 5e-4}
+    meta = meta.replace(train={**meta.train, "config": recipe})
+    cfg = _finetune_config(PruneConfig(model=str(trained), out=tmp_path / "p.pt", data=synth_root, finetune_epochs=2,
+                                       lr=1e-4), meta, tmp_path / "step1")
+    assert (cfg.val_metric, cfg.ema, cfg.lr, cfg.epochs) == ("ap50", 0.2, 1e-4, 2)

@@ -122,16 +122,20 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return 1.0
 
 
-def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str) -> int:
+def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str) -> tuple[int, dict | None]:
     """Copy every weight whose name and shape match (pretrain one task, fine-tune another).
     ``path`` may also name a shipped model (``default``). A checkpoint of the same model and
-    arguments whose channels were pruned lends its structure first, so all of it is copied."""
+    arguments whose channels were pruned lends its structure first, so all of it is copied;
+    its pruning record (``train.pruning``) is returned so the fine-tuned model keeps saying what
+    it was pruned from. Returns (tensors copied, that record or None)."""
     from edgeirst.weights import resolve_model
 
     ckpt = read_checkpoint(resolve_model(path, "torch"))
     src_meta = ckpt["meta"]
+    pruning = None
     if src_meta.get("name") == name and src_meta.get("kwargs", {}) == kwargs:
-        apply_structure(model, ckpt.get("structure"))
+        if apply_structure(model, ckpt.get("structure")):
+            pruning = (src_meta.get("train") or {}).get("pruning")
     src = ckpt["state_dict"]
     own = model.state_dict()
     matched = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
@@ -139,7 +143,7 @@ def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str) -> in
         raise EdgeirstError(f"--init {path}: no weight matches this model; is it the same family?")
     own.update(matched)
     model.load_state_dict(own)
-    return len(matched)
+    return len(matched), pruning
 
 
 def check_out_dir(cfg: TrainConfig) -> None:
@@ -214,8 +218,9 @@ class _Run:
         size = cfg.size - cfg.size % spec.size_divisor or spec.size_divisor
         self.meta = meta_for(cfg.model, self.model, kwargs=kwargs, input_size=(size, size), mean=(mean,), std=(std,),
                              threshold=cfg.threshold)
+        self.pruning = None  # the pruning record of a pruned --init, carried into every checkpoint
         if cfg.init:
-            n = _init_from(self.model, cfg.model, kwargs, cfg.init)
+            n, self.pruning = _init_from(self.model, cfg.model, kwargs, cfg.init)
             if self.main:
                 tqdm.write(f"initialised {n} tensors from {cfg.init}")
         self.state = read_checkpoint(cfg.resume) if cfg.resume else None
@@ -354,6 +359,8 @@ class _Run:
                       "hardware": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),
                       "command": shlex.join(["edgeirst", *sys.argv[1:]]) if Path(sys.argv[0]).name == "edgeirst" else None,
                       "config": cfg.to_dict()}
+        if self.pruning:
+            train_info["pruning"] = self.pruning
         m = dict(metrics)
         if metrics:
             m["split"] = cfg.val_split
