@@ -202,6 +202,48 @@ def merge_convs(proto, names: Sequence[str], merged_name: str):
     return proto
 
 
+def widen_conv(proto, name: str, out_channels: int):
+    """Give convolution ``name`` zero filters (and zero biases) up to ``out_channels`` outputs and
+    slice its original channels back out, after its Relu when a Relu is its only reader (so the
+    Relu still folds into the int8 convolution). Exact in float."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    conv = next(n for n in proto.graph.node if n.name == name)
+    inits = {i.name: i for i in proto.graph.initializer}
+    w = numpy_helper.to_array(inits[conv.input[1]])
+    b = numpy_helper.to_array(inits[conv.input[2]]) if len(conv.input) > 2 and conv.input[2] \
+        else np.zeros(w.shape[0], w.dtype)
+    extra = out_channels - w.shape[0]
+    proto.graph.initializer.extend([
+        numpy_helper.from_array(np.concatenate([w, np.zeros((extra, *w.shape[1:]), w.dtype)]), f"{name}.wide_weight"),
+        numpy_helper.from_array(np.concatenate([b, np.zeros(extra, b.dtype)]), f"{name}.wide_bias"),
+        numpy_helper.from_array(np.array([0], np.int64), f"{name}.slice_start"),
+        numpy_helper.from_array(np.array([w.shape[0]], np.int64), f"{name}.slice_end"),
+        numpy_helper.from_array(np.array([1], np.int64), f"{name}.slice_axis")])
+    readers = [n for n in proto.graph.node if conv.output[0] in n.input]
+    graph_outputs = {o.name for o in proto.graph.output}
+    last = readers[0] if len(readers) == 1 and readers[0].op_type == "Relu" and conv.output[0] not in graph_outputs \
+        else conv  # slice after the Relu: Relu and Slice commute
+    narrow = last.output[0]
+    wide = f"{name}_wide_output_0"
+    del conv.input[1:]
+    conv.input.extend([f"{name}.wide_weight", f"{name}.wide_bias"])
+    if last is conv:
+        conv.output[0] = wide
+    else:
+        conv.output[0], last.input[0], last.output[0] = wide, wide, f"{last.name}_wide_output_0"
+        wide = last.output[0]
+    cut = onnx.helper.make_node("Slice", [wide, f"{name}.slice_start", f"{name}.slice_end", f"{name}.slice_axis"],
+                                [narrow], name=f"{name}/Narrow")
+    proto.graph.node.insert(list(proto.graph.node).index(last) + 1, cut)
+    used = {i for n in proto.graph.node for i in n.input}
+    for init in [i for i in proto.graph.initializer if i.name not in used]:
+        proto.graph.initializer.remove(init)
+    return proto
+
+
 def channel_reductions(proto, channels: dict[str, int]) -> int:
     """Rewrite channel-axis ReduceMean / ReduceMax (CBAM spatial attention) into ops onnxruntime
     runs several times faster, exactly: mean = 1x1 Conv with weights 1/C (7x faster at 8x256x256),

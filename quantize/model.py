@@ -22,6 +22,48 @@ from edgeirst.quantize.int8 import quantize_int8
 # without EnsureUniqueDQForNodeUnit a tensor read by several float ops is dequantized once,
 # not once per reader (outputs are bit-identical either way).
 CPU_SESSION_HINTS: dict = {"graph_optimization_level": "extended", "disabled_optimizers": ["EnsureUniqueDQForNodeUnit"]}
+# Which layout wins depends on the model: ORT_ENABLE_ALL's NHWC int8 convolutions and NCHWc
+# bilinear upsampling pay off where wide int8 decoders meet Resize (MTUNet-SIWD: 0.71x of FP32
+# vs 0.89x under EXTENDED), not among MSHNet's attention broadcasts. Each INT8 model is timed
+# under these and records the fastest; the first stays unless another is clearly faster.
+CPU_SESSION_CANDIDATES: tuple[dict, ...] = (
+    CPU_SESSION_HINTS,
+    {"graph_optimization_level": "all", "disabled_optimizers": ["EnsureUniqueDQForNodeUnit", "NchwcTransformer"]},
+    {"graph_optimization_level": "all", "disabled_optimizers": ["EnsureUniqueDQForNodeUnit"]},
+)
+CLEARLY_FASTER = 0.95  # another candidate must take at most this fraction of the first one's time
+
+
+def fastest_session_hints(model: Path, x, candidates: Sequence[dict] = CPU_SESSION_CANDIDATES, rounds: int = 10,
+                          reps: int = 2) -> tuple[dict, dict[int, float]]:
+    """Time ``model`` on input ``x`` (one real image) under each hint set, interleaved, one
+    intra-op thread; return the fastest hint set and each candidate's median ms by index."""
+    import time
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from edgeirst.runtime.backends.onnxruntime import session_options
+
+    sessions = [ort.InferenceSession(str(model), session_options(ort, 1, h), providers=["CPUExecutionProvider"],
+                                     disabled_optimizers=list(h.get("disabled_optimizers", [])))
+                for h in candidates]
+    name = sessions[0].get_inputs()[0].name
+    for s in sessions:
+        for _ in range(2):  # the first runs allocate
+            s.run(None, {name: x})
+    times: list[list[float]] = [[] for _ in sessions]
+    for _ in range(rounds):  # interleaved: every candidate sees the same machine states
+        for i, s in enumerate(sessions):
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                s.run(None, {name: x})
+                times[i].append((time.perf_counter() - t0) * 1e3)
+    med = {i: float(np.median(t)) for i, t in enumerate(times)}
+    best = min(med, key=med.get)
+    if med[best] > CLEARLY_FASTER * med[0]:
+        best = 0
+    return dict(candidates[best]), med
 
 
 def _say(progress: bool, text: str) -> None:
@@ -61,21 +103,24 @@ def quantize_model(model: str | Path, out: str | Path, cfg: QuantConfig | None =
         float_model = graph.preprocess(src, tmpdir / "float.onnx")
         nodes = graph.describe_nodes(graph_proto(float_model), meta)
         if cfg.precision == "int8":
-            merged, reductions = {}, 0
+            merged, reductions, widened = {}, 0, {}
             if cfg.target == "cpu":
-                float_model, merged, reductions = _cpu_rewrites(float_model, nodes, meta, tmpdir / "float_cpu.onnx")
-                nodes = graph.describe_nodes(graph_proto(float_model), meta) if merged or reductions else nodes
-            result = _int8(src, float_model, nodes, meta, cfg, tmpdir, dst, progress, merged, reductions)
+                float_model, merged, reductions, widened = _cpu_rewrites(float_model, nodes, meta,
+                                                                         tmpdir / "float_cpu.onnx")
+                if merged or reductions or widened:
+                    nodes = graph.describe_nodes(graph_proto(float_model), meta)
+            result = _int8(src, float_model, nodes, meta, cfg, tmpdir, dst, progress, merged, reductions, widened)
         else:
             result = _fp16(src, float_model, nodes, meta, cfg, tmpdir, dst, progress)
     return result
 
 
 def _cpu_rewrites(float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta,
-                  out: Path) -> tuple[Path, dict[str, list[str]], int]:
+                  out: Path) -> tuple[Path, dict[str, list[str]], int, dict[str, int]]:
     """Exact float rewrites for onnxruntime's CPU kernels: stack sibling convolutions that only
-    together reach the fast int8 kernel (``policy.conv_merges``), and turn channel reductions
-    into a 1x1 Conv / Split + Max (``graph.channel_reductions``)."""
+    together reach the fast int8 kernel (``policy.conv_merges``), widen heavy narrow ones with
+    zero filters (``policy.conv_widenings``), and turn channel reductions into a 1x1 Conv /
+    Split + Max (``graph.channel_reductions``). Returns (model, merged, reductions, widened)."""
     import onnx
 
     proto = graph_proto(float_model)
@@ -84,12 +129,18 @@ def _cpu_rewrites(float_model: Path, nodes: Sequence[graph.NodeInfo], meta: Mode
         if graph.mergeable(proto, names):
             graph.merge_convs(proto, names, new)
             merged[new] = list(names)
+    stacked = {n for names in merged.values() for n in names}
+    widened = {}
+    for name, width in policy.conv_widenings(nodes, tuple(meta.input_size)):
+        if name not in stacked:
+            graph.widen_conv(proto, name, width)
+            widened[name] = width
     reductions = graph.channel_reductions(proto, graph.tensor_channels(proto, meta))
-    if not merged and not reductions:
-        return float_model, {}, 0
+    if not merged and not widened and not reductions:
+        return float_model, {}, 0, {}
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
-    return out, merged, reductions
+    return out, merged, reductions, widened
 
 
 def graph_proto(path: Path):
@@ -163,11 +214,14 @@ def _finish(src: Path, path: Path, dst: Path, meta: ModelMeta, quant: dict, cfg:
 
 
 def _int8(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta, cfg: QuantConfig,
-          tmpdir: Path, dst: Path, progress: bool, merged: dict[str, list[str]], reductions: int = 0) -> QuantResult:
+          tmpdir: Path, dst: Path, progress: bool, merged: dict[str, list[str]], reductions: int = 0,
+          widened: dict[str, int] | None = None) -> QuantResult:
     ops, exclude, decisions = policy.select(nodes, cfg.target)
     for d in decisions:
         if d["node"] in merged:
             d["reason"] += f"; stacked from {' + '.join(merged[d['node']])}"
+        if d["node"] in (widened or {}):
+            d["reason"] += f"; zero filters widen it to {widened[d['node']]} outputs, sliced back"
     inputs = calibration.calibration_inputs(cfg.data, cfg.split, cfg.calib_images, meta)
     _say(progress, f"calibrating on {len(inputs)} images of {cfg.data} [{cfg.split}] ({cfg.method})")
     ranges = calibration.collect_ranges(float_model, inputs, cfg.method, symmetric=cfg.target == "tensorrt",
@@ -192,16 +246,27 @@ def _int8(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: M
              "weights": "int8 symmetric per-channel",
              "calibration": {"data": str(cfg.data), "split": cfg.split, "images": len(inputs), "method": cfg.method},
              "int8_nodes": sum(d["precision"] == "int8" and "follows" not in d for d in decisions),
-             "merged_convs": merged, "channel_reductions_rewritten": reductions}
+             "merged_convs": merged, "widened_convs": widened or {}, "channel_reductions_rewritten": reductions}
     if cfg.target == "cpu":
-        quant["onnxruntime"] = dict(CPU_SESSION_HINTS)
+        quant["onnxruntime"], med = fastest_session_hints(path, inputs[0])
+        _say(progress, "session layout: " + ", ".join(
+            f"{_hint_text(h)} {med[i]:.1f} ms" for i, h in enumerate(CPU_SESSION_CANDIDATES)) +
+            f" -> {_hint_text(quant['onnxruntime'])}")
     trt_cache = _write_trt_cache(ranges, src, dst.with_suffix(".calib")) if cfg.target == "tensorrt" else None
     return _finish(src, path, dst, meta, quant, cfg, fp32, got, within, kept, decisions, trt_cache)
 
 
 def _drop_text(fp32: dict, got: dict, cfg: QuantConfig) -> str:
+    """``iou -0.0042 (budget 0.01), fa +2.07e-05 (budget 1e-05)``: how each budgeted metric changed
+    from FP32 (a budget bounds a fall, or Fa's rise)."""
     d = guard.drops(fp32, got, list(cfg.max_drop))
-    return ", ".join(f"{k} -{v:.4f} (budget {cfg.max_drop[k]:g})" for k, v in d.items())
+    change = {k: (-v if guard.METRICS[k].higher_is_better else v) + 0.0 for k, v in d.items()}  # no "-0"
+    return ", ".join(f"{k} {change[k]:+.4g} (budget {cfg.max_drop[k]:g})" for k in d)
+
+
+def _hint_text(hints: dict) -> str:
+    off = [o for o in hints.get("disabled_optimizers", []) if o != "EnsureUniqueDQForNodeUnit"]
+    return hints.get("graph_optimization_level", "all") + "".join(f" -{o}" for o in off)
 
 
 def _fp16(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta, cfg: QuantConfig,

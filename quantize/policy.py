@@ -69,6 +69,31 @@ def conv_merges(nodes: Sequence[NodeInfo]) -> list[tuple[list[str], str]]:
     return out
 
 
+WIDEN_MIN_TAPS = 256  # input channels x kernel taps per output pixel
+
+
+def conv_widenings(nodes: Sequence[NodeInfo], full_hw: tuple[int, int]) -> list[tuple[str, int]]:
+    """Convolutions that miss the fast int8 kernel only by having fewer than 16 output channels,
+    are heavy per output pixel (>= ``WIDEN_MIN_TAPS`` input channels x taps, where float im2col
+    is slowest) and run at half the input resolution or more: e.g. MTUNet-SIWD's 32->4 3x3
+    segmentation conv at 256x256 (4.5 ms in float). Zero filters pad them to 16 outputs, which
+    int8 runs in about 1.7 ms; ``graph.widen_conv`` does the (exact) rewrite. Returns
+    ``(name, new output channels)`` pairs."""
+    out = []
+    for n in nodes:
+        if n.op != "Conv" or n.in_channels is None or n.groups != 1 or n.in_channels % 4 or n.out_channels >= 16:
+            continue
+        taps = n.in_channels
+        for k in n.kernel:
+            taps *= k
+        if taps < WIDEN_MIN_TAPS or n.out_hw is None or n.out_hw[0] * n.out_hw[1] * 4 < full_hw[0] * full_hw[1]:
+            continue
+        widened = replace(n, out_channels=16)
+        if mlas_fast_conv(widened)[0]:
+            out.append((n.name, 16))
+    return out
+
+
 def select(nodes: Sequence[NodeInfo], target: str) -> tuple[list[str], list[str], list[dict]]:
     """``(op_types_to_quantize, nodes_to_exclude, decisions)`` for ``target``.
 

@@ -125,7 +125,7 @@ def test_cpu_rewrites_are_exact_and_reach_the_fast_int8_kernel(fp32_onnx, synth_
 
     proto, meta = graph.load_edgeirst_onnx(fp32_onnx)
     nodes = graph.describe_nodes(proto, meta)
-    path, merged, reductions = _cpu_rewrites(fp32_onnx, nodes, meta, tmp_path / "rewritten.onnx")
+    path, merged, reductions, _ = _cpu_rewrites(fp32_onnx, nodes, meta, tmp_path / "rewritten.onnx")
     assert merged and reductions > 0
     new_nodes = graph.describe_nodes(onnx.load(str(path)), meta)
     fast = {n.name for n in new_nodes if policy.mlas_fast_conv(n)[0]}
@@ -137,6 +137,46 @@ def test_cpu_rewrites_are_exact_and_reach_the_fast_int8_kernel(fp32_onnx, synth_
     a, b = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
             for p in (fp32_onnx, path))
     assert np.abs(a - b).max() < 1e-5
+
+
+def test_heavy_narrow_convs_are_widened_exactly_and_run_int8(synth_root, tmp_path):
+    """MTUNet-SIWD's 32->4 3x3 segmentation conv at full resolution misses the fast int8 kernel
+    by its 4 outputs: zero filters widen it to 16, a Slice (after its Relu) gives the 4 back;
+    float outputs are unchanged and the widened conv is quantized."""
+    torch = pytest.importorskip("torch")
+    import onnx
+    import onnxruntime as ort
+
+    from edgeirst.checkpoint import meta_for
+    from edgeirst.export import export_onnx
+    from edgeirst.models import create_model
+    from edgeirst.preprocess import prepare
+    from edgeirst.quantize import graph, policy
+    from edgeirst.quantize.model import _cpu_rewrites
+
+    torch.manual_seed(0)
+    model = create_model("mtunet-siwd", width=0.25).eval()
+    meta = meta_for("mtunet-siwd", model, kwargs={"width": 0.25}, input_size=(64, 64), threshold=0.5)
+    src = export_onnx(model, meta, tmp_path / "siwd.onnx")
+    proto, meta = graph.load_edgeirst_onnx(src)
+    nodes = graph.describe_nodes(proto, meta)
+    wide = dict(policy.conv_widenings(nodes, (64, 64)))
+    assert "/model/seg/conv/conv/Conv" in wide and set(wide.values()) == {16}
+    by_name = {n.name: n for n in nodes}
+    assert all(by_name[n].out_channels < 16 and by_name[n].out_hw == (64, 64) for n in wide)
+    path, _, _, widened = _cpu_rewrites(src, nodes, meta, tmp_path / "rewritten.onnx")
+    assert widened == wide
+    new_nodes = {n.name: n for n in graph.describe_nodes(onnx.load(str(path)), meta)}
+    assert all(policy.mlas_fast_conv(new_nodes[n])[0] for n in wide)
+    x = prepare(_sample(synth_root), meta)[0][None]
+    a, b = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"images": x})
+            for p in (src, path))
+    assert all(np.abs(u - v).max() < 1e-5 for u, v in zip(a, b))
+    result = _quantize(src, synth_root, tmp_path / "siwd.int8.onnx")
+    assert result.to_dict()["decisions"] and any(
+        d["node"] in wide and d["precision"] == "int8" and "widen" in d["reason"] for d in result.decisions)
+    _, convs, _ = _qdq(result.path)
+    assert set(wide) <= set(convs)
 
 
 def test_calibration_cache_is_written_and_parses(fp32_onnx, synth_root, tmp_path):
@@ -300,6 +340,16 @@ def test_config_checks_where_values_enter():
         QuantConfig(precision="int4", data=".").check()
     with pytest.raises(EdgeirstError, match="--data"):
         QuantConfig(precision="fp16").check()
+
+
+def test_budget_line_shows_each_change_at_its_own_scale():
+    """Fa lives at 1e-6: a rise of 2e-5 over a 1e-5 budget must not print as 0.0000."""
+    from edgeirst.quantize import QuantConfig
+    from edgeirst.quantize.model import _drop_text
+
+    cfg = QuantConfig(max_drop={"iou": 0.01, "pd": 0.011, "fa": 1e-5})
+    text = _drop_text({"iou": 0.6778, "pd": 0.9381, "fa": 1.6e-6}, {"iou": 0.6736, "pd": 0.9381, "fa": 2.22e-5}, cfg)
+    assert text == "iou -0.0042 (budget 0.01), pd +0 (budget 0.011), fa +2.06e-05 (budget 1e-05)"
 
 
 def test_cache_header_is_retargeted_to_the_running_tensorrt():
