@@ -43,6 +43,10 @@ def main() -> None:
                          "in_training, and this earlier checkpoint's val metrics (trained on train only) are recorded "
                          "as train['val_before_trainval']")
     ap.add_argument("--int8", action="store_true", help="also ship <NAME>-int8.onnx (edgeirst quantize, target cpu)")
+    ap.add_argument("--max-drop", help="the INT8 accuracy budget, as `edgeirst quantize --max-drop` (default: its own)")
+    ap.add_argument("--pruning-record", metavar="PT",
+                    help="copy train['pruning'] from this checkpoint: CHECKPOINT is a longer fine-tune of it made by "
+                         "a trainer that did not yet carry the record over")
     args = ap.parse_args()
 
     refuse_input_as_output(WEIGHTS_DIR / f"{args.name}.pt", args.checkpoint, option="NAME")
@@ -59,7 +63,19 @@ def main() -> None:
     train = dict(meta.train)
     train["data"] = Path(str(train.get("data", args.data))).name  # a dataset name, not this machine's path
     if "config" in train:  # keep the recipe (fine-tuning reads it), not this machine's folders
-        train["config"] = train["config"] | {"data": train["data"], "out": None}
+        init = train["config"].get("init")  # a shipped name stays; a file keeps its run folder and name
+        if init and Path(init).suffix:
+            init = "/".join(Path(init).parts[-2:])
+        train["config"] = train["config"] | {"data": train["data"], "out": None, "init": init}
+    if args.pruning_record and "pruning" not in train:
+        _, source, _ = load_checkpoint(args.pruning_record)
+        if "pruning" not in source.train:
+            raise SystemExit(f"error: {args.pruning_record} has no pruning record (train['pruning'])")
+        train["pruning"] = source.train["pruning"]
+    if train.get("pruning", {}).get("pruned_from"):  # a shipped model by name, a run by its folder and file
+        origin = Path(train["pruning"]["pruned_from"])
+        train["pruning"] = train["pruning"] | {
+            "pruned_from": origin.stem if origin.parent == WEIGHTS_DIR else "/".join(origin.parts[-2:])}
     train["command"] = args.command or train.get("command")
     if args.note:
         train["note"] = args.note
@@ -71,11 +87,12 @@ def main() -> None:
     onnx = export_onnx(model, meta, WEIGHTS_DIR / f"{args.name}.onnx")
     print(json.dumps({"pt": str(pt), "onnx": str(onnx), "metrics": metrics}))
     if args.int8:
-        from edgeirst.quantize import QuantConfig, quantize_model
+        from edgeirst.quantize import QuantConfig, parse_max_drop, quantize_model
 
+        budget = {"max_drop": parse_max_drop(args.max_drop)} if args.max_drop else {}
         result = quantize_model(onnx, WEIGHTS_DIR / f"{args.name}-int8.onnx",
-                                QuantConfig(data=args.data, split=train.get("split", "train"), val_split=args.val_split),
-                                progress=False)
+                                QuantConfig(data=args.data, split=train.get("split", "train"), val_split=args.val_split,
+                                            **budget), progress=False)
         print(json.dumps({k: v for k, v in result.to_dict().items() if k not in ("decisions", "kept_float")}, default=str))
         if not any(d.get("precision") == "int8" for d in result.decisions):
             result.path.unlink()  # every node stayed float: it would be an FP32 model under an INT8 name
