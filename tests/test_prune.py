@@ -60,6 +60,21 @@ def test_size_target_is_reached_by_a_small_ratio_not_the_largest(monkeypatch):
         prune_to_target(create_model("mshnet", width=0.25), "mshnet", 64, target_params=10)
 
 
+def test_a_small_ratio_does_not_halve_the_narrow_layers():
+    """Kept channels round to the nearest multiple of 4, not down: at 10% an 8-channel layer keeps
+    all 8 (torch-pruning's rounding kept 4, which wiped a small model out before fine-tuning)."""
+    from edgeirst.prune import kept_channels
+
+    assert [kept_channels(8, n) for n in (1, 2, 3, 6)] == [8, 8, 4, 4]
+    assert (kept_channels(16, 4), kept_channels(12, 2), kept_channels(64, 16), kept_channels(3, 2)) == (12, 12, 48, 3)
+    model = create_model("mtunet-siwd", width=0.25).eval()
+    before = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    prune_channels(model, "mtunet-siwd", 0.1, size=64)
+    after = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    assert all(after[n] == 8 for n, c in before.items() if c == 8)
+    assert any(after[n] < c for n, c in before.items() if c >= 64)  # the wide layers give the channels
+
+
 @pytest.fixture(scope="module")
 def trained(synth_root, tmp_path_factory):
     torch.manual_seed(0)
@@ -132,3 +147,7 @@ def test_fine_tuning_keeps_the_recipe_the_model_was_selected_by(trained, synth_r
     cfg = _finetune_config(PruneConfig(model=str(trained), out=tmp_path / "p.pt", data=synth_root, finetune_epochs=2,
                                        lr=1e-4), meta, tmp_path / "step1")
     assert (cfg.val_metric, cfg.ema, cfg.lr, cfg.epochs) == ("ap50", 0.2, 1e-4, 2)
+    older = {k: v for k, v in meta.train.items() if k != "config"} | {"optimizer": "adam", "size": 48, "batch": 3}
+    cfg = _finetune_config(PruneConfig(model=str(trained), out=tmp_path / "p.pt", data=synth_root), meta.replace(
+        train=older), tmp_path / "step1")  # a checkpoint from before train.config: its recorded recipe is used
+    assert (cfg.optimizer, cfg.size, cfg.batch) == ("adam", 48, 3)
