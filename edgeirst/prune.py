@@ -44,13 +44,24 @@ def _import_tp():
     return tp
 
 
-def kept_layers(model: nn.Module, name: str) -> list[nn.Module]:
-    """The modules whose output channels pruning must keep (``model_entry(name).keep`` prefixes)."""
+def kept_layers(model: nn.Module, name: str, keep: tuple[str, ...] = ()) -> list[nn.Module]:
+    """The modules whose output channels pruning must keep: the heads (``model_entry(name).keep``
+    prefixes) and the caller's ``keep`` prefixes (module names, e.g. ``backbone.ups.3``)."""
+    def under(prefixes) -> list[nn.Module]:
+        return [m for n, m in model.named_modules()
+                if any(n == p or n.startswith(p + ".") for p in prefixes) and isinstance(m, (nn.Conv2d, nn.Linear))]
+
     prefixes = model_entry(name).keep
-    kept = [m for n, m in model.named_modules()
-            if any(n == p or n.startswith(p + ".") for p in prefixes) and isinstance(m, (nn.Conv2d, nn.Linear))]
+    kept = under(prefixes)
     if prefixes and not kept:
         raise EdgeirstError(f"model {name!r} lists layers to keep ({', '.join(prefixes)}) that it does not have")
+    for prefix in keep:
+        extra = under((prefix,))
+        if not extra:
+            tops = sorted({n.split(".")[0] for n, _ in model.named_children()})
+            raise EdgeirstError(f"--keep {prefix}: no convolution of {name} is named so (its modules: {', '.join(tops)}; "
+                                "names as in model.named_modules())")
+        kept += extra
     return kept
 
 
@@ -89,10 +100,12 @@ def _nearest_multiple_pruner(tp):
 
 
 def prune_channels(model: nn.Module, name: str, ratio: float, importance: str = "l1", size: int = 64,
-                   in_chans: int = 1, loss_fn: Callable[[nn.Module], torch.Tensor] | None = None) -> nn.Module:
+                   in_chans: int = 1, loss_fn: Callable[[nn.Module], torch.Tensor] | None = None,
+                   keep: tuple[str, ...] = ()) -> nn.Module:
     """Remove ``ratio`` of the prunable channels of every layer group (in place; returns it).
 
-    ``loss_fn(model)`` computes a training loss for Taylor importance (gradients are needed).
+    ``loss_fn(model)`` computes a training loss for Taylor importance (gradients are needed);
+    ``keep`` names more layers (module-name prefixes) whose output channels stay, beside the heads.
     """
     if not 0.0 <= ratio < 1.0:
         raise EdgeirstError(f"pruning ratio must be in [0, 1), got {ratio}")
@@ -104,7 +117,7 @@ def prune_channels(model: nn.Module, name: str, ratio: float, importance: str = 
     example = torch.zeros(1, in_chans, size, size)
     pruner = _nearest_multiple_pruner(tp)(
         model, example, importance=_importance(tp, importance), pruning_ratio=ratio,
-        ignored_layers=kept_layers(model, name), round_to=ROUND_TO,
+        ignored_layers=kept_layers(model, name, keep), round_to=ROUND_TO,
         output_transform=lambda out: sum(v.sum() for v in out.values()) if isinstance(out, dict) else out)
     if importance == "taylor":
         if loss_fn is None:
@@ -119,7 +132,8 @@ def prune_channels(model: nn.Module, name: str, ratio: float, importance: str = 
 
 def prune_to_target(model: nn.Module, name: str, size: int, in_chans: int = 1, target_gmacs: float | None = None,
                     target_params: float | None = None, importance: str = "l1",
-                    loss_fn: Callable[[nn.Module], torch.Tensor] | None = None) -> tuple[nn.Module, float]:
+                    loss_fn: Callable[[nn.Module], torch.Tensor] | None = None,
+                    keep: tuple[str, ...] = ()) -> tuple[nn.Module, float]:
     """The model pruned by the smallest ratio that reaches the target; returns (pruned model, ratio).
 
     Size is not monotonic in the ratio near the top: with channels rounded to multiples of 4, a
@@ -141,7 +155,7 @@ def prune_to_target(model: nn.Module, name: str, size: int, in_chans: int = 1, t
 
     def reaches(r: float) -> bool:
         pruned = prune_channels(copy.deepcopy(model), name, r, "l1" if importance == "taylor" else importance,
-                                size, in_chans)
+                                size, in_chans, keep=keep)
         return measure(pruned) <= target
 
     lo = 0.0
@@ -155,7 +169,7 @@ def prune_to_target(model: nn.Module, name: str, size: int, in_chans: int = 1, t
     for _ in range(5):  # ratio within 0.05 / 32
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if not reaches(mid) else (lo, mid)
-    return prune_channels(model, name, hi, importance, size, in_chans, loss_fn), hi
+    return prune_channels(model, name, hi, importance, size, in_chans, loss_fn, keep), hi
 
 
 GRID = tuple(round(0.05 * k, 2) for k in range(1, 19))  # 0.05 .. 0.90
@@ -180,6 +194,7 @@ class PruneConfig:
     lr: float | None = None  # fine-tuning rate (default: the model's training rate)
     batch: int | None = None
     threads: int | None = None
+    keep: tuple[str, ...] = ()  # layers kept whole besides the heads (module-name prefixes)
 
 
 def _finetune_config(cfg: PruneConfig, meta, out: Path):
@@ -220,6 +235,7 @@ def prune_run(cfg: PruneConfig, progress: bool = True, log: Callable[[str], None
     source = resolve_model(cfg.model, "torch")
     refuse_input_as_output(cfg.out, source)
     model, meta, _ = load_checkpoint(source)
+    kept_layers(model, meta.name, tuple(cfg.keep))  # a --keep that names no layer fails before any work
     val = SirstDataset(cfg.data, cfg.val_split) if cfg.data and cfg.val_split else None
     train_ds = SirstDataset(cfg.data, cfg.split) if cfg.data else None  # checks the split before any work
 
@@ -239,7 +255,8 @@ def prune_run(cfg: PruneConfig, progress: bool = True, log: Callable[[str], None
         for k in range(1, steps + 1):
             if cfg.ratio is not None:
                 step_ratio = 1.0 - (1.0 - cfg.ratio) ** (1.0 / steps)
-                prune_channels(model, meta.name, step_ratio, cfg.importance, meta.input_size[0], meta.in_chans, loss_fn)
+                prune_channels(model, meta.name, step_ratio, cfg.importance, meta.input_size[0], meta.in_chans, loss_fn,
+                               tuple(cfg.keep))
             else:
                 start = before["gmacs"] if cfg.target_gmacs is not None else before["params"]
                 goal = cfg.target_gmacs if cfg.target_gmacs is not None else cfg.target_params
@@ -247,7 +264,7 @@ def prune_run(cfg: PruneConfig, progress: bool = True, log: Callable[[str], None
                 model, _ = prune_to_target(model, meta.name, cfg.count_size, meta.in_chans,
                                            target if cfg.target_gmacs is not None else None,
                                            target if cfg.target_params is not None else None,
-                                           cfg.importance, loss_fn)
+                                           cfg.importance, loss_fn, tuple(cfg.keep))
             now = Complexity.of(model, cfg.count_size, meta.in_chans)
             log(f"step {k}/{steps}: {now.params / 1e6:.3f}M params, {now.gmacs:.3f} GMACs@{cfg.count_size}")
             if cfg.finetune_epochs:
@@ -258,7 +275,7 @@ def prune_run(cfg: PruneConfig, progress: bool = True, log: Callable[[str], None
         named = not Path(str(cfg.model)).expanduser().exists()  # a shipped name: record it, not this install's path
         info = {"pruned_from": str(cfg.model) if named else str(source), "importance": cfg.importance, "steps": steps,
                 "ratio": cfg.ratio, "target_gmacs": cfg.target_gmacs, "target_params": cfg.target_params,
-                "params_removed": round(total_ratio, 4), "finetune_epochs": cfg.finetune_epochs,
+                "params_removed": round(total_ratio, 4), "finetune_epochs": cfg.finetune_epochs, "keep": list(cfg.keep),
                 "before": before, "after": after, "count_size": cfg.count_size}
         metrics = {k: after[k] for k in ("iou", "niou", "pd", "fa", "ap50", "ap") if k in after}
         if metrics:

@@ -75,6 +75,19 @@ def test_a_small_ratio_does_not_halve_the_narrow_layers():
     assert any(after[n] < c for n, c in before.items() if c >= 64)  # the wide layers give the channels
 
 
+def test_layers_named_by_keep_stay_whole():
+    """`--keep backbone.ups.3` (the full-resolution stage every head reads) keeps its channels."""
+    model = create_model("mtunet-siwd", width=0.25).eval()
+    before = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    prune_channels(model, "mtunet-siwd", 0.4, size=64, keep=("backbone.ups.3", "backbone.stem"))
+    after = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    kept = [n for n in before if n.startswith(("backbone.ups.3.", "backbone.stem."))]
+    assert kept and all(after[n] == before[n] for n in kept)
+    assert sum(after.values()) < 0.8 * sum(before.values())
+    with torch.no_grad():
+        assert set(model(torch.rand(1, 1, 64, 64))) == {"heatmap", "wh", "offset", "seg"}
+
+
 @pytest.fixture(scope="module")
 def trained(synth_root, tmp_path_factory):
     torch.manual_seed(0)
@@ -105,6 +118,7 @@ def test_prune_command_fine_tunes_and_writes_a_self_describing_checkpoint(traine
     (["--ratio", "0.5", "--target-params", "1000"], "exactly one of --ratio"),
     (["--ratio", "1.5"], "--ratio"),
     (["--ratio", "0.5", "--importance", "taylor"], "need --data"),
+    (["--ratio", "0.5", "--keep", "encoder.nope"], "--keep encoder.nope: no convolution of mshnet"),
 ])
 def test_prune_command_refuses_bad_input_in_one_line(trained, tmp_path, args, match):
     out = tmp_path / "p.pt"

@@ -35,6 +35,8 @@ def table(result: dict) -> str:
 @click.option("--target-params", type=POSITIVE_FLOAT, help="Prune until the model has at most this many parameters.")
 @click.option("--importance", default="l1", show_default=True, type=click.Choice(["l1", "bn-scale", "taylor"]),
               help="Channel importance: L1 norm of weights, BN scale, or first-order Taylor (needs --data).")
+@click.option("--keep", multiple=True, metavar="PREFIX",
+              help="Also keep these layers' channels (module-name prefix, repeatable; the heads always are).")
 @click.option("--steps", default=1, show_default=True, type=click.IntRange(min=1), help="Prune in this many steps, each fine-tuned.")
 @click.option("--finetune-epochs", default=0, show_default=True, type=click.IntRange(min=0),
               help="Epochs of the model's own training after each step (best epoch on --val-split).")
@@ -44,7 +46,7 @@ def table(result: dict) -> str:
 @click.option("--count-size", default=320, show_default=True, type=click.IntRange(min=16), help="Square input for counting GMACs.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pruned checkpoint to write (.pt).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(model, data, split, val_split, ratio, target_gflops, target_params, importance, steps, finetune_epochs, lr,
+def command(model, data, split, val_split, ratio, target_gflops, target_params, importance, keep, steps, finetune_epochs, lr,
             batch, threads, count_size, out, as_json):
     """Structured pruning of MODEL (a .pt, `default` or a shipped name): channels removed with
     torch-pruning's dependency graph (heads kept), fine-tuned, written as a self-describing
@@ -54,6 +56,7 @@ def command(model, data, split, val_split, ratio, target_gflops, target_params, 
     cfg = PruneConfig(model=model, out=out, data=data, split=split,
                       val_split=None if val_split.lower() == "none" else val_split, ratio=ratio,
                       target_gmacs=target_gflops, target_params=target_params, importance=importance, steps=steps,
-                      finetune_epochs=finetune_epochs, count_size=count_size, lr=lr, batch=batch, threads=threads)
+                      finetune_epochs=finetune_epochs, count_size=count_size, lr=lr, batch=batch, threads=threads,
+                      keep=tuple(keep))
     result = prune_run(cfg, progress=not as_json, log=lambda line: click.echo(line, err=True))
     click.echo(json.dumps(result) if as_json else f"{table(result)}\nwrote {out}")
