@@ -92,6 +92,10 @@ def kept_channels(current: int, n_pruned: int, multiple: int = ROUND_TO) -> int:
 
 
 def _nearest_multiple_pruner(tp):
+    if not hasattr(tp.pruner.MetaPruner, "_round_to"):  # the hook below would be silently ignored
+        raise EdgeirstError(f"torch-pruning {getattr(tp, '__version__', '?')} lacks the rounding hook edgeirst "
+                            "uses; install torch-pruning>=1.6")
+
     class NearestMultiplePruner(tp.pruner.MetaPruner):
         def _round_to(self, n_pruned, current_channels, round_to):  # torch-pruning's rounding hook
             return current_channels - kept_channels(current_channels, n_pruned, round_to)
