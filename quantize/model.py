@@ -34,8 +34,8 @@ CPU_SESSION_CANDIDATES: tuple[dict, ...] = (
 CLEARLY_FASTER = 0.95  # another candidate must take at most this fraction of the first one's time
 
 
-def fastest_session_hints(model: Path, x, candidates: Sequence[dict] = CPU_SESSION_CANDIDATES, rounds: int = 10,
-                          reps: int = 2) -> tuple[dict, dict[int, float]]:
+def fastest_session_hints(model: Path, x, candidates: Sequence[dict] = CPU_SESSION_CANDIDATES, rounds: int = 20,
+                          reps: int = 3) -> tuple[dict, dict[int, float]]:
     """Time ``model`` on input ``x`` (one real image) under each hint set, interleaved, one
     intra-op thread; return the fastest hint set and each candidate's median ms by index."""
     import time
@@ -208,7 +208,10 @@ def _finish(src: Path, path: Path, dst: Path, meta: ModelMeta, quant: dict, cfg:
                             "within_budget": bool(within)}
     else:
         quant["checked"] = None  # no guard ran: `metrics` stays empty rather than claim the FP32 numbers
-    graph.write_model(graph_proto(path), meta.replace(metrics=dict(got) if got else {}, quant=quant), dst)
+    metrics = dict(got) if got else {}
+    if metrics and meta.metrics.get("in_training") and meta.metrics.get("split", cfg.val_split) == cfg.val_split:
+        metrics["in_training"] = True  # checked on a split the FP32 model was trained on: not a held-out figure
+    graph.write_model(graph_proto(path), meta.replace(metrics=metrics, quant=quant), dst)
     return QuantResult(dst, quant["precision"], cfg.target, trt_cache, fp32, got, kept, decisions,
                        within if got is not None else None, drops)
 

@@ -69,16 +69,19 @@ def conv_merges(nodes: Sequence[NodeInfo]) -> list[tuple[list[str], str]]:
     return out
 
 
-WIDEN_MIN_TAPS = 256  # input channels x kernel taps per output pixel
+WIDEN_MIN_TAPS = 64  # input channels x kernel taps per output pixel
 
 
 def conv_widenings(nodes: Sequence[NodeInfo], full_hw: tuple[int, int]) -> list[tuple[str, int]]:
     """Convolutions that miss the fast int8 kernel only by having fewer than 16 output channels,
-    are heavy per output pixel (>= ``WIDEN_MIN_TAPS`` input channels x taps, where float im2col
-    is slowest) and run at half the input resolution or more: e.g. MTUNet-SIWD's 32->4 3x3
-    segmentation conv at 256x256 (4.5 ms in float). Zero filters pad them to 16 outputs, which
-    int8 runs in about 1.7 ms; ``graph.widen_conv`` does the (exact) rewrite. Returns
-    ``(name, new output channels)`` pairs."""
+    are heavy enough per output pixel (>= ``WIDEN_MIN_TAPS`` input channels x taps: an 8->8 3x3
+    conv has 72) and run at half the input resolution or more: MTUNet-SIWD's 32->4 3x3
+    segmentation conv at 256x256 (4.5 ms in float, about 1.7 ms widened in int8), MSHNet w0.5's
+    8->8 3x3 convs at full resolution, DNANet w0.25's 4- and 8-output 3x3 convs at full and half
+    resolution. Zero filters pad them to 16 outputs; ``graph.widen_conv`` does the (exact)
+    rewrite. Widening the lighter 8->1 1x1 heads (8 taps) as well gained nothing measurable
+    (AMD EPYC VM, benchmarks/RESULTS.md).
+    Returns ``(name, new output channels)`` pairs."""
     out = []
     for n in nodes:
         if n.op != "Conv" or n.in_channels is None or n.groups != 1 or n.in_channels % 4 or n.out_channels >= 16:

@@ -139,6 +139,33 @@ def test_cpu_rewrites_are_exact_and_reach_the_fast_int8_kernel(fp32_onnx, synth_
     assert np.abs(a - b).max() < 1e-5
 
 
+def test_widening_takes_mshnets_8_channel_3x3_convs_not_its_1x1_heads(tmp_path):
+    """MSHNet w0.5 has 8->8 3x3 convs (72 taps per output pixel) at full resolution: widened to
+    16 they run int8 (5% of the whole model on the AMD EPYC VM); its 8->1 1x1 heads (8 taps) and
+    the 2->1 7x7 attention convs (2 input channels) are not widened."""
+    torch = pytest.importorskip("torch")
+
+    from edgeirst.checkpoint import meta_for
+    from edgeirst.export import export_onnx
+    from edgeirst.models import create_model
+    from edgeirst.quantize import graph, policy
+
+    torch.manual_seed(0)
+    model = create_model("mshnet", width=0.5).eval()
+    meta = meta_for("mshnet", model, kwargs={"width": 0.5}, input_size=(64, 64), threshold=0.5)
+    proto, meta = graph.load_edgeirst_onnx(export_onnx(model, meta, tmp_path / "mshnet.onnx"))
+    nodes = {n.name: n for n in graph.describe_nodes(proto, meta)}
+    wide = dict(policy.conv_widenings(list(nodes.values()), (64, 64)))
+    assert "/model/enc0/enc0.0/conv1/Conv" in wide and set(wide.values()) == {16}
+    for name in wide:
+        n = nodes[name]
+        assert n.out_channels < 16 and n.in_channels * int(np.prod(n.kernel)) >= policy.WIDEN_MIN_TAPS
+        assert n.out_hw[0] * 2 >= 64
+    heads = [n for n in nodes if "/heads" in n and nodes[n].op == "Conv"]
+    attention = [n for n in nodes if n.endswith("/sa/conv/Conv")]
+    assert heads and attention and not (set(heads) | set(attention)) & set(wide)
+
+
 def test_heavy_narrow_convs_are_widened_exactly_and_run_int8(synth_root, tmp_path):
     """MTUNet-SIWD's 32->4 3x3 segmentation conv at full resolution misses the fast int8 kernel
     by its 4 outputs: zero filters widen it to 16, a Slice (after its Relu) gives the 4 back;
@@ -228,6 +255,22 @@ def test_metadata_says_precision_target_calibration_and_checked_metrics(fp32_onn
     assert q["checked"]["split"] == "val" and set(q["checked"]["metrics_fp32"]) >= {"iou", "pd", "fa"}
     assert meta.metrics == r.metrics_quant and meta.metrics["images"] == 4
     assert r.within_budget is not None and set(r.drops) == {"iou", "pd"}
+
+
+def test_a_model_trained_on_the_val_split_passes_that_on(fp32_onnx, synth_root, tmp_path):
+    """The FP32 model's val metrics say ``in_training`` (the shipped default trained on
+    train+val): the INT8 model's, measured on that same split, say so too; on another split not."""
+    from edgeirst.quantize import graph
+    from edgeirst.runtime import load_backend
+
+    proto, meta = graph.load_edgeirst_onnx(fp32_onnx)
+    src = graph.write_model(proto, meta.replace(metrics={"iou": 0.5, "split": "val", "in_training": True}),
+                            tmp_path / "trained_on_val.onnx")
+    on_val = _quantize(src, synth_root, tmp_path / "a.onnx", val_split="val", calib_images=4)
+    on_train = _quantize(src, synth_root, tmp_path / "b.onnx", val_split="train", calib_images=4)
+    with load_backend(on_val.path) as a, load_backend(on_train.path) as b:
+        assert a.meta.metrics["in_training"] is True and a.meta.metrics["split"] == "val"
+        assert "in_training" not in b.meta.metrics and b.meta.metrics["split"] == "train"
 
 
 def test_eval_and_run_accept_the_quantized_model(fp32_onnx, synth_root, tmp_path):
