@@ -20,7 +20,7 @@ DATA=${1:-../shared/data/sirst}
 OUT=benchmarks/results
 EDGEIRST=${EDGEIRST:-edgeirst}
 WRAP=${WRAP:-}
-SUITES=${SUITES:-"cpu256 cpu320 shipped pipeline mtl"}
+SUITES=${SUITES:-"cpu256 cpu320 shipped int8 pipeline mtl"}
 THREADS=${THREADS:-1}
 mkdir -p "$OUT"
 
@@ -52,6 +52,10 @@ for suite in $SUITES; do
         --split val --runs 30 --threads "$THREADS" --json "$OUT/shipped.json" --csv "$OUT/shipped.csv" --md "$OUT/shipped.md" \
         --plot benchmarks/accuracy_fps.png
       ;;
+    int8)  # the INT8 acceptance figure: default vs default-int8 alone, 200 interleaved runs each
+      timed $EDGEIRST bench --models default,default-int8 --backends onnxruntime --runs 200 --threads "$THREADS" \
+        --json "$OUT/default_int8.json" --md "$OUT/default_int8.md"
+      ;;
     pipeline)  # the default model end to end through `edgeirst run` on the synthetic stream
       timed $EDGEIRST bench --models default --runs 30 --threads "$THREADS" --pipeline "synthetic://?seed=0&targets=2&size=320x256" \
         --pipeline-frames 200 --json "$OUT/pipeline_default.json" --md "$OUT/pipeline_default.md"
@@ -63,6 +67,6 @@ for suite in $SUITES; do
           --json "$OUT/mtl_320_$backend.json" --md "$OUT/mtl_320_$backend.md"
       done
       ;;
-    *) echo "unknown suite $suite (cpu256 cpu320 shipped pipeline mtl)" >&2; exit 2 ;;
+    *) echo "unknown suite $suite (cpu256 cpu320 shipped int8 pipeline mtl)" >&2; exit 2 ;;
   esac
 done

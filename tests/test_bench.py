@@ -259,3 +259,21 @@ def test_mtl_ratio_from_interleaved_rows():
     assert m["singles"] == list(MTL_SETS["mtunet"]) and m["ratio"] == pytest.approx(1.7)
     assert m["ratio_rounds"] == [pytest.approx(1.7), pytest.approx(1.727, abs=1e-3)]
     assert "1.70x" in describe_mtl(m) and "29.4" in describe_mtl(m)
+
+
+def test_cached_files_follow_the_code_that_made_them(tmp_path, monkeypatch):
+    """The bench cache keys exports on the model code and quantized files on the quantizer's
+    code: editing a package's source gives a new id, so a stale file is never reused."""
+    from edgeirst.bench.models import _code_id
+
+    pkg = tmp_path / "edgeirst_cache_probe"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "policy.py").write_text("WIDEN_MIN_TAPS = 256\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = _code_id("edgeirst_cache_probe")
+    (pkg / "sub" / "policy.py").write_text("WIDEN_MIN_TAPS = 64\n")
+    _code_id.cache_clear()  # computed once per process: the code does not change under a running bench
+    assert before and _code_id("edgeirst_cache_probe") != before
+    assert _code_id("edgeirst_no_such_package") is None
+    assert _code_id("edgeirst.quantize") not in (None, _code_id("edgeirst.models"))

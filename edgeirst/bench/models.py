@@ -252,7 +252,8 @@ class ModelFiles:
         QuantConfig, quantize_model = api
         source = self.onnx(src)
         payload = {"from": _file_id(source), "precision": precision, "target": target, "calib_images": calib_images,
-                   "data": str(Path(data).resolve()) if data else None, "split": calib_split}
+                   "data": str(Path(data).resolve()) if data else None, "split": calib_split,
+                   "quantizer": _code_id("edgeirst.quantize")}
         path = self._path(src, payload, f".{precision}.{target}.onnx")
         if not path.is_file():
             cfg = QuantConfig(precision=precision, target=target, data=data, split=calib_split,
@@ -301,12 +302,19 @@ class ModelFiles:
 
 
 @functools.lru_cache(maxsize=None)
-def _code_id() -> str:
-    """A hash of the model code (every ``.py`` under ``edgeirst/models``): files cached from random weights are
-    made again when an architecture changes, not only with the version number."""
+def _code_id(package: str = "edgeirst.models") -> str | None:
+    """A hash of a package's code (every ``.py`` under it, found without importing it): files
+    cached from random weights are made again when an architecture changes (``edgeirst.models``),
+    quantized ones when the quantizer does (``edgeirst.quantize``), not only with the version."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
     digest = hashlib.sha1()
-    for path in sorted((Path(__file__).resolve().parents[1] / "models").rglob("*.py")):
-        digest.update(path.read_bytes())
+    for folder in spec.submodule_search_locations:
+        for path in sorted(Path(folder).rglob("*.py")):
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
