@@ -107,3 +107,7 @@ if __name__ == "__main__":
         main()
     except EdgeirstError as e:  # bad input: one line, as the CLI says it
         raise SystemExit(f"error: {e}") from None
+    except OSError as e:  # an unwritable weights folder, a full disk: one line naming the path
+        from edgeirst.io import os_error
+
+        raise SystemExit(f"error: {os_error(e, action='access')}") from None
