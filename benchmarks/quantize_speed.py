@@ -56,7 +56,7 @@ def build_variants(model: str, data: str, split: str, calib: int, folder: Path) 
     ops, exclude, _ = policy.select(nodes, "cpu")
     from edgeirst.quantize.model import _cpu_rewrites
 
-    rewritten, _, _, _ = _cpu_rewrites(pre, nodes, meta, folder / "fp32_rewritten.onnx")
+    rewritten, *_ = _cpu_rewrites(pre, nodes, meta, folder / "fp32_rewritten.onnx")
     out = {"fp32": (src, {}), "fp32-ext": (src, {"graph_optimization_level": "extended"}),
            "fp32-rewritten": (rewritten, {}), "fp32-rewritten-ext": (rewritten, {"graph_optimization_level": "extended"})}
     out["int8-all-u8s8"] = (quantize_int8(pre, folder / "all_u8s8.onnx", cache, "minmax", "cpu", [], []), {})

@@ -244,6 +244,50 @@ def widen_conv(proto, name: str, out_channels: int):
     return proto
 
 
+def split_conv_inputs(proto, name: str):
+    """Replace convolution ``name`` (C input channels, one group) by C single-channel convolutions
+    whose outputs are summed, the bias on the first. Where its input is a channel Concat of C
+    tensors that only this conv reads (CBAM's [mean, max]), the Concat goes and each conv reads
+    its tensor; otherwise a Split gives the planes. Exact up to float summation order."""
+    import onnx
+    from onnx import numpy_helper
+
+    nodes = list(proto.graph.node)
+    conv = next(n for n in nodes if n.name == name)
+    inits = {i.name: i for i in proto.graph.initializer}
+    w = numpy_helper.to_array(inits[conv.input[1]])
+    c = w.shape[1]
+    src = next((n for n in nodes if conv.input[0] in n.output), None)
+    readers = [n for n in nodes if conv.input[0] in n.input]
+    axis = {a.name: onnx.helper.get_attribute_value(a) for a in src.attribute}.get("axis") if src is not None else None
+    at = nodes.index(conv)
+    new = []
+    if src is not None and src.op_type == "Concat" and axis in (1, -3) and len(src.input) == c and readers == [conv] \
+            and conv.input[0] not in {o.name for o in proto.graph.output}:
+        planes = list(src.input)
+        proto.graph.node.remove(src)
+        at -= 1
+    else:
+        planes = [f"{name}/plane{i}" for i in range(c)]
+        new.append(onnx.helper.make_node("Split", [conv.input[0]], planes, name=f"{name}/Split", axis=1))
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in conv.attribute}
+    parts = []
+    for i, plane in enumerate(planes):
+        weight = f"{name}.weight{i}"
+        proto.graph.initializer.append(numpy_helper.from_array(w[:, i:i + 1].copy(), weight))
+        bias = [conv.input[2]] if i == 0 and len(conv.input) > 2 and conv.input[2] else []
+        parts.append(f"{name}/in{i}_output_0")
+        new.append(onnx.helper.make_node("Conv", [plane, weight, *bias], [parts[-1]], name=f"{name}/in{i}", **attrs))
+    new.append(onnx.helper.make_node("Add" if c == 2 else "Sum", parts, [conv.output[0]], name=f"{name}/Sum"))
+    proto.graph.node.remove(conv)
+    for k, m in enumerate(new):
+        proto.graph.node.insert(at + k, m)
+    used = {i for n in proto.graph.node for i in n.input}
+    for init in [i for i in proto.graph.initializer if i.name not in used]:
+        proto.graph.initializer.remove(init)
+    return proto
+
+
 def channel_reductions(proto, channels: dict[str, int]) -> int:
     """Rewrite channel-axis ReduceMean / ReduceMax (CBAM spatial attention) into ops onnxruntime
     runs several times faster, exactly: mean = 1x1 Conv with weights 1/C (7x faster at 8x256x256),

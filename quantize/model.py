@@ -103,24 +103,26 @@ def quantize_model(model: str | Path, out: str | Path, cfg: QuantConfig | None =
         float_model = graph.preprocess(src, tmpdir / "float.onnx")
         nodes = graph.describe_nodes(graph_proto(float_model), meta)
         if cfg.precision == "int8":
-            merged, reductions, widened = {}, 0, {}
+            merged, reductions, widened, split = {}, 0, {}, []
             if cfg.target == "cpu":
-                float_model, merged, reductions, widened = _cpu_rewrites(float_model, nodes, meta,
-                                                                         tmpdir / "float_cpu.onnx")
-                if merged or reductions or widened:
+                float_model, merged, reductions, widened, split = _cpu_rewrites(float_model, nodes, meta,
+                                                                                tmpdir / "float_cpu.onnx")
+                if merged or reductions or widened or split:
                     nodes = graph.describe_nodes(graph_proto(float_model), meta)
-            result = _int8(src, float_model, nodes, meta, cfg, tmpdir, dst, progress, merged, reductions, widened)
+            result = _int8(src, float_model, nodes, meta, cfg, tmpdir, dst, progress, merged, reductions, widened,
+                           split)
         else:
             result = _fp16(src, float_model, nodes, meta, cfg, tmpdir, dst, progress)
     return result
 
 
 def _cpu_rewrites(float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta,
-                  out: Path) -> tuple[Path, dict[str, list[str]], int, dict[str, int]]:
+                  out: Path) -> tuple[Path, dict[str, list[str]], int, dict[str, int], list[str]]:
     """Exact float rewrites for onnxruntime's CPU kernels: stack sibling convolutions that only
     together reach the fast int8 kernel (``policy.conv_merges``), widen heavy narrow ones with
-    zero filters (``policy.conv_widenings``), and turn channel reductions into a 1x1 Conv /
-    Split + Max (``graph.channel_reductions``). Returns (model, merged, reductions, widened)."""
+    zero filters (``policy.conv_widenings``), turn channel reductions into a 1x1 Conv / Split +
+    Max (``graph.channel_reductions``) and split the float 2->1 attention convs per input
+    channel (``policy.conv_input_splits``). Returns (model, merged, reductions, widened, split)."""
     import onnx
 
     proto = graph_proto(float_model)
@@ -136,11 +138,14 @@ def _cpu_rewrites(float_model: Path, nodes: Sequence[graph.NodeInfo], meta: Mode
             graph.widen_conv(proto, name, width)
             widened[name] = width
     reductions = graph.channel_reductions(proto, graph.tensor_channels(proto, meta))
-    if not merged and not widened and not reductions:
-        return float_model, {}, 0, {}
+    split = [name for name in policy.conv_input_splits(nodes) if name not in stacked]
+    for name in split:
+        graph.split_conv_inputs(proto, name)
+    if not merged and not widened and not reductions and not split:
+        return float_model, {}, 0, {}, []
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
-    return out, merged, reductions, widened
+    return out, merged, reductions, widened, split
 
 
 def graph_proto(path: Path):
@@ -218,7 +223,7 @@ def _finish(src: Path, path: Path, dst: Path, meta: ModelMeta, quant: dict, cfg:
 
 def _int8(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta, cfg: QuantConfig,
           tmpdir: Path, dst: Path, progress: bool, merged: dict[str, list[str]], reductions: int = 0,
-          widened: dict[str, int] | None = None) -> QuantResult:
+          widened: dict[str, int] | None = None, split: Sequence[str] = ()) -> QuantResult:
     ops, exclude, decisions = policy.select(nodes, cfg.target)
     for d in decisions:
         if d["node"] in merged:
@@ -249,7 +254,8 @@ def _int8(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: M
              "weights": "int8 symmetric per-channel",
              "calibration": {"data": str(cfg.data), "split": cfg.split, "images": len(inputs), "method": cfg.method},
              "int8_nodes": sum(d["precision"] == "int8" and "follows" not in d for d in decisions),
-             "merged_convs": merged, "widened_convs": widened or {}, "channel_reductions_rewritten": reductions}
+             "merged_convs": merged, "widened_convs": widened or {}, "channel_reductions_rewritten": reductions,
+             "split_convs": list(split)}
     if cfg.target == "cpu":
         quant["onnxruntime"], med = fastest_session_hints(path, inputs[0])
         _say(progress, "session layout: " + ", ".join(

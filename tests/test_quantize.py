@@ -115,7 +115,8 @@ def test_tensorrt_target_is_symmetric_int8_everywhere(fp32_onnx, synth_root, tmp
 
 
 def test_cpu_rewrites_are_exact_and_reach_the_fast_int8_kernel(fp32_onnx, synth_root, tmp_path):
-    """Stacked sibling convolutions and rewritten channel reductions compute what the export does."""
+    """Stacked sibling convolutions, rewritten channel reductions and split attention convs compute
+    what the export does."""
     import onnx
     import onnxruntime as ort
 
@@ -125,7 +126,7 @@ def test_cpu_rewrites_are_exact_and_reach_the_fast_int8_kernel(fp32_onnx, synth_
 
     proto, meta = graph.load_edgeirst_onnx(fp32_onnx)
     nodes = graph.describe_nodes(proto, meta)
-    path, merged, reductions, _ = _cpu_rewrites(fp32_onnx, nodes, meta, tmp_path / "rewritten.onnx")
+    path, merged, reductions, _, split = _cpu_rewrites(fp32_onnx, nodes, meta, tmp_path / "rewritten.onnx")
     assert merged and reductions > 0
     new_nodes = graph.describe_nodes(onnx.load(str(path)), meta)
     fast = {n.name for n in new_nodes if policy.mlas_fast_conv(n)[0]}
@@ -133,10 +134,44 @@ def test_cpu_rewrites_are_exact_and_reach_the_fast_int8_kernel(fp32_onnx, synth_
     assert not {p for parts in merged.values() for p in parts} & {n.name for n in new_nodes}
     ops = {n.op for n in new_nodes}
     assert "ReduceMean" not in ops and "ReduceMax" not in ops
+    # the 2->1 7x7 spatial-attention convs: one single-channel conv per input, summed, no Concat left
+    by_name = {n.name: n for n in nodes}
+    assert split and all(by_name[n].in_channels == 2 and by_name[n].out_channels == 1 for n in split)
+    names = {n.name for n in new_nodes}
+    assert not set(split) & names and all({f"{n}/in0", f"{n}/in1"} <= names for n in split)
+    assert len([n for n in new_nodes if n.op == "Concat"]) == len([n for n in nodes if n.op == "Concat"]) - len(split)
     x = prepare(_sample(synth_root), meta)[0][None]
     a, b = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
             for p in (fp32_onnx, path))
     assert np.abs(a - b).max() < 1e-5
+
+
+@pytest.mark.parametrize("channels", [2, 3])
+def test_split_conv_inputs_without_a_concat_splits_the_input(channels):
+    """A 2- or 3-input 7x7 conv whose input is not a Concat gets a Split; the sum of the
+    single-channel convs (bias once) equals the conv."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeirst.quantize import graph
+
+    rng = np.random.default_rng(channels)
+    w = rng.standard_normal((1, channels, 7, 7)).astype(np.float32)
+    proto = helper.make_model(helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="sa", pads=[3] * 4)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 32, 32])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([0.5], np.float32), "b")]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.standard_normal((1, channels, 32, 32)).astype(np.float32)
+    want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    graph.split_conv_inputs(proto, "sa")
+    onnx.checker.check_model(proto)
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops == ["Split"] + ["Conv"] * channels + ["Add" if channels == 2 else "Sum"]
+    got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.abs(got - want).max() < 1e-4
 
 
 def test_widening_takes_mshnets_8_channel_3x3_convs_not_its_1x1_heads(tmp_path):
@@ -191,7 +226,7 @@ def test_heavy_narrow_convs_are_widened_exactly_and_run_int8(synth_root, tmp_pat
     assert "/model/seg/conv/conv/Conv" in wide and set(wide.values()) == {16}
     by_name = {n.name: n for n in nodes}
     assert all(by_name[n].out_channels < 16 and by_name[n].out_hw == (64, 64) for n in wide)
-    path, _, _, widened = _cpu_rewrites(src, nodes, meta, tmp_path / "rewritten.onnx")
+    path, _, _, widened, _ = _cpu_rewrites(src, nodes, meta, tmp_path / "rewritten.onnx")
     assert widened == wide
     new_nodes = {n.name: n for n in graph.describe_nodes(onnx.load(str(path)), meta)}
     assert all(policy.mlas_fast_conv(new_nodes[n])[0] for n in wide)
