@@ -248,13 +248,16 @@ def split_conv_inputs(proto, name: str):
     """Replace convolution ``name`` (C input channels, one group) by C single-channel convolutions
     whose outputs are summed, the bias on the first. Where its input is a channel Concat of C
     tensors that only this conv reads (CBAM's [mean, max]), the Concat goes and each conv reads
-    its tensor; otherwise a Split gives the planes. Exact up to float summation order."""
+    its tensor; otherwise a Split gives the planes. Exact up to float summation order. Returns
+    False, changing nothing, where the weights are not an initializer."""
     import onnx
     from onnx import numpy_helper
 
     nodes = list(proto.graph.node)
     conv = next(n for n in nodes if n.name == name)
     inits = {i.name: i for i in proto.graph.initializer}
+    if conv.input[1] not in inits:
+        return False
     w = numpy_helper.to_array(inits[conv.input[1]])
     c = w.shape[1]
     src = next((n for n in nodes if conv.input[0] in n.output), None)
@@ -285,7 +288,7 @@ def split_conv_inputs(proto, name: str):
     used = {i for n in proto.graph.node for i in n.input}
     for init in [i for i in proto.graph.initializer if i.name not in used]:
         proto.graph.initializer.remove(init)
-    return proto
+    return True
 
 
 def channel_reductions(proto, channels: dict[str, int]) -> int:

@@ -138,9 +138,8 @@ def _cpu_rewrites(float_model: Path, nodes: Sequence[graph.NodeInfo], meta: Mode
             graph.widen_conv(proto, name, width)
             widened[name] = width
     reductions = graph.channel_reductions(proto, graph.tensor_channels(proto, meta))
-    split = [name for name in policy.conv_input_splits(nodes) if name not in stacked]
-    for name in split:
-        graph.split_conv_inputs(proto, name)
+    split = [name for name in policy.conv_input_splits(nodes) if name not in stacked
+             and graph.split_conv_inputs(proto, name)]
     if not merged and not widened and not reductions and not split:
         return float_model, {}, 0, {}, []
     onnx.checker.check_model(proto)

@@ -86,10 +86,7 @@ def conv_widenings(nodes: Sequence[NodeInfo], full_hw: tuple[int, int]) -> list[
     for n in nodes:
         if n.op != "Conv" or n.in_channels is None or n.groups != 1 or n.in_channels % 4 or n.out_channels >= 16:
             continue
-        taps = n.in_channels
-        for k in n.kernel:
-            taps *= k
-        if taps < WIDEN_MIN_TAPS or n.out_hw is None or n.out_hw[0] * n.out_hw[1] * 4 < full_hw[0] * full_hw[1]:
+        if n.in_channels * _kernel_taps(n) < WIDEN_MIN_TAPS or n.out_hw is None or n.out_hw[0] * n.out_hw[1] * 4 < full_hw[0] * full_hw[1]:
             continue
         widened = replace(n, out_channels=16)
         if mlas_fast_conv(widened)[0]:
@@ -108,15 +105,16 @@ def conv_input_splits(nodes: Sequence[NodeInfo]) -> list[str]:
     faster under ORT_ENABLE_EXTENDED (0.97 -> 0.82 ms at 256x256) and the default INT8 model
     0.5-0.7 ms (2.5%) faster. The FP32 export keeps the single conv: under ORT_ENABLE_ALL, where
     FP32 models run, the split was 3% slower (AMD EPYC VM, benchmarks/RESULTS.md)."""
-    out = []
-    for n in nodes:
-        taps = 1
-        for k in n.kernel or ():
-            taps *= k
-        if n.op == "Conv" and n.groups == 1 and n.out_channels == 1 and n.in_channels in (2, 3) and \
-                taps >= SPLIT_MIN_TAPS:
-            out.append(n.name)
-    return out
+    return [n.name for n in nodes if n.op == "Conv" and n.groups == 1 and n.out_channels == 1
+            and n.in_channels in (2, 3) and _kernel_taps(n) >= SPLIT_MIN_TAPS]
+
+
+def _kernel_taps(n: NodeInfo) -> int:
+    """Kernel positions per output pixel (9 for a 3x3 kernel; 1 where the kernel is unknown)."""
+    taps = 1
+    for k in n.kernel or ():
+        taps *= k
+    return taps
 
 
 def select(nodes: Sequence[NodeInfo], target: str) -> tuple[list[str], list[str], list[dict]]:
