@@ -15,6 +15,9 @@ Everything is computed at each image's own (source) resolution:
   all GT; Fa = pixels of unmatched predicted components / all pixels, both summed over the
   dataset. Unmatched components are counted by identity (DNANet's code filters them by area
   value, which also drops a false alarm whose area equals a matched component's).
+* **False alarms per frame** (what a field user counts): unmatched predicted components per
+  image, and **FA frames**: the share of images with at least one. Background-only images (empty
+  masks) count like any other; Pd and AP of a split without targets are undefined.
 * **AP50 / AP**: COCO box AP (IoU 0.50:0.05:0.95, 101-point interpolated precision, at most
   100 detections per image, area range "all"), detections = ``Prediction.targets`` ranked by
   ``targets.scores``, ground-truth boxes = eight-connected components of the mask as
@@ -69,6 +72,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("fa", False, "Fa"),
     Metric("ap50", True, "AP50"),
     Metric("ap", True, "AP"),
+    Metric("fa_per_frame", False, "FA/frame"),
+    Metric("fa_frames", False, "FA frames"),
 )}
 
 PD_DISTANCE = 3.0
@@ -206,9 +211,9 @@ class Evaluator:
         self.pixels = 0
         self.niou_sum = 0.0
         self.niou_count = 0
-        # per sweep threshold: intersection, union, matched GT, false-alarm pixels;
-        # index 0 is the operating threshold, 1.. the ROC thresholds.
-        self._acc = np.zeros((1 + len(self.roc_thresholds), 4), np.int64)
+        # per sweep threshold: intersection, union, matched GT, false-alarm pixels, false-alarm
+        # components, images with any false alarm; index 0 is the operating threshold, 1.. the ROC ones.
+        self._acc = np.zeros((1 + len(self.roc_thresholds), 6), np.int64)
         self._det_scores: list[np.ndarray] = []
         self._det_tp: list[np.ndarray] = []
 
@@ -254,18 +259,21 @@ class Evaluator:
 
     @staticmethod
     def _image_row(fg: np.ndarray, n_fg: int, gt: np.ndarray, gt_count: int, gt_cents: np.ndarray) -> np.ndarray:
-        """[intersection, union, matched GT, false-alarm pixels] of one binary prediction."""
+        """[intersection, union, matched GT, false-alarm pixels, false-alarm components, 1 if any]
+        of one binary prediction."""
         if n_fg == 0:
-            return np.array([0, gt_count, 0, 0], np.int64)
+            return np.array([0, gt_count, 0, 0, 0, 0], np.int64)
         inter = int(np.count_nonzero(fg & gt))
         stats, cents = _components_cropped(fg)
         matched = match_targets(gt_cents, cents)
         fa = int(stats[~matched, cv2.CC_STAT_AREA].sum())
-        return np.array([inter, gt_count + n_fg - inter, int(matched.sum()), fa], np.int64)
+        n_false = int(np.count_nonzero(~matched))
+        return np.array([inter, gt_count + n_fg - inter, int(matched.sum()), fa, n_false, int(n_false > 0)], np.int64)
 
     def compute(self) -> dict:
-        """{"iou", "niou", "pd", "fa", "ap50", "ap", "images", "targets", "threshold"} as plain numbers."""
-        inter, union, matched, fa = (int(v) for v in self._acc[0])
+        """{"iou", "niou", "pd", "fa", "ap50", "ap", "fa_per_frame", "fa_frames", "images", "targets",
+        "threshold"} as plain numbers."""
+        inter, union, matched, fa, n_false, any_false = (int(v) for v in self._acc[0])
         if self._det_scores:
             ap = coco_ap(np.concatenate(self._det_scores), np.concatenate(self._det_tp, axis=1), self.targets)
         else:
@@ -277,16 +285,20 @@ class Evaluator:
             "fa": _ratio(fa, self.pixels),
             "ap50": float(ap[0]),
             "ap": float(ap.mean()),
+            "fa_per_frame": _ratio(n_false, self.images),
+            "fa_frames": _ratio(any_false, self.images),
             "images": self.images,
             "targets": self.targets,
             "threshold": self.threshold,
         }
 
     def roc(self) -> list[dict]:
-        """Pd, Fa and IoU at every ROC threshold: [{"threshold", "pd", "fa", "iou"}, ...]."""
+        """Pd, Fa, IoU and false alarms per frame at every ROC threshold:
+        [{"threshold", "pd", "fa", "iou", "fa_per_frame", "fa_frames"}, ...]."""
         return [{"threshold": float(t), "pd": _ratio(int(m), self.targets), "fa": _ratio(int(f), self.pixels),
-                 "iou": _ratio(int(i), int(u))}
-                for t, (i, u, m, f) in zip(self.roc_thresholds, self._acc[1:])]
+                 "iou": _ratio(int(i), int(u)), "fa_per_frame": _ratio(int(c), self.images),
+                 "fa_frames": _ratio(int(a), self.images)}
+                for t, (i, u, m, f, c, a) in zip(self.roc_thresholds, self._acc[1:])]
 
 
 def write_roc(rows: list[dict], path: str | Path, png: bool = False) -> list[Path]:
@@ -299,9 +311,10 @@ def write_roc(rows: list[dict], path: str | Path, png: bool = False) -> list[Pat
     want_png = png or path.suffix.lower() == ".png"
     csv_path = path.with_suffix(".csv") if path.suffix.lower() == ".png" else path
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["threshold", "pd", "fa", "iou"], lineterminator="\n")
+    fields = ["threshold", "pd", "fa", "iou", "fa_per_frame", "fa_frames"]
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore", restval="")
     w.writeheader()
-    w.writerows({k: r[k] for k in ("threshold", "pd", "fa", "iou")} for r in rows)
+    w.writerows(rows)
     write_text(csv_path, buf.getvalue())
     written = [csv_path]
     if want_png:

@@ -4,6 +4,7 @@ on the real SIRST val split, a tiny real ONNX model through the runtime, and use
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -74,8 +75,8 @@ def copy_masks_as_predictions(root: Path, ids: list[str], out: Path) -> Path:
 def test_perfect_predictions_on_a_tiny_dataset(tiny: Path, tmp_path: Path) -> None:
     preds = copy_masks_as_predictions(tiny, list(TINY), tmp_path / "preds")
     m = metrics_of(run_eval("--data", tiny, "--split", "val", "--predictions", preds, "--json"))
-    assert m == {"iou": 1.0, "niou": 1.0, "pd": 1.0, "fa": 0.0, "ap50": 1.0, "ap": 1.0,
-                 "images": 3, "targets": 4, "threshold": 0.5}
+    assert m == {"iou": 1.0, "niou": 1.0, "pd": 1.0, "fa": 0.0, "ap50": 1.0, "ap": 1.0, "fa_per_frame": 0.0,
+                 "fa_frames": 0.0, "images": 3, "targets": 4, "threshold": 0.5}
 
 
 def test_imperfect_predictions_by_hand(tiny: Path, tmp_path: Path) -> None:
@@ -96,7 +97,7 @@ def test_imperfect_predictions_by_hand(tiny: Path, tmp_path: Path) -> None:
     assert m["niou"] == pytest.approx((1 + 0 + 0) / 3)
     assert m["ap50"] == pytest.approx((51 * 1 + 50 * 0) / 101)  # 2 TPs ranked first, FP after
     lines = roc.read_text().splitlines()
-    assert lines[0] == "threshold,pd,fa,iou" and len(lines) == 1 + 19
+    assert lines[0] == "threshold,pd,fa,iou,fa_per_frame,fa_frames" and len(lines) == 1 + 19
     low = dict(zip(lines[0].split(","), map(float, lines[1].split(","))))  # threshold 0.05
     assert low["pd"] == 0.75 and low["fa"] == pytest.approx(6 / pixels)
     assert cv2.imread(str(roc.with_suffix(".png"))).shape == (480, 640, 3)
@@ -107,7 +108,9 @@ def test_table_output(tiny: Path, tmp_path: Path) -> None:
     preds = copy_masks_as_predictions(tiny, list(TINY), tmp_path / "preds")
     proc = run_eval("--data", tiny, "--predictions", preds, "-q")
     assert proc.returncode == 0, proc.stderr
-    assert "3 images, 4 targets" in proc.stdout and "IoU   1.0000" in proc.stdout and "Fa    0.000e+00" in proc.stdout
+    assert "3 images, 4 targets" in proc.stdout
+    assert re.search(r"IoU +1\.0000", proc.stdout) and re.search(r"Fa +0\.000e\+00", proc.stdout)
+    assert re.search(r"FA/frame +0\.000", proc.stdout)
 
 
 def test_perfect_predictions_on_sirst_val(sirst_root: Path, tmp_path: Path) -> None:

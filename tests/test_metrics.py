@@ -114,8 +114,8 @@ def test_empty_ground_truth() -> None:
 def test_perfect_prediction() -> None:
     gt = mask((2, 2, 3, 3), (20, 8, 1, 1), (10, 25, 4, 2))
     m = evaluate((gt, seg(gt)), (mask((1, 1, 2, 2)), seg(mask((1, 1, 2, 2)))))
-    assert m == {"iou": 1.0, "niou": 1.0, "pd": 1.0, "fa": 0.0, "ap50": 1.0, "ap": 1.0,
-                 "images": 2, "targets": 4, "threshold": 0.5}
+    assert m == {"iou": 1.0, "niou": 1.0, "pd": 1.0, "fa": 0.0, "ap50": 1.0, "ap": 1.0, "fa_per_frame": 0.0,
+                 "fa_frames": 0.0, "images": 2, "targets": 4, "threshold": 0.5}
 
 
 def test_niou_is_mean_of_per_image_iou() -> None:
@@ -186,7 +186,7 @@ def test_write_roc_csv_and_png(tmp_path) -> None:
     written = write_roc(rows, tmp_path / "roc.png")
     assert written == [tmp_path / "roc.csv", tmp_path / "roc.png"]
     lines = (tmp_path / "roc.csv").read_text().splitlines()
-    assert lines[0] == "threshold,pd,fa,iou" and lines[1].startswith("0.1,0.9,4e-05")
+    assert lines[0] == "threshold,pd,fa,iou,fa_per_frame,fa_frames" and lines[1].startswith("0.1,0.9,4e-05")
     img = cv2.imread(str(tmp_path / "roc.png"))
     assert img.shape == (480, 640, 3) and (img != 255).any()
     assert write_roc(rows, tmp_path / "only.csv") == [tmp_path / "only.csv"]
@@ -250,3 +250,23 @@ def test_ap_matches_pycocotools() -> None:
     assert m["ap50"] == pytest.approx(precision[0].mean(), abs=1e-6)
     assert m["ap"] == pytest.approx(precision.mean(), abs=1e-6)
     assert 0.02 < m["ap"] < m["ap50"] < 1.0  # a non-trivial case (image 4 loses 20 detections to max 100)
+
+
+def test_false_alarms_per_frame_match_a_hand_count() -> None:
+    # frame 1: one target, found, plus two separate false blobs; frame 2: background only, one
+    # false blob; frame 3: background only, nothing predicted. 3 false alarms over 3 frames,
+    # 2 of the 3 frames with any.
+    gt1 = mask((5, 5, 2, 2))
+    p1 = mask((5, 5, 2, 2), (20, 20, 3, 3), (25, 2, 1, 1))
+    gt2 = np.zeros((32, 32), bool)
+    p2 = mask((10, 12, 2, 1))
+    m = evaluate((gt1, seg(p1)), (gt2, seg(p2)), (gt2, seg(gt2)))
+    assert m["fa_per_frame"] == 1.0 and m["fa_frames"] == 2 / 3
+    assert m["pd"] == 1.0 and m["targets"] == 1
+
+
+def test_background_only_split_evaluates() -> None:
+    empty = np.zeros((32, 32), bool)
+    m = evaluate((empty, seg(mask((3, 3, 2, 2)))), (empty, seg(empty)))
+    assert math.isnan(m["pd"]) and math.isnan(m["ap50"])  # undefined without targets
+    assert m["fa_per_frame"] == 0.5 and m["fa_frames"] == 0.5 and m["iou"] == 0.0

@@ -10,7 +10,7 @@ import click
 
 from edgeirst.errors import EdgeirstError
 
-KEYS = ("iou", "niou", "pd", "fa", "ap50", "ap", "images", "targets", "threshold")
+KEYS = ("iou", "niou", "pd", "fa", "ap50", "ap", "fa_per_frame", "fa_frames", "images", "targets", "threshold")
 
 
 def _plain(metrics: dict) -> dict:
@@ -18,22 +18,25 @@ def _plain(metrics: dict) -> dict:
     return {k: (None if isinstance(metrics[k], float) and math.isnan(metrics[k]) else metrics[k]) for k in KEYS}
 
 
-def _table(metrics: dict, source: str, data: Path, split: str) -> str:
+def _table(metrics: dict, source: str, where: str) -> str:
+    from edgeirst.metrics import METRICS
+
     m = _plain(metrics)
-    fmt = {"iou": ".4f", "niou": ".4f", "pd": ".4f", "fa": ".3e", "ap50": ".4f", "ap": ".4f"}
-    names = {"iou": "IoU", "niou": "nIoU", "pd": "Pd", "fa": "Fa", "ap50": "AP50", "ap": "AP"}
-    lines = [f"{source} on {data} [{split}]: {m['images']} images, {m['targets']} targets, "
-             f"threshold {m['threshold']:g}"]
+    fmt = {"iou": ".4f", "niou": ".4f", "pd": ".4f", "fa": ".3e", "ap50": ".4f", "ap": ".4f", "fa_per_frame": ".3f",
+           "fa_frames": ".3f"}
+    lines = [f"{source} on {where}: {m['images']} images, {m['targets']} targets, threshold {m['threshold']:g}"]
     for k, f in fmt.items():
-        lines.append(f"  {names[k]:<5} {'n/a' if m[k] is None else format(m[k], f)}")
+        lines.append(f"  {METRICS[k].label:<9} {'n/a' if m[k] is None else format(m[k], f)}")
     return "\n".join(lines)
 
 
 @click.command("eval")
 @click.argument("model", required=False)
-@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
-              help="SIRST-style dataset folder (images/, masks/, idx_427/).")
-@click.option("--split", default="val", show_default=True, help="Split to evaluate (a list in idx_427/; 'all' = every image).")
+@click.option("--data", "data_dirs", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="SIRST-style dataset folder (images/, masks/, idx_427/); repeat to score several as one set.")
+@click.option("--split", "splits", default=("val",), show_default=True, multiple=True,
+              help="Split to evaluate (a list in idx_427/, a list file's path, or 'all' = every image); "
+                   "one for every --data or one per --data.")
 @click.option("--predictions", type=click.Path(path_type=Path), default=None,
               help="Folder of saved predictions <id>.png (8-bit, value/255 = probability) instead of a model.")
 @click.option("--threshold", type=click.FloatRange(0, 1, max_open=True), default=None,
@@ -44,10 +47,11 @@ def _table(metrics: dict, source: str, data: Path, split: str) -> str:
               type=click.Choice(["auto", "onnxruntime", "tensorrt", "torch", "ort", "trt"]), help="Runtime backend for MODEL.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metrics.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def command(model: str | None, data_dir: Path, split: str, predictions: Path | None, threshold: float | None,
+def command(model: str | None, data_dirs: tuple[Path, ...], splits: tuple[str, ...], predictions: Path | None, threshold: float | None,
             roc_path: Path | None, backend: str, as_json: bool, quiet: bool) -> None:
-    """Evaluate MODEL (a .pt, .onnx or .engine file, or `default`) or saved --predictions on a split."""
-    from edgeirst.data.sirst import SirstDataset
+    """Evaluate MODEL (a .pt, .onnx or .engine file, or `default`) or saved --predictions on a split
+    (or on several datasets' splits as one set). Background-only images count: they add false alarms."""
+    from edgeirst.data.sirst import open_datasets
     from edgeirst.evaluate import evaluate_backend, evaluate_predictions
 
     if (model is None) == (predictions is None):
@@ -55,7 +59,12 @@ def command(model: str | None, data_dir: Path, split: str, predictions: Path | N
                             + ("(got both)" if model else "(got neither)"))
     if predictions is not None and not predictions.is_dir():
         raise EdgeirstError(f"predictions folder {predictions} does not exist; expected a folder of <id>.png maps")
-    dataset = SirstDataset(data_dir, split)
+    dataset = open_datasets(list(data_dirs), list(splits))
+    if dataset is None:
+        raise EdgeirstError("every --split is 'none': nothing to evaluate")
+    if predictions is not None and len(data_dirs) > 1:
+        raise EdgeirstError("--predictions scores one dataset; give one --data")
+    where = " + ".join(f"{d} [{s}]" for d, s in zip(data_dirs, splits * len(data_dirs) if len(splits) == 1 else splits))
     if predictions is not None:
         source = str(predictions)
         metrics, roc = evaluate_predictions(dataset, predictions, 0.5 if threshold is None else threshold,
@@ -70,7 +79,7 @@ def command(model: str | None, data_dir: Path, split: str, predictions: Path | N
     if as_json:
         click.echo(json.dumps(_plain(metrics)))
     else:
-        click.echo(_table(metrics, source, data_dir, split))
+        click.echo(_table(metrics, source, where))
     if roc_path is not None:
         from edgeirst.metrics import write_roc
 

@@ -12,13 +12,28 @@ from edgeirst.metrics import METRICS
 
 # CLI parameter -> TrainConfig field, where the names differ
 _FIELDS = {"name": "model", "model_args": "model_kwargs", "loss_args": "loss_options"}
+_RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste")  # None: TrainConfig's default (off)
+
+
+def _one_or_list(values: tuple[str, ...]) -> str | list[str]:
+    """A repeatable option as TrainConfig stores it: one value as itself, several as a list."""
+    return values[0] if len(values) == 1 else list(values)
 
 
 @click.command("train")
 @click.argument("name", required=False)
-@click.option("--data", type=click.Path(), help="Dataset root (SIRST-style: images/, masks/, split lists).")
-@click.option("--split", default="train", show_default=True, help="Training split ('all' = every image).")
-@click.option("--val-split", default="val", show_default=True, help="Validation split used to pick best.pt ('none' to skip).")
+@click.option("--data", multiple=True, type=click.Path(),
+              help="Dataset root (SIRST-style: images/, masks/, split lists); repeat to train on several at once.")
+@click.option("--split", multiple=True, default=("train",), show_default=True,
+              help="Training split ('all' = every image, or a list file's path); one for all --data or one per --data.")
+@click.option("--val-split", multiple=True, default=("val",), show_default=True,
+              help="Validation split(s) that pick best.pt, scored as one set; one per --data ('none' leaves one out).")
+@click.option("--negatives", type=PROBABILITY, help="Share of each batch drawn from background-only images (empty masks).")
+@click.option("--target-crops", type=PROBABILITY, help="Probability that a training crop is placed on a target.")
+@click.option("--hard-crops", type=PROBABILITY,
+              help="Probability that a background crop is centred on one of the frame's brightest small blobs.")
+@click.option("--copy-paste", type=PROBABILITY,
+              help="Probability that a background crop gets 1-3 real targets pasted in (varied SCR and size).")
 @click.option("--out", default="runs/train", show_default=True, type=click.Path(), help="Output folder (best.pt, last.pt, results.csv).")
 @click.option("--exist-ok", is_flag=True, help="Replace a run already in --out (default: refuse).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the model's paper preset).")
@@ -60,8 +75,11 @@ def command(ctx: click.Context, name, data, val_split, model_args, loss_args, wi
     kwargs = parse_kv(model_args)
     if width is not None:
         kwargs["width"] = width
-    values = dict(options, model=name, data=data, model_kwargs=kwargs, loss_options=parse_kv(loss_args),
-                  val_split=None if val_split.lower() == "none" else val_split)
+    options = {k: v for k, v in options.items() if not (k in _RECIPE and v is None)}
+    options["split"] = _one_or_list(options["split"])
+    val = _one_or_list(val_split)
+    values = dict(options, model=name, data=_one_or_list(data) if data else None, model_kwargs=kwargs,
+                  loss_options=parse_kv(loss_args), val_split=None if isinstance(val, str) and val.lower() == "none" else val)
     if resume:
         given = {_FIELDS.get(p, p): values[_FIELDS.get(p, p)] for p in ctx.params
                  if p not in ("resume", "as_json") and ctx.get_parameter_source(p) == ParameterSource.COMMANDLINE

@@ -15,7 +15,10 @@ own maximum; a mask saved at another resolution with the same aspect ratio (with
 the public SIRST release) is resized to its image with nearest-neighbour and a warning, as the
 papers' loaders effectively do; any other size mismatch is an error. A split name that occurs in several
 folders (say ``idx_320/train.txt`` and ``idx_427/train.txt``) must be given with its folder:
-``idx_427/train``. numpy + OpenCV only.
+``idx_427/train``. A split may also be the path of a list file kept elsewhere (``lists/val.txt``),
+e.g. held-apart sequences of a dataset one does not own. ``open_datasets`` joins several
+(dataset, split) pairs into one ``DatasetUnion`` for training and evaluation across sources.
+numpy + OpenCV only.
 """
 
 from __future__ import annotations
@@ -219,6 +222,9 @@ def resolve_split(root: Path, split: str) -> Path:
     direct = root / f"{split}.txt"
     if "/" in split and direct.is_file():
         return direct
+    listed = Path(split).expanduser()
+    if listed.suffix.lower() == ".txt" and listed.is_file():  # a list kept outside the dataset
+        return listed
     have = ", ".join(sorted(splits, key=natural_key)) or "none (no <split>.txt files found)"
     raise EdgeirstError(f"unknown split {split!r} in {root}; available: {have}. "
                         f"Pass one of these, or --split {ALL_SPLIT} to use every image that has a mask")
@@ -299,3 +305,46 @@ class SirstDataset:
 
     def __repr__(self) -> str:
         return f"SirstDataset({str(self.root)!r}, split={self.split!r}, {len(self)} images)"
+
+
+class DatasetUnion:
+    """Several datasets read as one, in order: ``len``, ``[i]`` and ``ids`` as a SirstDataset has.
+    Ids are prefixed with their dataset's folder name (``sirst/Misc_1``) so they stay unique."""
+
+    def __init__(self, parts: "list[SirstDataset]") -> None:
+        self.parts = list(parts)
+        self._index = [(p, i) for p in self.parts for i in range(len(p))]
+        self.ids = [f"{p.root.name}/{i}" for p in self.parts for i in p.ids]
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, i: int) -> Sample:
+        part, j = self._index[i]
+        s = part[j]
+        return Sample(f"{part.root.name}/{s.id}", s.image, s.mask)
+
+    def __repr__(self) -> str:
+        return "DatasetUnion(" + ", ".join(repr(p) for p in self.parts) + ")"
+
+
+def pair_splits(data: "list[str | Path]", splits: "list[str | None]", option: str = "--split") -> list:
+    """(dataset, split) pairs: one split for every dataset, or one per dataset in order; a split
+    ``none`` (or None) leaves that dataset out."""
+    data, splits = list(data), list(splits)
+    if len(splits) == 1:
+        splits = splits * len(data)
+    if len(splits) != len(data):
+        raise EdgeirstError(f"{len(data)} datasets but {len(splits)} {option} values; give one {option} for all "
+                            f"datasets or one per --data, in the same order")
+    return [(d, s) for d, s in zip(data, splits) if s is not None and str(s).lower() != "none"]
+
+
+def open_datasets(data: "str | Path | list", splits: "str | None | list", option: str = "--split"):
+    """One SirstDataset, or a DatasetUnion of several (``pair_splits``); None when every split is none."""
+    data = [data] if isinstance(data, (str, Path)) else list(data)
+    splits = [splits] if splits is None or isinstance(splits, str) else list(splits)
+    parts = [SirstDataset(d, s) for d, s in pair_splits(data, splits, option)]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else DatasetUnion(parts)

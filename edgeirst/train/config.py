@@ -24,10 +24,10 @@ class TrainConfig:
     """Everything one training run needs. ``None`` fields come from the model's preset."""
 
     model: str
-    data: str
+    data: str | list[str]  # one dataset folder, or several trained on together
     out: str = "runs/train"
-    split: str = "train"
-    val_split: str | None = "val"
+    split: str | list[str] = "train"  # one for every dataset, or one per dataset
+    val_split: str | list[str] | None = "val"  # likewise; "none" leaves a dataset out of validation
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None
     batch: int | None = None
@@ -55,6 +55,10 @@ class TrainConfig:
     threshold: float = 0.5
     loss_options: dict[str, Any] = field(default_factory=dict)
     max_steps: int | None = None  # stop each epoch after this many steps (smoke tests)
+    negatives: float = 0.0  # share of each batch from background-only images (empty masks)
+    target_crops: float = 0.0  # probability that a crop is placed on a target
+    hard_crops: float = 0.0  # probability that a background crop is centred on a bright blob
+    copy_paste: float = 0.0  # probability that a background crop gets real targets pasted in
 
     def resolved(self) -> "TrainConfig":
         """A copy with every ``None`` filled from the preset."""

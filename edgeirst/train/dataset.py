@@ -7,11 +7,21 @@ vertical flips, brightness and contrast; ``strong`` adds transposition (BasicIRS
 transpose), gamma, sensor noise and a mild defocus blur, which a few hundred training images need
 to hold up on unseen ones. Per-target boxes for detection losses come from the augmented mask
 through the shared eight-connected clustering, so they always match the pixels.
+
+Crops are taken at each image's own resolution (scale jitter aside), so images of 320x240 and
+1280x1024 train together and a target keeps the pixel size it has in deployment. ``Recipe`` adds
+what makes a model hold up on scenes it never saw: crops placed on a target (large frames would
+otherwise give mostly empty crops), background-only frames as a fixed share of every batch
+(``MixedBatches``), hard negatives (crops centred on a background frame's brightest small blobs,
+where a segmenter's false alarms lie) and copy-paste synthesis (real targets cut from their masks
+and pasted onto real background crops at a drawn signal-to-clutter ratio and size).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import math
 
 import cv2
 import numpy as np
@@ -82,15 +92,82 @@ class Augment:
         return self != Augment()
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What the sampler and the crops do beyond augmentation (all off by default).
+
+    ``negatives``: share of each batch drawn from background-only images; ``target_crops``:
+    probability that a crop of an image with targets is placed on one of them; ``hard_crops``:
+    probability that a background crop is centred on one of the frame's brightest small blobs;
+    ``copy_paste``: probability that a background crop gets 1-3 real targets pasted in, at a
+    signal-to-clutter ratio drawn from ``scr`` and a scale from ``paste_scale``.
+    """
+
+    negatives: float = 0.0
+    target_crops: float = 0.0
+    hard_crops: float = 0.0
+    copy_paste: float = 0.0
+    scr: tuple[float, float] = (2.0, 15.0)
+    paste_scale: tuple[float, float] = (0.7, 1.5)
+
+
+HARD_CANDIDATES = 24  # bright-blob crop centres kept per background frame
+TOPHAT_KERNEL = 15  # px: blobs smaller than this stand out of the white top-hat, as small targets do
+
+
+def bright_blobs(img: np.ndarray, k: int = HARD_CANDIDATES) -> np.ndarray:
+    """Up to ``k`` (y, x) centres of the strongest local maxima of a white top-hat: small bright
+    structures, the clutter a small-target segmenter mistakes for targets."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (TOPHAT_KERNEL, TOPHAT_KERNEL))
+    th = cv2.morphologyEx(img.astype(np.float32), cv2.MORPH_TOPHAT, kernel)
+    peaks = (th >= cv2.dilate(th, np.ones((9, 9), np.uint8))) & (th > 0)
+    ys, xs = np.nonzero(peaks)
+    if len(ys) == 0:
+        return np.zeros((0, 2), np.int64)
+    order = np.argsort(-th[ys, xs], kind="stable")[:k]
+    return np.stack([ys[order], xs[order]], 1)
+
+
+def target_bank(images: list[np.ndarray], masks: list[np.ndarray], max_area: int = 400) -> list[tuple]:
+    """Real targets cut from their masks: (signal above the local background, soft alpha) pairs.
+    Dark targets and large ones (over ``max_area`` px) are left out."""
+    bank = []
+    for img, m in zip(images, masks):
+        if not m.any():
+            continue
+        t, _ = cluster_targets(m.astype(np.float32), 0.5)
+        h, w = img.shape
+        for (x1, y1, x2, y2), area in zip(t.boxes, t.areas):
+            if area > max_area:
+                continue
+            xa, ya = max(0, int(x1) - 4), max(0, int(y1) - 4)
+            xb, yb = min(w, int(math.ceil(x2)) + 4), min(h, int(math.ceil(y2)) + 4)
+            patch, pm = img[ya:yb, xa:xb], m[ya:yb, xa:xb]
+            ring = ~cv2.dilate(pm.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            if not ring.any():
+                continue
+            signal = np.clip(patch - np.median(patch[ring]), 0.0, None).astype(np.float32)
+            alpha = np.clip(cv2.GaussianBlur(pm.astype(np.float32), (0, 0), 0.7) * 1.5, 0.0, 1.0)
+            signal *= alpha
+            if signal.max() > 0.02:
+                bank.append((signal / signal.max(), pm.copy()))
+    return bank
+
+
 class TrainSamples(torch.utils.data.Dataset):
     """Augmented ``size`` x ``size`` crops with their masks."""
 
     def __init__(self, images: list[np.ndarray], masks: list[np.ndarray], meta: ModelMeta, size: int,
-                 augment: Augment | str = "basic"):
+                 augment: Augment | str = "basic", recipe: Recipe = Recipe()):
         self.images, self.masks, self.meta = images, masks, meta
         self.size = size
         self.aug = Augment.named(augment) if isinstance(augment, str) else augment
         self.augment = self.aug.geometric
+        self.recipe = recipe
+        self.negatives = [i for i, m in enumerate(masks) if not m.any()]
+        self.positives = [i for i, m in enumerate(masks) if m.any()]
+        self.blobs = {i: bright_blobs(images[i]) for i in self.negatives} if recipe.hard_crops else {}
+        self.bank = target_bank(images, masks) if recipe.copy_paste else []
 
     def __len__(self) -> int:
         return len(self.images)
@@ -98,16 +175,27 @@ class TrainSamples(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         rng = np.random.default_rng(torch.randint(0, 2**31 - 1, ()).item())
         img, mask = self.images[i], self.masks[i].astype(np.uint8)
-        a = self.aug
+        a, r = self.aug, self.recipe
+        scale, swap = 1.0, False
         if a.scale != (1.0, 1.0):
-            s = rng.uniform(*a.scale)
+            scale = rng.uniform(*a.scale)
             h, w = img.shape
-            nh, nw = max(8, round(h * s)), max(8, round(w * s))
+            nh, nw = max(8, round(h * scale)), max(8, round(w * scale))
             img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
             mask = cv2.resize(mask, (nw, nh), interpolation=cv2.INTER_NEAREST)
         if a.transpose and rng.random() < 0.5:
-            img, mask = img.T, mask.T
-        img, mask = self._crop(img, mask, rng)
+            img, mask, swap = img.T, mask.T, True
+        centre = None
+        if r.target_crops and rng.random() < r.target_crops and mask.any():
+            ys, xs = np.nonzero(mask)
+            k = int(rng.integers(len(ys)))
+            centre = (int(ys[k]), int(xs[k]))
+        elif i in self.blobs and len(self.blobs[i]) and rng.random() < r.hard_crops:
+            y, x = self.blobs[i][int(rng.integers(len(self.blobs[i])))] * scale
+            centre = (int(x), int(y)) if swap else (int(y), int(x))
+        img, mask = self._crop(img, mask, rng, centre)
+        if self.bank and not mask.any() and rng.random() < r.copy_paste:
+            img, mask = self._paste(np.array(img, np.float32), np.array(mask), rng)
         if a.flips:
             if rng.random() < 0.5:
                 img, mask = img[:, ::-1], mask[:, ::-1]
@@ -116,6 +204,28 @@ class TrainSamples(torch.utils.data.Dataset):
         img = self._photometric(np.ascontiguousarray(img, np.float32), rng)
         x = normalize(np.ascontiguousarray(img, np.float32), self.meta)
         return torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None]
+
+    def _paste(self, img: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
+        """1-3 real targets pasted at random places, each at a drawn signal-to-clutter ratio (peak
+        over the standard deviation of the background around it) and scale."""
+        r, s = self.recipe, self.size
+        for _ in range(int(rng.integers(1, 4))):
+            signal, pm = self.bank[int(rng.integers(len(self.bank)))]
+            k = rng.uniform(*r.paste_scale)
+            ph, pw = max(1, round(signal.shape[0] * k)), max(1, round(signal.shape[1] * k))
+            if ph >= s or pw >= s:
+                continue
+            sig = cv2.resize(signal, (pw, ph), interpolation=cv2.INTER_LINEAR)
+            pmk = cv2.resize(pm.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST).astype(bool)
+            if not pmk.any():
+                continue
+            y, x = int(rng.integers(0, s - ph + 1)), int(rng.integers(0, s - pw + 1))
+            ya, yb, xa, xb = max(0, y - 2 * ph), min(s, y + 3 * ph), max(0, x - 2 * pw), min(s, x + 3 * pw)
+            clutter = max(float(img[ya:yb, xa:xb].std()), 0.01)
+            scr = math.exp(rng.uniform(math.log(r.scr[0]), math.log(r.scr[1])))
+            img[y:y + ph, x:x + pw] += sig * (scr * clutter / float(sig.max()))
+            mask[y:y + ph, x:x + pw] |= pmk.astype(mask.dtype)
+        return np.clip(img, 0.0, 1.0), mask
 
     def _photometric(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         a = self.aug
@@ -129,7 +239,8 @@ class TrainSamples(torch.utils.data.Dataset):
             img = img + rng.normal(0.0, rng.uniform(0.0, a.noise), img.shape).astype(np.float32)
         return np.clip(img, 0.0, 1.0)
 
-    def _crop(self, img: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
+    def _crop(self, img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, centre=None):
+        """A ``size`` crop: random (training), central, or holding ``centre`` (y, x) at a random place."""
         s = self.size
         h, w = img.shape
         if h < s or w < s:  # pad bottom/right with zeros, as the runtime does
@@ -137,9 +248,39 @@ class TrainSamples(torch.utils.data.Dataset):
             img = np.pad(img, ((0, ph), (0, pw)))
             mask = np.pad(mask, ((0, ph), (0, pw)))
             h, w = img.shape
-        y = int(rng.integers(0, h - s + 1)) if self.augment else (h - s) // 2
-        x = int(rng.integers(0, w - s + 1)) if self.augment else (w - s) // 2
+        if centre is not None:
+            cy, cx = centre
+            m = min(8, s // 4)  # keep the point this far inside the crop
+            y = int(np.clip(cy - rng.integers(m, s - m), 0, h - s))
+            x = int(np.clip(cx - rng.integers(m, s - m), 0, w - s))
+        else:
+            y = int(rng.integers(0, h - s + 1)) if self.augment else (h - s) // 2
+            x = int(rng.integers(0, w - s + 1)) if self.augment else (w - s) // 2
         return img[y:y + s, x:x + s], mask[y:y + s, x:x + s]
+
+
+class MixedBatches(torch.utils.data.Sampler):
+    """Batches of indices with a fixed share of background-only images: every image with targets
+    once per epoch (shuffled), each batch topped up with ``round(share * batch)`` (at least one)
+    background images, drawn in shuffled passes over them."""
+
+    def __init__(self, positives: list[int], negatives: list[int], batch: int, share: float,
+                 generator: torch.Generator) -> None:
+        self.positives, self.negatives, self.generator = list(positives), list(negatives), generator
+        self.n_neg = min(batch - 1, max(1, round(share * batch))) if batch > 1 else 1
+        self.n_pos = max(1, batch - self.n_neg)
+
+    def __len__(self) -> int:
+        return max(1, len(self.positives) // self.n_pos)
+
+    def __iter__(self):
+        pos = [self.positives[j] for j in torch.randperm(len(self.positives), generator=self.generator).tolist()]
+        neg: list[int] = []
+        for b in range(len(self)):
+            while len(neg) < self.n_neg:
+                neg += [self.negatives[j] for j in torch.randperm(len(self.negatives), generator=self.generator).tolist()]
+            yield pos[b * self.n_pos:(b + 1) * self.n_pos] + neg[:self.n_neg]
+            neg = neg[self.n_neg:]
 
 
 def collate(items) -> dict:

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from edgeirst.checkpoint import apply_structure, meta_for, read_checkpoint, save_checkpoint
-from edgeirst.data.sirst import SirstDataset
+from edgeirst.data.sirst import open_datasets
 from edgeirst.errors import EdgeirstError, EdgeirstWarning
 from edgeirst.evaluate import evaluate_backend
 from edgeirst.io import write_text
@@ -41,10 +41,11 @@ from edgeirst.models import create_model
 from edgeirst.runtime.backends.torch import TorchBackend
 from edgeirst.train import distributed as dd
 from edgeirst.train.config import TrainConfig
-from edgeirst.train.dataset import TrainSamples, collate, intensity_stats, mean_target_size, unit_images
+from edgeirst.train.dataset import MixedBatches, Recipe, TrainSamples, collate, intensity_stats, mean_target_size, \
+    unit_images
 from edgeirst.train.ema import ModelEMA, ema_decay_for
 
-LOG_FIELDS = ["epoch", "lr", "loss", "time_s", "iou", "niou", "pd", "fa", "ap50", "ap"]
+LOG_FIELDS = ["epoch", "lr", "loss", "time_s", "iou", "niou", "pd", "fa", "ap50", "ap", "fa_per_frame", "fa_frames"]
 # A callback gets (epoch, the epoch's results row, the model being scored and saved).
 Callback = Callable[[int, dict, torch.nn.Module], None]
 
@@ -122,20 +123,24 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return 1.0
 
 
-def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str) -> tuple[int, dict | None]:
+def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str
+               ) -> tuple[int, dict | None, tuple[float, float] | None]:
     """Copy every weight whose name and shape match (pretrain one task, fine-tune another).
     ``path`` may also name a shipped model (``default``). A checkpoint of the same model and
     arguments whose channels were pruned lends its structure first, so all of it is copied;
     its pruning record (``train.pruning``) is returned so the fine-tuned model keeps saying what
-    it was pruned from. Returns (tensors copied, that record or None)."""
+    it was pruned from. Returns (tensors copied, that record or None, the source's grey input
+    normalisation (mean, std) when it is the same model, else None)."""
     from edgeirst.weights import resolve_model
 
     ckpt = read_checkpoint(resolve_model(path, "torch"))
     src_meta = ckpt["meta"]
-    pruning = None
+    pruning, norm = None, None
     if src_meta.get("name") == name and src_meta.get("kwargs", {}) == kwargs:
         if apply_structure(model, ckpt.get("structure")):
             pruning = (src_meta.get("train") or {}).get("pruning")
+        if len(src_meta.get("mean", ())) == 1 and len(src_meta.get("std", ())) == 1:
+            norm = (float(src_meta["mean"][0]), float(src_meta["std"][0]))
     src = ckpt["state_dict"]
     own = model.state_dict()
     matched = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
@@ -143,7 +148,7 @@ def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str) -> tu
         raise EdgeirstError(f"--init {path}: no weight matches this model; is it the same family?")
     own.update(matched)
     model.load_state_dict(own)
-    return len(matched), pruning
+    return len(matched), pruning, norm
 
 
 def check_out_dir(cfg: TrainConfig) -> None:
@@ -204,8 +209,10 @@ class _Run:
         self.out = Path(cfg.out)
         self.t_start = time.time()
 
-        train_ds = SirstDataset(cfg.data, cfg.split)
-        self.val_ds = SirstDataset(cfg.data, cfg.val_split) if cfg.val_split else None
+        train_ds = open_datasets(cfg.data, cfg.split)
+        if train_ds is None:
+            raise EdgeirstError("every --split is 'none': nothing to train on")
+        self.val_ds = open_datasets(cfg.data, cfg.val_split, "--val-split") if cfg.val_split else None
         images, masks = unit_images(train_ds)
         if not any(m.any() for m in masks):
             warnings.warn(f"every mask of split {cfg.split!r} in {cfg.data} is empty: the model will learn to find "
@@ -216,13 +223,15 @@ class _Run:
         self.model = model if model is not None else create_model(cfg.model, **kwargs)
         spec = self.model.spec
         size = cfg.size - cfg.size % spec.size_divisor or spec.size_divisor
-        self.meta = meta_for(cfg.model, self.model, kwargs=kwargs, input_size=(size, size), mean=(mean,), std=(std,),
-                             threshold=cfg.threshold)
         self.pruning = None  # the pruning record of a pruned --init, carried into every checkpoint
         if cfg.init:
-            n, self.pruning = _init_from(self.model, cfg.model, kwargs, cfg.init)
+            n, self.pruning, norm = _init_from(self.model, cfg.model, kwargs, cfg.init)
+            if norm is not None:  # its weights expect their own input normalisation
+                mean, std = norm
             if self.main:
                 tqdm.write(f"initialised {n} tensors from {cfg.init}")
+        self.meta = meta_for(cfg.model, self.model, kwargs=kwargs, input_size=(size, size), mean=(mean,), std=(std,),
+                             threshold=cfg.threshold)
         self.state = read_checkpoint(cfg.resume) if cfg.resume else None
         if self.state is not None:
             apply_structure(self.model, self.state.get("structure"))
@@ -231,14 +240,27 @@ class _Run:
 
         options = {"mean_target_size": mean_target_size(masks), **cfg.loss_options}
         self.criterion = criterion_for(cfg.model, spec, **options)
-        samples = TrainSamples(images, masks, self.meta, size, augment=cfg.augment)
+        recipe = Recipe(negatives=cfg.negatives, target_crops=cfg.target_crops, hard_crops=cfg.hard_crops,
+                        copy_paste=cfg.copy_paste)
+        samples = TrainSamples(images, masks, self.meta, size, augment=cfg.augment, recipe=recipe)
         self.sampler = torch.utils.data.DistributedSampler(samples, self.world, rank, shuffle=True, seed=cfg.seed) \
             if self.world > 1 else None
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.loader = torch.utils.data.DataLoader(
-            samples, batch_size=cfg.batch, shuffle=self.sampler is None, sampler=self.sampler, num_workers=cfg.workers,
-            collate_fn=collate, drop_last=len(samples) >= cfg.batch * self.world, generator=self.generator,
-            persistent_workers=cfg.workers > 0)
+        if cfg.negatives:
+            if not samples.negatives or not samples.positives:
+                raise EdgeirstError(f"--negatives {cfg.negatives:g} needs background-only images (empty masks) and "
+                                    f"images with targets in the training data; it has {len(samples.negatives)} and "
+                                    f"{len(samples.positives)} (add a dataset of background frames with --data/--split)")
+            if self.world > 1:
+                raise EdgeirstError("--negatives with --nproc > 1 is not supported; train with one process")
+            batches = MixedBatches(samples.positives, samples.negatives, cfg.batch, cfg.negatives, self.generator)
+            self.loader = torch.utils.data.DataLoader(samples, batch_sampler=batches, num_workers=cfg.workers,
+                                                      collate_fn=collate, persistent_workers=cfg.workers > 0)
+        else:
+            self.loader = torch.utils.data.DataLoader(
+                samples, batch_size=cfg.batch, shuffle=self.sampler is None, sampler=self.sampler,
+                num_workers=cfg.workers, collate_fn=collate, drop_last=len(samples) >= cfg.batch * self.world,
+                generator=self.generator, persistent_workers=cfg.workers > 0)
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.optimizer = make_optimizer(cfg, [p for p in self.model.parameters() if p.requires_grad])
         self.base_lrs = [gr["lr"] for gr in self.optimizer.param_groups]  # before a resume loads scheduled rates
@@ -353,7 +375,7 @@ class _Run:
 
     def _save(self, path: Path, epoch: int, metrics: dict, state: dict | None = None) -> None:
         cfg = self.cfg
-        train_info = {"data": str(cfg.data), "split": cfg.split, "val_split": cfg.val_split, "epochs": epoch + 1,
+        train_info = {"data": cfg.data if isinstance(cfg.data, str) else list(cfg.data), "split": cfg.split, "val_split": cfg.val_split, "epochs": epoch + 1,
                       "planned_epochs": cfg.epochs, "batch": cfg.batch, "size": cfg.size, "optimizer": cfg.optimizer,
                       "lr": cfg.lr, "seed": cfg.seed, "wall_s": round(time.time() - self.t_start, 1),
                       "hardware": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),
