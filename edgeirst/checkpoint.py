@@ -119,6 +119,8 @@ def load_checkpoint(path: str | Path, meta: ModelMeta | None = None):
     ckpt = read_checkpoint(path)
     meta = meta or ModelMeta.from_dict(ckpt["meta"])
     model = create_model(meta.name, **meta.kwargs)
+    if set(meta.outputs) < set(model.spec.outputs):  # an older checkpoint gains the outputs the model now declares
+        meta = meta.replace(outputs=model.spec.outputs)
     apply_structure(model, ckpt.get("structure"))
     try:
         model.load_state_dict(ckpt["state_dict"])

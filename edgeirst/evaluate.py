@@ -1,7 +1,8 @@
 """Dataset-level evaluation loops shared by ``edgeirst eval``, the trainer and ``bench``.
 
 ``evaluate_backend`` runs a loaded runtime backend over a dataset (prepare -> infer -> decode
--> ``Evaluator``); ``evaluate_predictions`` scores saved probability maps (``<id>.png``, 8-bit,
+-> ``Evaluator``); ``fit_confidence`` fits a segmentation model's calibrated confidence (``edgeirst.confidence``)
+on a dataset; ``evaluate_predictions`` scores saved probability maps (``<id>.png``, 8-bit,
 value/255 = probability) from any model. Both return ``(metrics, roc_rows)`` as defined in
 ``edgeirst.metrics``. numpy + OpenCV only (a backend may use torch internally).
 """
@@ -17,10 +18,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from edgeirst.confidence import FEATURES, LOGIT_OUTPUT, component_features, fit_logistic
 from edgeirst.errors import EdgeirstError
 from edgeirst.meta import BOX_DECODERS
-from edgeirst.metrics import Evaluator
-from edgeirst.postprocess import Prediction, cluster_targets, decode_outputs
+from edgeirst.metrics import Evaluator, components_cropped, match_targets
+from edgeirst.postprocess import Prediction, cluster_targets, components, decode_outputs
 from edgeirst.preprocess import prepare, to_unit
 
 AP_SCORE_FLOOR = 0.05
@@ -103,3 +105,33 @@ def evaluate_predictions(dataset: MaskDataset, predictions: str | Path, threshol
         return load_prediction(folder / f"{sample.id}.png", sample.mask.shape, threshold)
 
     return _run(dataset, predict, Evaluator(threshold, roc_thresholds), f"eval {folder.name}", progress)
+
+
+def fit_confidence(backend: Any, dataset: Any, progress: bool = True) -> dict[str, Any]:
+    """Run ``backend`` (a segmentation model with a ``seg_logit`` output) over ``dataset`` and
+    fit the confidence of its components -> the ``decode_args["confidence"]`` entry."""
+    meta = backend.meta
+    if meta.decode != "cluster" or LOGIT_OUTPUT not in meta.outputs:
+        raise EdgeirstError(f"{meta.name}: confidence calibration needs a segmentation model with a {LOGIT_OUTPUT!r} "
+                            "output; re-export it with this edgeirst (`edgeirst export CHECKPOINT.pt`)")
+    feats, labels = [], []
+    for i in tqdm(range(len(dataset)), desc="calibrate", unit="img", file=sys.stderr, disable=not progress, leave=False):
+        sample = dataset[i]
+        x, box = prepare(sample.image, meta)
+        out = backend.infer(x[None])
+        logit = box.map_to_source(np.ascontiguousarray(out[LOGIT_OUTPUT][0][0], np.float32))
+        n, lab, _, cents = components(logit > 0)
+        if n <= 1:
+            continue
+        _, gt_cents = components_cropped(np.asarray(sample.mask) > 0)
+        feats.append(component_features(logit, lab, n))
+        labels.append(match_targets(gt_cents, cents[1:]).astype(np.float64))
+    if not feats:
+        raise EdgeirstError("the model found no component on the calibration images: nothing to calibrate")
+    x, y = np.concatenate(feats), np.concatenate(labels)
+    if y.min() == y.max():
+        raise EdgeirstError(f"calibration needs both true targets and false alarms; the {len(y)} components found "
+                            f"are all {'true' if y[0] else 'false'} (add images with targets and background frames)")
+    coef, bias = fit_logistic(x, y)
+    return {"features": list(FEATURES), "coef": [float(c) for c in coef], "bias": bias,
+            "components": int(len(y)), "true": int(y.sum())}

@@ -81,14 +81,22 @@ def _export(model, meta: ModelMeta, out: Path, h: int, w: int, dynamic: bool, op
     meta = meta.replace(input_size=(h, w), dynamic=bool(dynamic))
     if dynamic:
         meta = meta.replace(memory_per_pixel=measure_memory_per_pixel(proto, meta.in_chans, d))
+    onnx.checker.check_model(proto)
+    return save_onnx(proto, meta, out)
+
+
+def save_onnx(proto, meta: ModelMeta, out: str | Path) -> Path:
+    """Save an ONNX graph with ``meta`` as its only ``edgeirst`` metadata entry; an existing file at
+    ``out`` stays intact until the new one is complete."""
+    import onnx
+
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = ONNX_KEY, meta.to_json()
     proto.producer_name = "edgeirst"
-    onnx.checker.check_model(proto)
-    with atomic_output(out) as tmp:  # an existing file at `out` stays intact until the new one is complete
+    with atomic_output(out) as tmp:
         onnx.save(proto, str(tmp))
-    return out
+    return Path(out)
 
 
 _MEMORY_PROBE = """
@@ -154,3 +162,27 @@ def parity(model, onnx_path: str | Path, size: tuple[int, int], seed: int = 0) -
     with torch.no_grad():
         ref = model.eval()(torch.from_numpy(x))
     return max(float(np.abs(ref[n].numpy() - g).max()) for n, g in zip(names, got))
+
+
+def write_with_meta(source: str | Path, meta: ModelMeta, out: str | Path) -> Path:
+    """A copy of a model file (``.pt`` or ``.onnx``) at ``out`` whose metadata is ``meta``: the
+    weights and graph are copied unchanged, the file is written atomically."""
+    source, out = Path(source), Path(out)
+    if source.suffix.lower() != out.suffix.lower():
+        raise EdgeirstError(f"--out {out} must have the model's own suffix ({source.suffix})")
+    try:
+        if source.suffix.lower() == ".onnx":
+            import onnx
+
+            save_onnx(onnx.load(str(source)), meta, out)
+        else:
+            import torch
+
+            from edgeirst.checkpoint import read_checkpoint
+
+            payload = {**read_checkpoint(source), "meta": meta.to_dict()}
+            with atomic_output(out) as tmp:
+                torch.save(payload, tmp)
+    except OSError as e:
+        raise os_error(e, out) from None
+    return out

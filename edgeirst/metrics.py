@@ -97,7 +97,7 @@ def rasterize_targets(targets: Targets, hw: tuple[int, int]) -> np.ndarray:
     return prob
 
 
-def _components_cropped(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def components_cropped(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eight-connected components (``postprocess.components``) of the bounding region of the
     foreground only, which is what makes a sparse map cheap -> (stats, centroids) without the
     background row, in full-image coordinates."""
@@ -227,7 +227,7 @@ class Evaluator:
         if prob.shape != gt.shape:
             raise EdgeirstError(f"prediction is {prob.shape[1]}x{prob.shape[0]} px but its ground truth is "
                                 f"{gt.shape[1]}x{gt.shape[0]}; predictions must be at the image's resolution")
-        gt_stats, gt_cents = _components_cropped(gt)
+        gt_stats, gt_cents = components_cropped(gt)
         self.images += 1
         self.targets += len(gt_stats)
         self.pixels += gt.size
@@ -264,7 +264,7 @@ class Evaluator:
         if n_fg == 0:
             return np.array([0, gt_count, 0, 0, 0, 0], np.int64)
         inter = int(np.count_nonzero(fg & gt))
-        stats, cents = _components_cropped(fg)
+        stats, cents = components_cropped(fg)
         matched = match_targets(gt_cents, cents)
         fa = int(stats[~matched, cv2.CC_STAT_AREA].sum())
         n_false = int(np.count_nonzero(~matched))

@@ -2,7 +2,8 @@
 
 * ``cluster_targets``: threshold a probability map and group pixels into eight-connected
   components (DNANet's clustering); each component is one target with centroid, box, area and
-  score (peak probability).
+  score (peak probability). A model calibrated by ``edgeirst calibrate`` scores its components
+  with a confidence learned on validation instead (``confident_targets``, ``edgeirst.confidence``).
 * ``decode_centernet``: 3x3 max-pool peaks of a heatmap, threshold, top-K, boxes from the
   predicted width/height (and sub-pixel offset when present).
 * ``decode_yolov5`` / ``decode_yolov8``: anchor-based and anchor-free (DFL) YOLO heads -> boxes,
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from edgeirst.confidence import component_features, confidence_of
 from edgeirst.meta import ModelMeta
 from edgeirst.preprocess import Letterbox
 
@@ -95,6 +97,19 @@ def cluster_targets(prob: np.ndarray, threshold: float = 0.5, min_area: int = 1)
         lut[keep] = np.arange(1, len(keep) + 1)
         labels = lut[labels]
     return t, labels
+
+
+def confident_targets(logit: np.ndarray, calib: dict, threshold: float) -> Prediction:
+    """Components of ``logit > 0`` (probability > 0.5) scored by their calibrated confidence
+    (``edgeirst.confidence``) -> Prediction whose map holds each component's confidence on its
+    pixels (0 elsewhere) and whose targets are the components above ``threshold``."""
+    n, labels, _, _ = components(logit > 0)
+    score_of = np.zeros(max(n, 1), np.float32)
+    if n > 1:
+        score_of[1:] = confidence_of(component_features(logit, labels, n), calib)
+    score_map = score_of[labels]
+    targets, _ = cluster_targets(score_map, threshold)
+    return Prediction(score_map, targets)
 
 
 def decode_centernet(heatmap: np.ndarray, wh: np.ndarray, offset: np.ndarray | None = None,
@@ -211,6 +226,10 @@ def decode_outputs(outputs: dict[str, np.ndarray], meta: ModelMeta, box: Letterb
     if "seg" in outputs:
         prob = box.map_to_source(np.ascontiguousarray(outputs["seg"][0], np.float32))
     if meta.decode == "cluster":
+        calib = args.get("confidence")
+        if calib and "seg_logit" in outputs:
+            logit = box.map_to_source(np.ascontiguousarray(outputs["seg_logit"][0], np.float32))
+            return confident_targets(logit, calib, thr)
         targets, _ = cluster_targets(prob, thr)
         return Prediction(prob, targets)
     if meta.decode == "centernet":

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.io import atomic_output
+from edgeirst.export import save_onnx
 from edgeirst.meta import ONNX_KEY, ModelMeta
 
 
@@ -121,14 +121,7 @@ def describe_nodes(proto, meta: ModelMeta) -> list[NodeInfo]:
 
 def write_model(proto, meta: ModelMeta, out: Path) -> Path:
     """Save ``proto`` with ``meta`` as its only ``edgeirst`` metadata entry, atomically."""
-    import onnx
-
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = ONNX_KEY, meta.to_json()
-    proto.producer_name = "edgeirst"
-    with atomic_output(out) as tmp:
-        onnx.save(proto, str(tmp))
+    save_onnx(proto, meta, out)
     return out
 
 

@@ -363,3 +363,27 @@ def test_criterion_on_images_without_targets(name):
     loss, parts = criterion_for(name, spec)(outs(), batch, epoch=10)
     loss.backward()
     assert torch.isfinite(loss) and loss > 0 and all(math.isfinite(v) for v in parts.values())
+
+
+def test_sls_punishes_predictions_on_background_only_images() -> None:
+    from edgeirst.losses.sls import sls_loss
+
+    empty = torch.zeros(1, 1, 16, 16)
+    for warm in (True, False):
+        pred = torch.full((1, 1, 16, 16), 0.05, requires_grad=True)
+        loss = sls_loss(pred, empty, warm=warm)
+        loss.backward()
+        assert loss.item() > 0.9 and pred.grad.abs().sum() > 0  # 12.8 predicted pixels on an empty image
+        assert sls_loss(torch.zeros(1, 1, 16, 16), empty, warm=warm).item() == pytest.approx(0.0)
+    # a batch of images that all have targets keeps the official loss exactly
+    target = torch.zeros(2, 1, 16, 16)
+    target[:, :, 4:7, 4:7] = 1
+    pred = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    from edgeirst.losses.sls import location_loss
+
+    inter = (pred * target).sum(dim=(1, 2, 3))
+    ps, ts = pred.sum(dim=(1, 2, 3)), target.sum(dim=(1, 2, 3))
+    d = ((ps - ts) / 2) ** 2
+    alpha = (torch.minimum(ps, ts) + d) / (torch.maximum(ps, ts) + d)
+    official = 1 - (alpha * inter / (ps + ts - inter)).mean() + location_loss(pred, target)
+    assert sls_loss(pred, target).item() == pytest.approx(official.item(), rel=1e-6)

@@ -29,6 +29,7 @@ COMMANDS = {
     "train": ("edgeirst.cli.train", "Train a model from the zoo on a SIRST-style dataset."),
     "eval": ("edgeirst.cli.eval", "Evaluate a model or saved predictions: IoU, nIoU, Pd, Fa, AP50, AP."),
     "export": ("edgeirst.cli.export", "Export a checkpoint to ONNX with its metadata inside."),
+    "calibrate": ("edgeirst.cli.calibrate", "Calibrated target confidences and a threshold for a false-alarm budget."),
     "prune": ("edgeirst.cli.prune", "Structured pruning of a checkpoint, fine-tuned, with a before/after table."),
     "quantize": ("edgeirst.cli.quantize", "INT8/FP16 quantization of an ONNX model, checked against FP32."),
     "run": ("edgeirst.cli.run", "Detect targets on a live or recorded stream."),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import re
 
 import click
@@ -24,8 +25,19 @@ def parse_kv(pairs: tuple[str, ...]) -> dict:
     return out
 
 
-POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
-PROBABILITY = click.FloatRange(0, 1)
+class FiniteFloatRange(click.FloatRange):
+    """A float range that also refuses nan and infinity (nan passes every comparison, so a plain
+    range would let it through)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+POSITIVE_FLOAT = FiniteFloatRange(min=0, min_open=True)
+PROBABILITY = FiniteFloatRange(0, 1)
 
 
 class DeviceType(click.ParamType):

@@ -28,13 +28,25 @@ def location_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -
 
 
 def sls_loss(pred: torch.Tensor, target: torch.Tensor, warm: bool = False, with_location: bool = True) -> torch.Tensor:
-    """SLS loss for probabilities ``pred`` and binary ``target`` (Bx1xHxW)."""
+    """SLS loss for probabilities ``pred`` and binary ``target`` (Bx1xHxW).
+
+    An image without targets (a background-only crop) has no IoU and no centre: the official
+    code's terms give it a constant loss and no gradient, so false alarms there would go
+    unpunished. Its term is ``1 - 1 / (1 + |P|)`` instead (the soft IoU of an empty target with
+    a smoothing of 1), which falls to 0 only when it predicts nothing, and it takes no part in
+    the location term.
+    """
     inter = (pred * target).sum(dim=(1, 2, 3))
     ps, ts = pred.sum(dim=(1, 2, 3)), target.sum(dim=(1, 2, 3))
+    empty = ts == 0
     iou = inter / (ps + ts - inter).clamp_min(1e-6)
+    clean = 1.0 / (1.0 + ps)  # the score of a background-only image: 1 when nothing is predicted
     if warm:
-        return 1 - iou.mean()
+        return 1 - torch.where(empty, clean, iou).mean()
     d = ((ps - ts) / 2) ** 2
     alpha = (torch.minimum(ps, ts) + d) / (torch.maximum(ps, ts) + d).clamp_min(1e-6)
-    loss = 1 - (alpha * iou).mean()
-    return loss + location_loss(pred, target) if with_location else loss
+    loss = 1 - torch.where(empty, clean, alpha * iou).mean()
+    if with_location and not bool(empty.all()):
+        keep = ~empty
+        loss = loss + location_loss(pred[keep], target[keep]) * keep.float().mean()
+    return loss

@@ -27,7 +27,7 @@ class DNANet(nn.Module):
         super().__init__()
         c = tuple(scaled(ch, width) for ch in channels)
         depth = len(c) - 1
-        self.spec = ModelSpec(tasks=("segmentation",), decode="cluster", outputs=("seg",),
+        self.spec = ModelSpec(tasks=("segmentation",), decode="cluster", outputs=("seg", "seg_logit"),
                               aux=tuple(f"seg{j}" for j in range(1, depth)), size_divisor=2 ** depth)
         self.dnim = DenseNestedInteraction(in_chans, c, tuple(blocks))
         self.fpf = FeaturePyramidFusion(c)
@@ -36,7 +36,8 @@ class DNANet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         nodes = self.dnim(x)
-        out = {"seg": torch.sigmoid(self.head(self.fpf(nodes)))}
+        logit = self.head(self.fpf(nodes))
+        out = {"seg": torch.sigmoid(logit), "seg_logit": logit}  # the logit scores targets: it does not saturate
         for j, head in enumerate(self.aux_heads, 1):
             out[f"seg{j}"] = torch.sigmoid(head(nodes[(0, j)]))
         return out

@@ -25,7 +25,7 @@ class MSHNet(nn.Module):
                  blocks: tuple[int, ...] = (2, 2, 2, 2)):
         super().__init__()
         c = [scaled(ch, width) for ch in channels]
-        self.spec = ModelSpec(tasks=("segmentation",), decode="cluster", outputs=("seg",),
+        self.spec = ModelSpec(tasks=("segmentation",), decode="cluster", outputs=("seg", "seg_logit"),
                               aux=("seg0", "seg1", "seg2", "seg3"), size_divisor=16)
         self.pool = nn.MaxPool2d(2, 2)
         self.stem = nn.Conv2d(in_chans, c[0], 1)
@@ -57,7 +57,7 @@ class MSHNet(nn.Module):
         d0 = self.dec0(torch.cat([e0, self._up(d1, 2)], 1))
         masks = [head(d) for head, d in zip(self.heads, (d0, d1, d2, d3))]
         fused = self.fuse(torch.cat([masks[0]] + [self._up(mk, 2 ** i) for i, mk in enumerate(masks[1:], 1)], 1))
-        out = {"seg": torch.sigmoid(fused)}
+        out = {"seg": torch.sigmoid(fused), "seg_logit": fused}  # the logit scores targets: it does not saturate
         out.update({f"seg{i}": torch.sigmoid(mk) for i, mk in enumerate(masks)})
         return out
 

@@ -1,0 +1,115 @@
+"""Training across sources: several datasets in one run, background-only images as a share of
+each batch, crops on targets and on bright clutter, copy-paste of real targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgeirst.checkpoint import load_checkpoint  # noqa: E402
+from edgeirst.data.sirst import DatasetUnion, open_datasets  # noqa: E402
+from edgeirst.errors import EdgeirstError  # noqa: E402
+from edgeirst.train import TrainConfig  # noqa: E402
+from edgeirst.train.dataset import MixedBatches, Recipe, TrainSamples, bright_blobs, target_bank  # noqa: E402
+from edgeirst.train.trainer import train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def backgrounds(tmp_path_factory) -> Path:
+    """Six background-only frames, larger than the synthetic targets' images (160x200), empty
+    masks, all listed in ``all.txt``; the synthetic dataset's clutter generator draws them."""
+    import cv2
+
+    from edgeirst.data.synth import SynthConfig, make_background
+
+    root = tmp_path_factory.mktemp("bg")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    cfg = SynthConfig(height=160, width=200, seed=3)
+    rng = np.random.default_rng(3)
+    ids = []
+    for i in range(6):
+        img = np.clip(make_background(cfg, rng) * 255, 0, 255).astype(np.uint8)
+        cv2.imwrite(str(root / "images" / f"bg{i}.png"), img)
+        cv2.imwrite(str(root / "masks" / f"bg{i}_pixels0.png"), np.zeros(img.shape[:2], np.uint8))
+        ids.append(f"bg{i}")
+    (root / "all.txt").write_text("\n".join(ids) + "\n")
+    return root
+
+
+def test_two_datasets_train_together(synth_root, backgrounds, tmp_path):
+    cfg = TrainConfig(model="mshnet", data=[str(synth_root), str(backgrounds)], split=["train", "all"],
+                      val_split=["val", "all"], out=str(tmp_path / "run"), epochs=1, batch=4, size=64,
+                      model_kwargs={"width": 0.25}, optimizer="adam", lr=1e-3, max_steps=2, negatives=0.5,
+                      target_crops=0.7, hard_crops=0.5, copy_paste=0.5)
+    summary = train(cfg, progress=False)
+    _, meta, _ = load_checkpoint(summary["best"])
+    assert meta.train["data"] == [str(synth_root), str(backgrounds)] and meta.train["split"] == ["train", "all"]
+    # validation scored both sources as one set: 4 synthetic val images + 6 background frames
+    assert meta.metrics["images"] == 4 + 6
+    assert {"fa_per_frame", "fa_frames"} <= set(meta.metrics)
+    header = (tmp_path / "run" / "results.csv").read_text().splitlines()[0]
+    assert header.endswith("fa_per_frame,fa_frames")
+
+
+def test_negatives_need_background_images(synth_root, tmp_path):
+    cfg = TrainConfig(model="mshnet", data=str(synth_root), split="train", val_split=None, out=str(tmp_path / "r"),
+                      epochs=1, batch=4, size=64, model_kwargs={"width": 0.25}, max_steps=1, negatives=0.25)
+    with pytest.raises(EdgeirstError, match="background-only"):
+        train(cfg, progress=False)
+
+
+def test_splits_pair_with_datasets(synth_root, backgrounds, tmp_path):
+    both = open_datasets([synth_root, backgrounds], ["val", "all"])
+    assert isinstance(both, DatasetUnion) and len(both) == 4 + 6
+    assert both[4].id == f"{backgrounds.name}/bg0" and not both[4].mask.any()
+    assert len(open_datasets([synth_root, backgrounds], ["val", "none"])) == 4  # a source left out
+    listed = tmp_path / "mine.txt"
+    listed.write_text("bg1\nbg2\n")
+    assert open_datasets(backgrounds, str(listed)).ids == ["bg1", "bg2"]  # a list kept outside the dataset
+    with pytest.raises(EdgeirstError, match="2 datasets but 3"):
+        open_datasets([synth_root, backgrounds], ["a", "b", "c"])
+
+
+def test_mixed_batches_hold_the_share_and_every_positive_once():
+    g = torch.Generator().manual_seed(0)
+    batches = list(MixedBatches(list(range(12)), [100, 101, 102], batch=4, share=0.25, generator=g))
+    assert len(batches) == 4 and all(len(b) == 4 for b in batches)
+    assert all(sum(i >= 100 for i in b) == 1 for b in batches)
+    assert sorted(i for b in batches for i in b if i < 100) == list(range(12))
+
+
+def test_bright_blobs_find_small_bright_clutter():
+    img = np.full((100, 120), 0.2, np.float32)
+    img[30:33, 40:43] = 0.9  # a small bright blob
+    img[60:64, 80:84] = 0.6
+    img[:, :10] = 1.0  # a wide bright band is no blob
+    blobs = bright_blobs(img, k=2)
+    assert {tuple(b) for b in blobs} <= {(y, x) for y in range(30, 33) for x in range(40, 43)} | \
+        {(y, x) for y in range(60, 64) for x in range(80, 84)}
+    assert len(blobs) == 2
+
+
+def test_copy_paste_puts_real_targets_on_background_crops():
+    from edgeirst.meta import ModelMeta
+
+    rng = np.random.default_rng(0)
+    target = np.full((64, 64), 0.3, np.float32) + rng.normal(0, 0.01, (64, 64)).astype(np.float32)
+    tmask = np.zeros((64, 64), bool)
+    tmask[30:33, 30:33] = True
+    target[tmask] = 0.8
+    background = np.full((96, 96), 0.4, np.float32) + rng.normal(0, 0.02, (96, 96)).astype(np.float32)
+    bank = target_bank([target], [tmask])
+    assert len(bank) == 1 and bank[0][0].max() == pytest.approx(1.0)
+    meta = ModelMeta("mshnet", mean=(0.0,), std=(1.0,))
+    samples = TrainSamples([target, background], [tmask, np.zeros((96, 96), bool)], meta, 48, augment="none",
+                           recipe=Recipe(copy_paste=1.0))
+    torch.manual_seed(0)
+    x, m = samples[1]
+    assert m.sum() >= 9  # at least one pasted target, with its mask
+    inside = x[0][m[0] > 0].mean()
+    assert inside > x[0][m[0] == 0].mean() + 0.02  # brighter than its surroundings
