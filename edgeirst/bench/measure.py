@@ -49,8 +49,8 @@ class BenchConfig:
     settle_ms: float = 200.0
     threads: int = 0
     seed: int = 0
-    data: str | None = None
-    split: str = "val"
+    data: str | list[str] | None = None  # several datasets are scored as one set
+    split: str | list[str] = "val"  # one for every dataset, or one per dataset
     pipeline: str | None = None
     pipeline_frames: int = 100
     mtl_ratio: bool = False
@@ -120,9 +120,9 @@ def _bar(total: int, desc: str, progress: bool) -> tqdm:
 def _check_inputs(cfg: BenchConfig) -> Any:
     dataset = None
     if cfg.data:
-        from edgeirst.data.sirst import SirstDataset
+        from edgeirst.data.sirst import open_datasets
 
-        dataset = SirstDataset(cfg.data, cfg.split)
+        dataset = open_datasets(cfg.data, cfg.split)
     if cfg.pipeline:
         from edgeirst.runtime.sources import make_reader
 
@@ -137,7 +137,7 @@ def _prepare(rows: list[Row], sources: dict[str, ModelSource], files: ModelFiles
         for row in todo:
             bar.set_postfix_str(row.label)
             try:
-                path = prepare_file(row, sources[row.model], files, cfg.data, cfg.calib_images, progress)
+                path = prepare_file(row, sources[row.model], files, _first(cfg.data), cfg.calib_images, progress)
             except EdgeirstError as e:
                 row.note = _na(e)
             else:
@@ -221,7 +221,12 @@ def _score(runners: list[RowRunner], sources: dict[str, ModelSource], dataset: A
         metrics, _ = evaluate_backend(runner, dataset, progress=progress)
         for k in METRIC_KEYS:
             setattr(runner.row, k, metrics.get(k))
-        runner.row.eval_split = cfg.split
+        runner.row.eval_split = cfg.split if isinstance(cfg.split, str) else "+".join(cfg.split)
+
+
+def _first(data: str | list[str] | None) -> str | None:
+    """The dataset whose train split calibrates INT8 rows (the first of several)."""
+    return data if data is None or isinstance(data, str) else data[0]
 
 
 def _pipelines(rows: list[Row], cfg: BenchConfig, cuda: bool, log: Callable[[str], None]) -> list[Row]:
@@ -254,7 +259,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True, prepare_only: bool = Fals
     files = ModelFiles(cfg.cache, cfg.size, cfg.seed)
     info = {s.label: files.describe(s) for s in sources}  # also checks --size against each model
     cuda = "torch" in cfg.backends and torch_cuda()
-    rows, notes = plan_rows(sources, list(cfg.backends), list(cfg.precisions), cfg.size, cfg.batch, cfg.data, cuda)
+    rows, notes = plan_rows(sources, list(cfg.backends), list(cfg.precisions), cfg.size, cfg.batch, _first(cfg.data),
+                            cuda)
     for row in rows:
         d = info[row.model]
         row.params = d["params"]

@@ -85,7 +85,7 @@ def table_rows(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     header = ["model", "weights", "backend", "precision"] + (["size", "batch"] if sizes else []) + \
         ["params M", "GMACs", "file MB", "median ms", "p90", "p99", "IQR", "min", "FPS", "mem MB"]
     if metrics:
-        header += ["IoU", "nIoU", "Pd", "Fa 1e-6", "AP50"]
+        header += ["IoU", "nIoU", "Pd", "Fa 1e-6", "AP50", "FA/frame"]
     if power:
         header += ["W", "FPS/W"]
     header.append("note")
@@ -98,7 +98,8 @@ def table_rows(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
             _num(r.mem_mb, ".0f")]
         if metrics:
             cells += [_num(r.iou, ".4f"), _num(r.niou, ".4f"), _num(r.pd, ".4f"),
-                      _num(r.fa * 1e6 if r.fa is not None else None, ".1f"), _num(r.ap50, ".4f")]
+                      _num(r.fa * 1e6 if r.fa is not None else None, ".1f"), _num(r.ap50, ".4f"),
+                      _num(r.fa_per_frame, ".3f")]
         if power:
             cells += [_num(r.watts, ".2f"), _num(r.fps_per_watt, ".2f")]
         cells.append(r.note or "")

@@ -28,7 +28,7 @@ from edgeirst.errors import EdgeirstError
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-METRIC_KEYS = ("iou", "niou", "pd", "fa", "ap50")
+METRIC_KEYS = ("iou", "niou", "pd", "fa", "ap50", "fa_per_frame", "fa_frames")
 # combinations edgeirst never runs, on any machine: left out of the table, named in one note
 UNSUPPORTED = {
     ("torch", "int8"): "int8 runs on onnxruntime/tensorrt (a QDQ model from edgeirst quantize)",
@@ -76,6 +76,8 @@ class Row:
     pd: float | None = None
     fa: float | None = None
     ap50: float | None = None
+    fa_per_frame: float | None = None
+    fa_frames: float | None = None
     eval_split: str | None = None
     watts: float | None = None
     fps_per_watt: float | None = None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from edgeirst.cli.options import one_or_list
 from edgeirst.errors import EdgeirstError
 
 
@@ -39,10 +40,11 @@ def _split(text: str) -> tuple[str, ...]:
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
               help="Intra-op threads for every row (0 = the library's default).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of random weights, input and row order.")
-@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="SIRST-style dataset: score trained models (IoU, nIoU, Pd, Fa, AP50, as `edgeirst eval`); its "
-                   "train split calibrates int8.")
-@click.option("--split", default="val", show_default=True, help="Split to score with --data.")
+@click.option("--data", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="SIRST-style dataset: score trained models (IoU, nIoU, Pd, Fa, AP50, false alarms per frame, as "
+                   "`edgeirst eval`); repeat to score several as one set; the first one's train split calibrates int8.")
+@click.option("--split", multiple=True, default=("val",), show_default=True,
+              help="Split to score with --data (or a list file's path); one for all or one per --data.")
 @click.option("--pipeline", "pipeline", metavar="SRC",
               help="Also run each model end to end through `edgeirst run` on this source (file or synthetic://...): "
                    "FPS and per-stage times.")
@@ -72,7 +74,7 @@ def command(models, backends, precisions, size, batch, runs, warmup, rounds, set
 
     if models is None and not mtl_ratio:
         models = "shipped"
-    inputs = [p for p in (models or "").split(",") if Path(p).suffix] + ([data] if data else []) + \
+    inputs = [p for p in (models or "").split(",") if Path(p).suffix] + list(data) + \
         ([pipeline] if pipeline and Path(pipeline).exists() else [])
     outs = check_outputs({"--json": json_path, "--csv": csv_path, "--md": md_path, "--plot": plot_path}, inputs)
     if "--plot" in outs and not plot_available():
@@ -80,7 +82,7 @@ def command(models, backends, precisions, size, batch, runs, warmup, rounds, set
                    err=True)
     cfg = BenchConfig(models=models, backends=_split(backends), precisions=_split(precisions), size=size, batch=batch,
                       runs=runs, warmup=warmup, rounds=rounds, settle_ms=settle_ms, threads=threads, seed=seed,
-                      data=str(data) if data else None, split=split, pipeline=pipeline, pipeline_frames=pipeline_frames,
+                      data=one_or_list(data), split=one_or_list(split), pipeline=pipeline, pipeline_frames=pipeline_frames,
                       mtl_ratio=mtl_ratio, cache=str(cache) if cache else None)
     result = run_bench(cfg, progress=not quiet, prepare_only=prepare_only)
     if prepare_only:

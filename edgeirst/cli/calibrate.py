@@ -34,7 +34,7 @@ def command(model: str, data_dirs: tuple[Path, ...], splits: tuple[str, ...], bu
     """Give a segmentation MODEL scores that rank: a confidence per target learned on validation
     images (its logit, not its saturated probability), and the threshold that meets a false-alarm
     budget, both written into a copy of the model's metadata."""
-    from edgeirst.data.sirst import open_datasets
+    from edgeirst.data.sirst import describe_sources, open_datasets
     from edgeirst.evaluate import evaluate_backend, fit_confidence
     from edgeirst.export import write_with_meta
     from edgeirst.io import refuse_input_as_output
@@ -62,7 +62,7 @@ def command(model: str, data_dirs: tuple[Path, ...], splits: tuple[str, ...], bu
             raise EdgeirstError(f"no threshold keeps false alarms within {budget:g} per frame on these images "
                                 f"(fewest: {worst:.3f} at threshold {SWEEP[-1]:g}); raise --max-fa-per-frame")
         chosen = point["threshold"]
-    where = " + ".join(f"{d} [{s}]" for d, s in zip(data_dirs, splits * len(data_dirs) if len(splits) == 1 else splits))
+    where = describe_sources(list(data_dirs), list(splits))
     calib = {**calib, "data": where, "max_fa_per_frame": None if threshold is not None else budget}
     meta = runner.meta.replace(decode_args={**runner.meta.decode_args, "confidence": calib}, threshold=float(chosen))
     at = next((r for r in roc if r["threshold"] == chosen), None)

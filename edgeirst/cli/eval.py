@@ -51,7 +51,7 @@ def command(model: str | None, data_dirs: tuple[Path, ...], splits: tuple[str, .
             roc_path: Path | None, backend: str, as_json: bool, quiet: bool) -> None:
     """Evaluate MODEL (a .pt, .onnx or .engine file, or `default`) or saved --predictions on a split
     (or on several datasets' splits as one set). Background-only images count: they add false alarms."""
-    from edgeirst.data.sirst import open_datasets
+    from edgeirst.data.sirst import describe_sources, open_datasets
     from edgeirst.evaluate import evaluate_backend, evaluate_predictions
 
     if (model is None) == (predictions is None):
@@ -64,7 +64,7 @@ def command(model: str | None, data_dirs: tuple[Path, ...], splits: tuple[str, .
         raise EdgeirstError("every --split is 'none': nothing to evaluate")
     if predictions is not None and len(data_dirs) > 1:
         raise EdgeirstError("--predictions scores one dataset; give one --data")
-    where = " + ".join(f"{d} [{s}]" for d, s in zip(data_dirs, splits * len(data_dirs) if len(splits) == 1 else splits))
+    where = describe_sources(list(data_dirs), list(splits))
     if predictions is not None:
         source = str(predictions)
         metrics, roc = evaluate_predictions(dataset, predictions, 0.5 if threshold is None else threshold,

@@ -25,6 +25,12 @@ def parse_kv(pairs: tuple[str, ...]) -> dict:
     return out
 
 
+def one_or_list(values) -> str | list[str] | None:
+    """A repeatable option as configs store it: one value as itself, several as a list, none as None."""
+    values = [str(v) for v in values]
+    return None if not values else values[0] if len(values) == 1 else values
+
+
 class FiniteFloatRange(click.FloatRange):
     """A float range that also refuses nan and infinity (nan passes every comparison, so a plain
     range would let it through)."""

@@ -7,17 +7,12 @@ import json
 import click
 from click.core import ParameterSource
 
-from edgeirst.cli.options import DEVICE, POSITIVE_FLOAT, PROBABILITY, parse_kv
+from edgeirst.cli.options import DEVICE, POSITIVE_FLOAT, PROBABILITY, one_or_list, parse_kv
 from edgeirst.metrics import METRICS
 
 # CLI parameter -> TrainConfig field, where the names differ
 _FIELDS = {"name": "model", "model_args": "model_kwargs", "loss_args": "loss_options"}
 _RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste")  # None: TrainConfig's default (off)
-
-
-def _one_or_list(values: tuple[str, ...]) -> str | list[str]:
-    """A repeatable option as TrainConfig stores it: one value as itself, several as a list."""
-    return values[0] if len(values) == 1 else list(values)
 
 
 @click.command("train")
@@ -76,9 +71,9 @@ def command(ctx: click.Context, name, data, val_split, model_args, loss_args, wi
     if width is not None:
         kwargs["width"] = width
     options = {k: v for k, v in options.items() if not (k in _RECIPE and v is None)}
-    options["split"] = _one_or_list(options["split"])
-    val = _one_or_list(val_split)
-    values = dict(options, model=name, data=_one_or_list(data) if data else None, model_kwargs=kwargs,
+    options["split"] = one_or_list(options["split"])
+    val = one_or_list(val_split)
+    values = dict(options, model=name, data=one_or_list(data), model_kwargs=kwargs,
                   loss_options=parse_kv(loss_args), val_split=None if isinstance(val, str) and val.lower() == "none" else val)
     if resume:
         given = {_FIELDS.get(p, p): values[_FIELDS.get(p, p)] for p in ctx.params

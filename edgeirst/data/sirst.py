@@ -340,6 +340,11 @@ def pair_splits(data: "list[str | Path]", splits: "list[str | None]", option: st
     return [(d, s) for d, s in zip(data, splits) if s is not None and str(s).lower() != "none"]
 
 
+def describe_sources(data: "list[str | Path]", splits: "list[str | None]") -> str:
+    """``a [val] + b [list.txt]``: the (dataset, split) pairs a result was computed on."""
+    return " + ".join(f"{d} [{s}]" for d, s in pair_splits(data, splits))
+
+
 def open_datasets(data: "str | Path | list", splits: "str | None | list", option: str = "--split"):
     """One SirstDataset, or a DatasetUnion of several (``pair_splits``); None when every split is none."""
     data = [data] if isinstance(data, (str, Path)) else list(data)
