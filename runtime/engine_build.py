@@ -15,8 +15,11 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from edgeirst.errors import EdgeirstError
 from edgeirst.meta import ONNX_KEY, ModelMeta
+from edgeirst.runtime.calibration import calibration_inputs, retarget_cache
 
 
 @dataclass
@@ -165,29 +168,12 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
     return engine_path
 
 
-def retarget_cache(data: bytes, trt_version: str) -> bytes:
-    """A calibration cache with its header set to the running TensorRT version.
-
-    TensorRT ignores a cache whose ``TRT-<version>-`` header names another version and then
-    wants images; the per-tensor scales themselves do not depend on the 8.x version."""
-    from edgeirst.quantize.calibration import CACHE_HEADER, trt_version_tag
-
-    head, sep, rest = data.partition(b"\n")
-    m = CACHE_HEADER.match(head.decode(errors="replace").strip())
-    if m is None:
-        raise EdgeirstError("calibration cache has no TRT-<version>-<calibrator> header; write it with "
-                            "`edgeirst quantize --target tensorrt` or edgeirst.quantize.write_calibration_cache")
-    return f"TRT-{trt_version_tag(trt_version)}-{m.group(2)}".encode() + sep + rest
 
 
 def _calibration_batches(meta: ModelMeta, data: str, split: str, n: int, input_shape: tuple[int, ...]):
     """(calibration input shape, list of 1xCxHxW arrays) from real images through ``prepare``:
     dynamic models see each image at its native resolution (pad-only), placed top-left on one
     canvas the size of the largest (the extra border holds the padding value, as at inference)."""
-    import numpy as np
-
-    from edgeirst.quantize.calibration import calibration_inputs
-
     dynamic = any(d < 0 for d in input_shape[2:])
     arrays = calibration_inputs(data, split, n, meta, fixed=not dynamic)
     if not dynamic:
