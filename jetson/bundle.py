@@ -35,13 +35,14 @@ from edgeirst import __version__
 from edgeirst.errors import EdgeirstError, missing_extra
 from edgeirst.jetson import config as tomlcfg
 from edgeirst.jetson import templates
+from edgeirst.jetson.manifest import MANIFEST, sha256_file
 from edgeirst.jetson.preflight import PreflightResult, is_qdq, run_preflight
 from edgeirst.jetson.profiles import DeviceProfile, get_profile, select_releases, version_tuple
 from edgeirst.jetson.wheel import build_wheel, source_files, source_hash, source_root
 from edgeirst.meta import ModelMeta
 
 FORMAT = 1
-MANIFEST, SUMS, CONFIG = "manifest.json", "SHA256SUMS", "edgeirst.toml"
+SUMS, CONFIG = "SHA256SUMS", "edgeirst.toml"
 FLOAT_MODEL, INT8_MODEL, CALIB_CACHE = "model.onnx", "model.int8.onnx", "calibration.cache"
 EXECUTABLE = ("launch.sh", "install.sh")
 
@@ -97,12 +98,6 @@ class BundleResult:
                 "unchanged": self.unchanged, "removed": self.removed, "steps": self.steps}
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _key(*parts) -> str:
@@ -140,23 +135,6 @@ def read_manifest(out: Path) -> dict | None:
     return manifest if isinstance(manifest, dict) else {}
 
 
-def verify_bundle(out: Path) -> list[str]:
-    """Problems with a bundle: missing manifest, files missing or not matching their sha256."""
-    out = Path(out)
-    try:
-        manifest = json.loads((out / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        return [f"{out / MANIFEST}: {getattr(e, 'strerror', None) or e}"]
-    problems = []
-    for name, entry in sorted(manifest.get("files", {}).items()):
-        p = out / name
-        if not p.is_file():
-            problems.append(f"{name}: missing")
-        elif sha256_file(p) != entry.get("sha256"):
-            problems.append(f"{name}: sha256 differs from the manifest")
-    if not manifest.get("files"):
-        problems.append(f"{MANIFEST} lists no files")
-    return problems
 
 
 def _resolve_input(model: str) -> Path:

@@ -68,7 +68,7 @@ def run_checks(bundle: Path | None) -> list[tuple[str, str]]:
          f"edgeirst {edgeirst.__version__} from {where}" + ("" if inside or bundle is None else
                                                            f" (not from {bundle / 'lib'}: PYTHONPATH?)")))
     if bundle is not None:
-        from edgeirst.jetson.bundle import verify_bundle
+        from edgeirst.jetson.manifest import verify_bundle
 
         problems = verify_bundle(bundle)
         add(("error", "bundle files: " + "; ".join(problems)) if problems else ("ok", "bundle files match manifest.json"))
@@ -89,8 +89,7 @@ def run_checks(bundle: Path | None) -> list[tuple[str, str]]:
         add(("ok", f"onnxruntime {ort}"))
     elif not (trt and cuda):
         add(("error", "no backend: neither TensorRT (+pycuda) nor onnxruntime imports"))
-    import edgeirst.cli.run  # noqa: F401 - the modules the service imports
-    import edgeirst.jetson.launch  # noqa: F401
+    import edgeirst.jetson.launch  # noqa: F401 - the modules the service imports
     import edgeirst.runtime.pipeline  # noqa: F401
 
     add(("error", "the runtime imported PyTorch (a bug: report it)") if "torch" in sys.modules

@@ -199,12 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.build_only:
             _log(f"ready: {model} on {backend}")
             return 0
-        from edgeirst.cli.run import parse_confirm
         from edgeirst.jetson.tegrastats import TegrastatsSampler, find_tegrastats
         from edgeirst.runtime.backends import BackendOptions
         from edgeirst.runtime.pipeline import RunConfig, run_stream
         from edgeirst.runtime.sinks import SinkOptions
-        from edgeirst.runtime.tracker import TrackerConfig
+        from edgeirst.runtime.tracker import TrackerConfig, parse_confirm
 
         _log("running: " + shlex.join(run_command_line(cfg, model, backend)))
         sampler = TegrastatsSampler().start() if cfg.power.tegrastats and find_tegrastats() else None

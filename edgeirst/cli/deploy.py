@@ -118,7 +118,7 @@ def command(model, device, profile, list_profiles, verify_dir, precision, calib_
     if list_profiles:
         return _list_profiles(as_json)
     if verify_dir:
-        from edgeirst.jetson.bundle import verify_bundle
+        from edgeirst.jetson.manifest import verify_bundle
 
         problems = verify_bundle(Path(verify_dir))
         if problems:
@@ -129,9 +129,9 @@ def command(model, device, profile, list_profiles, verify_dir, precision, calib_
         raise EdgeirstError("give --device jetson (or --list-profiles)")
     if not model:
         raise EdgeirstError("give the MODEL to deploy: a .pt checkpoint, an .onnx model or `default`")
-    from edgeirst.cli.run import parse_confirm
     from edgeirst.jetson.bundle import BundleOptions, build_bundle
     from edgeirst.jetson.remote import PushOptions, SshTarget, plan_commands, probe, push
+    from edgeirst.runtime.tracker import parse_confirm
 
     parse_confirm(confirm)
     if serve and ":" not in serve:

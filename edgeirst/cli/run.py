@@ -30,16 +30,6 @@ def parse_agc(text: str | None) -> tuple[float, float] | None:
     return lo, hi
 
 
-def parse_confirm(text: str) -> tuple[int, int]:
-    try:
-        m, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise EdgeirstError(f"--confirm expects M/N (e.g. 3/5), got {text!r}") from None
-    if not 1 <= m <= n:
-        raise EdgeirstError(f"--confirm M/N needs 1 <= M <= N, got {text!r}")
-    return m, n
-
-
 def finish(summary, as_json: bool) -> None:
     """Print a run's summary (JSON on stdout or text on stderr), then its error line, and exit
     with the status its end calls for (2 after an error, 130/143 after SIGINT/SIGTERM)."""
@@ -92,7 +82,7 @@ def command(model, sources, backend, jsonl, save, show, serve, track, confirm, g
     from edgeirst.runtime.backends import BackendOptions, BuildOptions
     from edgeirst.runtime.pipeline import RunConfig, run_stream
     from edgeirst.runtime.sinks import SinkOptions
-    from edgeirst.runtime.tracker import TrackerConfig
+    from edgeirst.runtime.tracker import TrackerConfig, parse_confirm
 
     if as_json and jsonl == "-":
         raise EdgeirstError("--json and --jsonl - both write to stdout; send the JSON lines to a file")
