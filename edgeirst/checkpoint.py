@@ -11,6 +11,8 @@ importing this module costs nothing on the runtime path.
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +94,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     Loaded with ``weights_only=True``: a checkpoint is tensors, numbers and strings, so a file
     from elsewhere cannot run code when it is opened.
     """
-    import pickle
-    import zipfile
 
     import torch
 

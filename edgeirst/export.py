@@ -7,6 +7,8 @@ rejects, and down-converting it to 17 fails on the Reduce* ops (measured: docs/m
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -111,8 +113,6 @@ def measure_memory_per_pixel(proto, in_chans: int, divisor: int) -> float | None
     """Bytes of onnxruntime CPU memory per input pixel: the growth of a fresh process's peak
     memory between a 256- and a 512-pixel square input (Linux; None where it cannot be read).
     The runtime scales down frames that would not fit (``edgeirst.preprocess.memory_pixel_budget``)."""
-    import subprocess
-    import sys
 
     import onnx
 

@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgeirst.errors import EdgeirstError
-from edgeirst.io import same_file, write_text
-from edgeirst.meta import ModelMeta
+import numpy as np
+
 # the submodules by their own names, not through the package whose __init__ imports this file
 import edgeirst.quantize.calibration as calibration
 import edgeirst.quantize.graph as graph
 import edgeirst.quantize.guard as guard
 import edgeirst.quantize.policy as policy
+from edgeirst.errors import EdgeirstError
+from edgeirst.io import same_file, write_text
+from edgeirst.meta import ModelMeta
 from edgeirst.quantize.config import QuantConfig, QuantResult
+from edgeirst.quantize.fp16 import convert_fp16
 from edgeirst.quantize.int8 import quantize_int8
+from edgeirst.runtime.backends import resolve_model
+from edgeirst.runtime.backends.onnxruntime import session_options
 from edgeirst.runtime.calibration import DEFAULT_TRT_VERSION, calibration_inputs, format_cache
 
 # Session settings the quantized CPU model runs fastest with, carried in its metadata and
@@ -43,12 +49,8 @@ def fastest_session_hints(model: Path, x, candidates: Sequence[dict] = CPU_SESSI
                           reps: int = 3) -> tuple[dict, dict[int, float]]:
     """Time ``model`` on input ``x`` (one real image) under each hint set, interleaved, one
     intra-op thread; return the fastest hint set and each candidate's median ms by index."""
-    import time
 
-    import numpy as np
     import onnxruntime as ort
-
-    from edgeirst.runtime.backends.onnxruntime import session_options
 
     sessions = [ort.InferenceSession(str(model), session_options(ort, 1, h), providers=["CPUExecutionProvider"],
                                      disabled_optimizers=list(h.get("disabled_optimizers", [])))
@@ -78,7 +80,6 @@ def _say(progress: bool, text: str) -> None:
 
 def _resolve(model: str | Path, out: str | Path, suffix: str | None = ".onnx") -> tuple[Path, Path]:
     """The input model file and the output path, refusing an output that is the input."""
-    from edgeirst.runtime.backends import resolve_model
 
     src = resolve_model(model, "onnxruntime")
     dst = Path(out).expanduser()
@@ -284,8 +285,6 @@ def _hint_text(hints: dict) -> str:
 
 def _fp16(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta, cfg: QuantConfig,
           tmpdir: Path, dst: Path, progress: bool) -> QuantResult:
-    from edgeirst.quantize.fp16 import convert_fp16
-
     block_ops = list(policy.FP16_SENSITIVE)
     decisions = [{"node": n.name, "op": n.op, "precision": "float" if n.op in block_ops else "fp16",
                   "reason": "fp16-sensitive op type" if n.op in block_ops else "fp16"} for n in nodes]

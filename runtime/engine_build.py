@@ -19,7 +19,10 @@ import numpy as np
 
 from edgeirst.errors import EdgeirstError
 from edgeirst.meta import ONNX_KEY, ModelMeta
+from edgeirst.runtime.backends.onnxruntime import no_metadata_error
+from edgeirst.runtime.backends.tensorrt import import_tensorrt, sidecar_path
 from edgeirst.runtime.calibration import calibration_inputs, retarget_cache
+from edgeirst.runtime.cuda import CudaDevice
 
 
 @dataclass
@@ -52,8 +55,6 @@ def read_onnx_meta(path: Path) -> ModelMeta:
         raise EdgeirstError(f"{path} is not a loadable ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
     props = {p.key: p.value for p in m.metadata_props}
     if ONNX_KEY not in props:
-        from edgeirst.runtime.backends.onnxruntime import no_metadata_error
-
         raise no_metadata_error(path)
     return ModelMeta.from_json(props[ONNX_KEY])
 
@@ -96,8 +97,6 @@ def _profile_shapes(shape: tuple[int, ...], meta: ModelMeta, opts: BuildOptions)
 def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | None = None,
                      meta: ModelMeta | None = None, device_id: int = 0) -> Path:
     """Build ``engine_path`` (plan) and ``engine_path.json`` (metadata + build info) from ONNX."""
-    from edgeirst.runtime.backends.tensorrt import import_tensorrt, sidecar_path
-    from edgeirst.runtime.cuda import CudaDevice
 
     trt = import_tensorrt()
     opts = opts or BuildOptions()
@@ -254,8 +253,6 @@ def cached_engine(onnx_path: Path, cache_dir_root: str | None = None, device_id:
     """The engine for ``onnx_path`` built with ``options`` on this GPU and TensorRT version,
     from the cache, or built now and cached. ``meta`` saves reading the ONNX metadata (a Jetson
     with TensorRT may have neither onnx nor onnxruntime)."""
-    from edgeirst.runtime.backends.tensorrt import import_tensorrt
-    from edgeirst.runtime.cuda import CudaDevice
 
     root = options.pop("cache_dir", None) or cache_dir_root
     known = set(BuildOptions.__dataclass_fields__)

@@ -15,9 +15,11 @@ import sys
 import warnings
 
 import click
+from tqdm import tqdm
 
 from edgeirst import __version__
 from edgeirst.errors import EdgeirstError, EdgeirstWarning
+from edgeirst.io import os_error
 
 # click >= 8.2 raises this for a bare `edgeirst` in non-standalone mode; older versions print help.
 _NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -73,8 +75,6 @@ def _on_sigterm(signum, frame):
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, EdgeirstWarning):
-        from tqdm import tqdm
-
         tqdm.write(f"warning: {message}", file=sys.stderr)  # on its own line, above any progress bar
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
@@ -82,7 +82,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one `error:` line and exit status 2."""
-    from edgeirst.io import os_error
 
     warnings.showwarning = _show_warning
     warnings.simplefilter("default", EdgeirstWarning)  # once per distinct message

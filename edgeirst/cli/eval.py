@@ -8,7 +8,11 @@ from pathlib import Path
 
 import click
 
+from edgeirst.data.sirst import SirstDataset
 from edgeirst.errors import EdgeirstError
+from edgeirst.evaluate import evaluate_backend, evaluate_predictions
+from edgeirst.metrics import write_roc
+from edgeirst.runtime import load_backend
 
 KEYS = ("iou", "niou", "pd", "fa", "ap50", "ap", "images", "targets", "threshold")
 
@@ -47,8 +51,6 @@ def _table(metrics: dict, source: str, data: Path, split: str) -> str:
 def command(model: str | None, data_dir: Path, split: str, predictions: Path | None, threshold: float | None,
             roc_path: Path | None, backend: str, as_json: bool, quiet: bool) -> None:
     """Evaluate MODEL (a .pt, .onnx or .engine file, or `default`) or saved --predictions on a split."""
-    from edgeirst.data.sirst import SirstDataset
-    from edgeirst.evaluate import evaluate_backend, evaluate_predictions
 
     if (model is None) == (predictions is None):
         raise EdgeirstError("give either a MODEL (.pt, .onnx, .engine or `default`) or --predictions DIR "
@@ -61,8 +63,6 @@ def command(model: str | None, data_dir: Path, split: str, predictions: Path | N
         metrics, roc = evaluate_predictions(dataset, predictions, 0.5 if threshold is None else threshold,
                                             progress=not quiet)
     else:
-        from edgeirst.runtime import load_backend
-
         source = model
         with load_backend(model, backend) as runner:
             metrics, roc = evaluate_backend(runner, dataset, threshold, progress=not quiet)
@@ -72,7 +72,5 @@ def command(model: str | None, data_dir: Path, split: str, predictions: Path | N
     else:
         click.echo(_table(metrics, source, data_dir, split))
     if roc_path is not None:
-        from edgeirst.metrics import write_roc
-
         written = write_roc(roc, roc_path, png=True)
         click.echo("wrote " + ", ".join(str(p) for p in written), err=True)
