@@ -2,11 +2,13 @@
 the result with its metadata.
 
 Our exports have dynamic height/width. onnxruntime's ``quant_pre_process`` fails on them in
-symbolic shape inference ("Incomplete symbolic shape inference", DESIGN.md), so we skip that
-step (ONNX's own shape inference types every tensor of our graphs) and keep the quantized model
-dynamic: QDQ scales do not depend on the frame size, and ``edgeirst run``/``eval`` then feed
-every frame at its native resolution exactly as they do the FP32 model. Node shapes for the
-per-node decisions come from ONNX shape inference on a copy fixed to ``meta.input_size``.
+symbolic shape inference ("Incomplete symbolic shape inference": it cannot carry the symbolic
+height/width through every op of our graphs; static exports pass, the shipped default.onnx does
+not), so we skip that step (ONNX's own shape inference types every tensor of our graphs) and keep
+the quantized model dynamic: QDQ scales do not depend on the frame size, and ``edgeirst run``/
+``eval`` then feed every frame at its native resolution exactly as they do the FP32 model. Node
+shapes for the per-node decisions come from ONNX shape inference on a copy fixed to
+``meta.input_size``.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from edgeirst.checkpoint import load_checkpoint, meta_for, read_checkpoint, save
 from edgeirst.errors import EdgeirstError
 from edgeirst.export import export_onnx
 from edgeirst.meta import ModelMeta
+from edgeirst.quantize import QuantConfig, quantize_model
 from edgeirst.runtime.engine_build import read_onnx_meta
 from edgeirst.weights import WEIGHTS_DIR, aliases, shipped_model, shipped_names
 
@@ -163,16 +164,6 @@ def _file_id(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def quantize_api() -> tuple[Any, Any] | None:
-    """``(QuantConfig, quantize_model)`` from ``edgeirst.quantize`` (issue 8), or None while
-    that module does not provide them."""
-    try:
-        from edgeirst.quantize import QuantConfig, quantize_model
-    except ImportError:
-        return None
-    return QuantConfig, quantize_model
-
-
 class ModelFiles:
     """Makes and caches the files rows run: static ONNX exports and checkpoints of random
     variants at ``size`` (weights from ``torch.manual_seed(seed)``), quantized models."""
@@ -240,10 +231,6 @@ class ModelFiles:
         """An INT8/FP16 model of ``src`` from ``edgeirst.quantize.quantize_model`` for ``target``
         (``cpu`` = onnxruntime's U8S8 layout, ``tensorrt`` = symmetric S8S8 QDQ). No accuracy
         guard: the bench measures accuracy itself."""
-        api = quantize_api()
-        if api is None:
-            raise EdgeirstError("n/a: quantize not available")
-        QuantConfig, quantize_model = api
         source = self.onnx(src)
         payload = {"from": _file_id(source), "precision": precision, "target": target, "calib_images": calib_images,
                    "data": str(Path(data).resolve()) if data else None, "split": calib_split,
@@ -324,4 +311,4 @@ def _structure_checkpoint(src: ModelSource) -> Path | None:
     return None
 
 
-__all__ = ["ModelFiles", "ModelSource", "quantize_api", "resolve_models", "shipped_source"]
+__all__ = ["ModelFiles", "ModelSource", "resolve_models", "shipped_source"]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeirst.bench.models import ModelFiles, ModelSource, quantize_api
+from edgeirst.bench.models import ModelFiles, ModelSource
 from edgeirst.data.synth import SynthConfig, synth_image
 from edgeirst.errors import EdgeirstError
 from edgeirst.preprocess import prepare
@@ -128,8 +128,6 @@ def unavailable(src: ModelSource, backend: str, precision: str, data: str | None
     if backend == "onnxruntime" and src.onnx is None and not has_torch:
         return "n/a: exporting to ONNX needs torch (pip install 'edgeirst[train]')"
     if precision in ("int8", "fp16") and precision != src.precision and not (backend == "tensorrt" and precision == "fp16"):
-        if quantize_api() is None:
-            return "n/a: quantize not available"
         if precision == "int8" and not data:
             return "n/a: int8 needs --data DIR to calibrate"
     return None

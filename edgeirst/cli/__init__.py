@@ -47,11 +47,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
-        module = importlib.import_module(COMMANDS[name][0])
-        cmd = module.command
-        if module.__name__ == "edgeirst.cli.later":
-            cmd = module.make(name, COMMANDS[name][1])
-        return cmd
+        return importlib.import_module(COMMANDS[name][0]).command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table, so listing commands imports nothing.
