@@ -43,7 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 def build_variants(model: str, data: str, split: str, calib: int, folder: Path) -> dict[str, tuple[Path, dict]]:
     """name -> (onnx file, session hints) for every variant."""
     from edgeirst.quantize import QuantConfig, graph, policy, quantize_model
-    from edgeirst.quantize.calibration import calibration_inputs, collect_ranges, save_ranges
+    from edgeirst.quantize.calibration import collect_ranges, save_ranges
+    from edgeirst.runtime.calibration import calibration_inputs
     from edgeirst.quantize.int8 import quantize_int8
     from edgeirst.runtime.backends import resolve_model
 

@@ -1,7 +1,7 @@
 """Self-describing checkpoints: ``{"meta": ModelMeta dict, "state_dict": ..., "structure": ...,
 [training state]}``.
 
-The single place that reads and writes ``.pt`` files; the trainer, ``export``, ``eval``, ``prune``
+The single place that reads and writes model files (``.pt``; ONNX's metadata entry too: ``save_onnx``); the trainer, ``export``, ``eval``, ``prune``
 and the runtime's torch backend all go through it. A model is rebuilt from its registry name and
 kwargs; ``structure`` (every tensor's shape and every convolution's groups) then reshapes the
 layers whose channels differ from the registry build, so a pruned model reloads everywhere
@@ -11,12 +11,14 @@ importing this module costs nothing on the runtime path.
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.io import atomic_output
-from edgeirst.meta import ModelMeta
+from edgeirst.io import atomic_output, os_error
+from edgeirst.meta import ONNX_KEY, ModelMeta
 
 
 def meta_for(name: str, model, **fields: Any) -> ModelMeta:
@@ -92,8 +94,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     Loaded with ``weights_only=True``: a checkpoint is tensors, numbers and strings, so a file
     from elsewhere cannot run code when it is opened.
     """
-    import pickle
-    import zipfile
 
     import torch
 
@@ -127,3 +127,39 @@ def load_checkpoint(path: str | Path, meta: ModelMeta | None = None):
     except RuntimeError as e:
         raise EdgeirstError(f"{path}: weights do not fit {meta.name}({meta.kwargs}): {str(e).splitlines()[0][:200]}") from None
     return model.eval(), meta, ckpt
+
+
+def save_onnx(proto, meta: ModelMeta, out: str | Path) -> Path:
+    """Save an ONNX graph with ``meta`` as its only ``edgeirst`` metadata entry; an existing file at
+    ``out`` stays intact until the new one is complete."""
+    import onnx
+
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = ONNX_KEY, meta.to_json()
+    proto.producer_name = "edgeirst"
+    with atomic_output(out) as tmp:
+        onnx.save(proto, str(tmp))
+    return Path(out)
+
+
+def write_with_meta(source: str | Path, meta: ModelMeta, out: str | Path) -> Path:
+    """A copy of a model file (``.pt`` or ``.onnx``) at ``out`` whose metadata is ``meta``: the
+    weights and graph are copied unchanged, the file is written atomically."""
+    source, out = Path(source), Path(out)
+    if source.suffix.lower() != out.suffix.lower():
+        raise EdgeirstError(f"--out {out} must have the model's own suffix ({source.suffix})")
+    try:
+        if source.suffix.lower() == ".onnx":
+            import onnx
+
+            save_onnx(onnx.load(str(source)), meta, out)
+        else:
+            import torch
+
+            payload = {**read_checkpoint(source), "meta": meta.to_dict()}
+            with atomic_output(out) as tmp:
+                torch.save(payload, tmp)
+    except OSError as e:
+        raise os_error(e, out) from None
+    return out

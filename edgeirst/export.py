@@ -7,15 +7,18 @@ rejects, and down-converting it to 17 fails on the Reduce* ops (measured: docs/m
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from edgeirst.checkpoint import save_onnx
 from edgeirst.errors import EdgeirstError
-from edgeirst.io import atomic_output, os_error
-from edgeirst.meta import ONNX_KEY, ModelMeta
+from edgeirst.io import os_error
+from edgeirst.meta import ModelMeta
 
 
 class _Outputs:
@@ -85,20 +88,6 @@ def _export(model, meta: ModelMeta, out: Path, h: int, w: int, dynamic: bool, op
     return save_onnx(proto, meta, out)
 
 
-def save_onnx(proto, meta: ModelMeta, out: str | Path) -> Path:
-    """Save an ONNX graph with ``meta`` as its only ``edgeirst`` metadata entry; an existing file at
-    ``out`` stays intact until the new one is complete."""
-    import onnx
-
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = ONNX_KEY, meta.to_json()
-    proto.producer_name = "edgeirst"
-    with atomic_output(out) as tmp:
-        onnx.save(proto, str(tmp))
-    return Path(out)
-
-
 _MEMORY_PROBE = """
 import sys, numpy as np, onnxruntime as ort
 def peak():
@@ -119,8 +108,6 @@ def measure_memory_per_pixel(proto, in_chans: int, divisor: int) -> float | None
     """Bytes of onnxruntime CPU memory per input pixel: the growth of a fresh process's peak
     memory between a 256- and a 512-pixel square input (Linux; None where it cannot be read).
     The runtime scales down frames that would not fit (``edgeirst.preprocess.memory_pixel_budget``)."""
-    import subprocess
-    import sys
 
     import onnx
 
@@ -162,27 +149,3 @@ def parity(model, onnx_path: str | Path, size: tuple[int, int], seed: int = 0) -
     with torch.no_grad():
         ref = model.eval()(torch.from_numpy(x))
     return max(float(np.abs(ref[n].numpy() - g).max()) for n, g in zip(names, got))
-
-
-def write_with_meta(source: str | Path, meta: ModelMeta, out: str | Path) -> Path:
-    """A copy of a model file (``.pt`` or ``.onnx``) at ``out`` whose metadata is ``meta``: the
-    weights and graph are copied unchanged, the file is written atomically."""
-    source, out = Path(source), Path(out)
-    if source.suffix.lower() != out.suffix.lower():
-        raise EdgeirstError(f"--out {out} must have the model's own suffix ({source.suffix})")
-    try:
-        if source.suffix.lower() == ".onnx":
-            import onnx
-
-            save_onnx(onnx.load(str(source)), meta, out)
-        else:
-            import torch
-
-            from edgeirst.checkpoint import read_checkpoint
-
-            payload = {**read_checkpoint(source), "meta": meta.to_dict()}
-            with atomic_output(out) as tmp:
-                torch.save(payload, tmp)
-    except OSError as e:
-        raise os_error(e, out) from None
-    return out

@@ -12,6 +12,7 @@ trainer and loss, and writes a self-describing checkpoint whose structure travel
 from __future__ import annotations
 
 import copy
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgeirst.checkpoint import load_checkpoint, save_checkpoint
+from edgeirst.data.sirst import SirstDataset
 from edgeirst.errors import EdgeirstError, missing_extra
+from edgeirst.evaluate import evaluate_backend
+from edgeirst.io import refuse_input_as_output
 from edgeirst.models import model_entry
 from edgeirst.models.complexity import count_macs, count_params
+from edgeirst.runtime.backends.torch import TorchBackend
+from edgeirst.train import TrainConfig
+from edgeirst.weights import resolve_model
 
 IMPORTANCES = ("l1", "bn-scale", "taylor")
 
@@ -202,8 +210,6 @@ class PruneConfig:
 
 
 def _finetune_config(cfg: PruneConfig, meta, out: Path):
-    from edgeirst.train import TrainConfig
-
     keep = ("optimizer", "lr", "batch", "size", "weight_decay", "augment", "cpu_bf16", "channels_last", "threshold",
             "loss_options", "ema", "val_metric")  # a detector keeps choosing its best epoch by AP50
     # the full recipe (train.config), else what an older checkpoint recorded beside it (optimizer, lr, batch, size)
@@ -219,15 +225,8 @@ def prune_run(cfg: PruneConfig, progress: bool = True, log: Callable[[str], None
     """Prune ``cfg.model`` in ``cfg.steps`` steps (each followed by ``finetune_epochs`` of the
     model's own training, best epoch on val), write the self-describing pruned checkpoint to
     ``cfg.out`` and return the before/after table (params, GMACs, val metrics)."""
-    import tempfile
 
-    from edgeirst.checkpoint import load_checkpoint, save_checkpoint
-    from edgeirst.data.sirst import SirstDataset
-    from edgeirst.evaluate import evaluate_backend
-    from edgeirst.io import refuse_input_as_output
-    from edgeirst.runtime.backends.torch import TorchBackend
     from edgeirst.train.trainer import train
-    from edgeirst.weights import resolve_model
 
     given = [v is not None for v in (cfg.ratio, cfg.target_gmacs, cfg.target_params)]
     if sum(given) != 1:

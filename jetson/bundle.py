@@ -32,16 +32,22 @@ from pathlib import Path
 from typing import Callable
 
 from edgeirst import __version__
+from edgeirst.checkpoint import load_checkpoint, read_checkpoint
 from edgeirst.errors import EdgeirstError, missing_extra
+from edgeirst.export import export_onnx
 from edgeirst.jetson import config as tomlcfg
 from edgeirst.jetson import templates
-from edgeirst.jetson.preflight import PreflightResult, is_qdq, run_preflight
+from edgeirst.jetson.manifest import MANIFEST, sha256_file
+from edgeirst.jetson.preflight import PreflightResult, check_input_size, is_qdq, resolve_precision, run_preflight
 from edgeirst.jetson.profiles import DeviceProfile, get_profile, select_releases, version_tuple
 from edgeirst.jetson.wheel import build_wheel, source_files, source_hash, source_root
 from edgeirst.meta import ModelMeta
+from edgeirst.quantize import QuantConfig, quantize_model, write_calibration_cache
+from edgeirst.runtime.engine_build import read_onnx_meta
+from edgeirst.weights import resolve_model
 
 FORMAT = 1
-MANIFEST, SUMS, CONFIG = "manifest.json", "SHA256SUMS", "edgeirst.toml"
+SUMS, CONFIG = "SHA256SUMS", "edgeirst.toml"
 FLOAT_MODEL, INT8_MODEL, CALIB_CACHE = "model.onnx", "model.int8.onnx", "calibration.cache"
 EXECUTABLE = ("launch.sh", "install.sh")
 
@@ -97,12 +103,6 @@ class BundleResult:
                 "unchanged": self.unchanged, "removed": self.removed, "steps": self.steps}
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _key(*parts) -> str:
@@ -140,28 +140,9 @@ def read_manifest(out: Path) -> dict | None:
     return manifest if isinstance(manifest, dict) else {}
 
 
-def verify_bundle(out: Path) -> list[str]:
-    """Problems with a bundle: missing manifest, files missing or not matching their sha256."""
-    out = Path(out)
-    try:
-        manifest = json.loads((out / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        return [f"{out / MANIFEST}: {getattr(e, 'strerror', None) or e}"]
-    problems = []
-    for name, entry in sorted(manifest.get("files", {}).items()):
-        p = out / name
-        if not p.is_file():
-            problems.append(f"{name}: missing")
-        elif sha256_file(p) != entry.get("sha256"):
-            problems.append(f"{name}: sha256 differs from the manifest")
-    if not manifest.get("files"):
-        problems.append(f"{MANIFEST} lists no files")
-    return problems
 
 
 def _resolve_input(model: str) -> Path:
-    from edgeirst.weights import resolve_model
-
     path = resolve_model(model)
     if path.suffix.lower() not in (".onnx", ".pt", ".pth"):
         raise EdgeirstError(f"deploy takes a .pt checkpoint, an .onnx model or a shipped model name, not {path.name}: "
@@ -182,10 +163,7 @@ def _refuse_overlap(out: Path, inputs: list[Path]) -> None:
 
 def _float_meta(path: Path) -> ModelMeta:
     if path.suffix.lower() == ".onnx":
-        from edgeirst.runtime.engine_build import read_onnx_meta
-
         return read_onnx_meta(path)
-    from edgeirst.checkpoint import read_checkpoint
 
     return ModelMeta.from_dict(read_checkpoint(path)["meta"])
 
@@ -279,9 +257,6 @@ def _models(b: _Builder, profile: DeviceProfile, releases, src: Path, calib: Pat
             raise missing_extra("torch (to export a .pt checkpoint)", "train") from None
 
         def export(target: Path) -> None:
-            from edgeirst.checkpoint import load_checkpoint
-            from edgeirst.export import export_onnx
-
             model, meta, _ = load_checkpoint(src)
             export_onnx(model, meta, target, dynamic=True)
 
@@ -292,7 +267,6 @@ def _models(b: _Builder, profile: DeviceProfile, releases, src: Path, calib: Pat
     pf = run_preflight(profile, releases, meta, float_path or src, opts.precision, opts.input_size, opts.dla_core,
                        opts.power_mode, opts.workspace_mb) if (float_path or src.suffix == ".onnx") else None
     if pf is None:  # a dry run of a checkpoint: no ONNX yet to estimate memory from
-        from edgeirst.jetson.preflight import check_input_size, resolve_precision
 
         precision, warnings = resolve_precision(profile, opts.precision)
         pf = PreflightResult(precision, check_input_size(meta, opts.input_size), False, False, None,
@@ -334,8 +308,6 @@ def _int8(b: _Builder, profile, releases, pf: PreflightResult, src: Path, qdq_in
             import onnxruntime
 
             def quantize(target: Path) -> None:
-                from edgeirst.quantize import QuantConfig, quantize_model
-
                 cfg = QuantConfig(precision="int8", target="tensorrt", data=str(calib), split=opts.calib_split,
                                   calib_images=opts.calib_images, val_split=opts.val_split)
                 quantize_model(b.files[FLOAT_MODEL], target, cfg, progress=False)
@@ -350,8 +322,6 @@ def _int8(b: _Builder, profile, releases, pf: PreflightResult, src: Path, qdq_in
                               "meta": qmeta.to_dict() if qmeta else None}
     if pf.needs_cache:
         def cache(target: Path) -> None:
-            from edgeirst.quantize import write_calibration_cache
-
             # the header names the TensorRT that reads it (the launcher rewrites it if another runs)
             write_calibration_cache(b.files[FLOAT_MODEL], target, str(calib), opts.calib_split, opts.calib_images,
                                     progress=False, trt_version=trt_old[0])

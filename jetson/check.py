@@ -15,6 +15,9 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import edgeirst
+from edgeirst.jetson.manifest import verify_bundle
+
 PYPI_OPENCV = ("opencv-python", "opencv-contrib-python", "opencv-python-headless", "opencv-contrib-python-headless")
 
 
@@ -60,7 +63,6 @@ def run_checks(bundle: Path | None) -> list[tuple[str, str]]:
     py = sys.version_info
     add(("ok" if py >= (3, 10) else "error", f"Python {py[0]}.{py[1]}.{py[2]} ({sys.executable})"
          + ("" if py >= (3, 10) else ": edgeirst needs >= 3.10")))
-    import edgeirst
 
     where = Path(edgeirst.__file__).resolve().parent
     inside = bundle is not None and (bundle.resolve() / "lib") in where.parents
@@ -68,8 +70,6 @@ def run_checks(bundle: Path | None) -> list[tuple[str, str]]:
          f"edgeirst {edgeirst.__version__} from {where}" + ("" if inside or bundle is None else
                                                            f" (not from {bundle / 'lib'}: PYTHONPATH?)")))
     if bundle is not None:
-        from edgeirst.jetson.bundle import verify_bundle
-
         problems = verify_bundle(bundle)
         add(("error", "bundle files: " + "; ".join(problems)) if problems else ("ok", "bundle files match manifest.json"))
     for module, fix in (("numpy", "sudo apt install python3-numpy"), ("click", "sudo apt install python3-click")):
@@ -89,9 +89,8 @@ def run_checks(bundle: Path | None) -> list[tuple[str, str]]:
         add(("ok", f"onnxruntime {ort}"))
     elif not (trt and cuda):
         add(("error", "no backend: neither TensorRT (+pycuda) nor onnxruntime imports"))
-    import edgeirst.cli.run  # noqa: F401 - the modules the service imports
-    import edgeirst.jetson.launch  # noqa: F401
-    import edgeirst.runtime.pipeline  # noqa: F401
+    for module in ("edgeirst.jetson.launch", "edgeirst.runtime.pipeline"):  # the modules the service imports
+        importlib.import_module(module)
 
     add(("error", "the runtime imported PyTorch (a bug: report it)") if "torch" in sys.modules
         else ("ok", "the runtime does not import PyTorch"))

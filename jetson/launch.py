@@ -16,6 +16,7 @@ Never imports torch.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shlex
@@ -23,12 +24,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from shutil import which
 
+import edgeirst
 from edgeirst import __version__
 from edgeirst.errors import EdgeirstError
 from edgeirst.jetson.config import LaunchConfig, load_config
-from edgeirst.jetson.profiles import version_tuple
+from edgeirst.jetson.detect import detect_local
+from edgeirst.jetson.power import jetson_clocks, set_power_mode
+from edgeirst.jetson.profiles import PROFILES, version_tuple
+from edgeirst.jetson.tegrastats import TegrastatsSampler, find_tegrastats
 from edgeirst.meta import ModelMeta
+from edgeirst.runtime.backends import BackendOptions, tensorrt_available
+from edgeirst.runtime.backends.tensorrt import sidecar_path
+from edgeirst.runtime.engine_build import (BuildOptions, _profile_shapes, cache_dir, cache_key, cached_engine,
+                                           read_onnx_meta)
+from edgeirst.runtime.pipeline import RunConfig, run_stream
+from edgeirst.runtime.sinks import SinkOptions
+from edgeirst.runtime.tracker import TrackerConfig, parse_confirm
 
 
 def _log(line: str) -> None:
@@ -46,11 +59,8 @@ def _bundle_meta(bundle: Path, name: str) -> ModelMeta | None:
 
 def tensorrt_status() -> tuple[str | None, str]:
     """(TensorRT version or None, why not usable)."""
-    from edgeirst.runtime.backends import tensorrt_available
 
     if not tensorrt_available():
-        import importlib.util
-
         if importlib.util.find_spec("tensorrt") is None:
             return None, "tensorrt does not import for this Python (JetPack: apt install python3-libnvinfer)"
         return None, "tensorrt imports but neither pycuda nor cuda-python does (pip install 'edgeirst[jetson]')"
@@ -81,10 +91,6 @@ def engine_plan(cfg: LaunchConfig, bundle: Path, trt_version: str) -> tuple[Path
 
 def trtexec_engine(trtexec: str, onnx: Path, meta: ModelMeta, opts: dict, trt_version: str, cache_root: str | None) -> Path:
     """Build with ``trtexec`` into the same per-device, per-TensorRT cache, with the metadata sidecar."""
-    from edgeirst.jetson.detect import detect_local
-    from edgeirst.jetson.profiles import PROFILES
-    from edgeirst.runtime.backends.tensorrt import sidecar_path
-    from edgeirst.runtime.engine_build import BuildOptions, _profile_shapes, cache_dir, cache_key
 
     build = BuildOptions(**opts)
     info = detect_local()
@@ -130,8 +136,6 @@ def prepare_model(cfg: LaunchConfig, bundle: Path) -> tuple[Path, str]:
     builder = cfg.engine.builder
     trtexec = None
     if builder == "trtexec":
-        from shutil import which
-
         trtexec = which("trtexec") or next((p for p in ("/usr/src/tensorrt/bin/trtexec",) if Path(p).is_file()), None)
         if trtexec is None:
             raise EdgeirstError("[engine] builder = \"trtexec\" but trtexec is not installed (JetPack: "
@@ -141,13 +145,9 @@ def prepare_model(cfg: LaunchConfig, bundle: Path) -> tuple[Path, str]:
          "TensorRT version; the first start builds it, which can take minutes")
     if trtexec:
         if meta is None:
-            from edgeirst.runtime.engine_build import read_onnx_meta
-
             meta = read_onnx_meta(onnx)
         engine = trtexec_engine(trtexec, onnx, meta, opts, trt_version, cfg.engine.cache_dir or None)
     else:
-        from edgeirst.runtime.engine_build import cached_engine
-
         engine = cached_engine(onnx, cache_dir=cfg.engine.cache_dir or None, meta=meta, **opts)
     _log(f"engine {engine} ready in {time.monotonic() - started:.1f} s")
     return engine, "tensorrt"
@@ -160,7 +160,6 @@ def apply_power(cfg: LaunchConfig) -> None:
     if os.geteuid() != 0:
         _log("warning: [power] settings need root; leaving the power mode and clocks as they are")
         return
-    from edgeirst.jetson.power import jetson_clocks, set_power_mode
 
     if p.mode:
         mode = set_power_mode(p.mode)
@@ -188,8 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, help="stop after this many frames")
     args = ap.parse_args(argv)
     try:
-        import edgeirst
-
         cfg = load_config(args.config)
         bundle = Path(args.config).resolve().parent
         _log(f"edgeirst {__version__} from {Path(edgeirst.__file__).resolve().parent}, Python "
@@ -199,12 +196,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.build_only:
             _log(f"ready: {model} on {backend}")
             return 0
-        from edgeirst.cli.run import parse_confirm
-        from edgeirst.jetson.tegrastats import TegrastatsSampler, find_tegrastats
-        from edgeirst.runtime.backends import BackendOptions
-        from edgeirst.runtime.pipeline import RunConfig, run_stream
-        from edgeirst.runtime.sinks import SinkOptions
-        from edgeirst.runtime.tracker import TrackerConfig
 
         _log("running: " + shlex.join(run_command_line(cfg, model, backend)))
         sampler = TegrastatsSampler().start() if cfg.power.tegrastats and find_tegrastats() else None

@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import edgeirst
 from edgeirst.errors import EdgeirstError
 
 SOURCE_DATE_EPOCH = "1577836800"  # 2020-01-01: any fixed value makes zip time stamps reproducible
@@ -28,7 +29,6 @@ _SKIP_SUFFIXES = (".pyc", ".pyo", ".tmp")
 
 def source_root() -> Path | None:
     """The source tree of the running edgeirst (its pyproject.toml names the project), else None."""
-    import edgeirst
 
     root = Path(edgeirst.__file__).resolve().parents[1]
     pyproject = root / "pyproject.toml"

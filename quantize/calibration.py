@@ -1,22 +1,20 @@
-"""Calibration on real images, and the TensorRT calibration cache.
+"""Calibration ranges on real images, and the scales of the TensorRT calibration cache.
 
-Images come from a SIRST-style split and go through ``edgeirst.preprocess.prepare`` with the
-model's own metadata: the same letterbox and normalisation as inference (native resolution,
-padded to the size divisor, for our dynamic models). Ranges are collected with onnxruntime's
+Images come from ``edgeirst.runtime.calibration.calibration_inputs`` (a SIRST-style split
+through ``edgeirst.preprocess.prepare`` with the model's own metadata: the same letterbox and
+normalisation as inference: native resolution, padded to the size divisor, for our dynamic
+models). Ranges are collected with onnxruntime's
 calibrators one image per pass (frames differ in size, and the histogram calibrators cannot
 stack ragged batches), then kept in onnxruntime's JSON range cache so that the accuracy guard
 re-quantizes without calibrating again.
 
-The TensorRT cache is the text format TensorRT 8.x's ``IInt8EntropyCalibrator2`` reads and
-writes: a ``TRT-<version>-EntropyCalibration2`` header, then one ``<tensor>: <scale>`` line per
-tensor, the scale (amax / 127) as the hex of its big-endian IEEE-754 float32 bits.
+The TensorRT cache's text format lives in ``edgeirst.runtime.calibration`` (the engine builder
+reads it); ``scales_from_ranges`` gives the per-tensor scales written into it.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import struct
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -26,25 +24,6 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.meta import ModelMeta
-from edgeirst.preprocess import prepare
-
-# JetPack 5.1.x ships TensorRT 8.5.2; the header must name the TensorRT that reads the cache
-# (edgeirst's engine builder rewrites it to the running version, see engine_build).
-DEFAULT_TRT_VERSION = "8.5.2"
-CACHE_HEADER = re.compile(r"^TRT-(\d+)-(\w+)$")
-
-
-def calibration_inputs(data: str | Path, split: str, n: int, meta: ModelMeta,
-                       fixed: bool | None = None) -> list[np.ndarray]:
-    """``n`` images spread evenly over ``split`` as 1xCxHxW float32 network inputs."""
-    from edgeirst.data.sirst import SirstDataset
-
-    ds = SirstDataset(Path(data).expanduser(), split)
-    if len(ds) == 0:
-        raise EdgeirstError(f"split {split!r} of {data} has no images to calibrate on")
-    idx = np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int))
-    return [prepare(ds[int(i)].image, meta, fixed=fixed)[0][None] for i in idx]
 
 
 def array_reader(name: str, arrays: Sequence[np.ndarray]):
@@ -184,39 +163,7 @@ def save_ranges(ranges, path: Path) -> Path:
     return path
 
 
-def trt_version_tag(version: str) -> str:
-    """``"8.6.1"`` -> ``"8601"``, ``"10.14.1"`` -> ``"101401"`` (TensorRT's NV_TENSORRT_VERSION)."""
-    parts = [int(p) for p in re.findall(r"\d+", version)[:3]] + [0, 0, 0]
-    major, minor, patch = parts[:3]
-    if major < 1:
-        raise EdgeirstError(f"cannot read a TensorRT version from {version!r}; expected e.g. 8.5.2")
-    return f"{major}{minor:02d}{patch:02d}" if major >= 10 else f"{major}{minor}{patch:02d}"
 
-
-def format_cache(scales: dict[str, float], trt_version: str = DEFAULT_TRT_VERSION) -> str:
-    """TensorRT calibration cache text for per-tensor scales (amax / 127)."""
-    lines = [f"TRT-{trt_version_tag(trt_version)}-EntropyCalibration2"]
-    for name in sorted(scales):
-        s = float(scales[name])
-        if not (math.isfinite(s) and s > 0):
-            raise ValueError(f"scale of {name!r} must be finite and positive, got {s}")
-        lines.append(f"{name}: {struct.pack('>f', s).hex()}")
-    return "\n".join(lines) + "\n"
-
-
-def parse_cache(text: str) -> tuple[str, str, dict[str, float]]:
-    """``(version tag, calibrator, {tensor: scale})`` of a TensorRT calibration cache."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    m = CACHE_HEADER.match(lines[0].strip()) if lines else None
-    if m is None:
-        raise EdgeirstError("not a TensorRT calibration cache: the first line must read TRT-<version>-<calibrator>")
-    scales = {}
-    for ln in lines[1:]:
-        name, sep, value = ln.rpartition(":")
-        if not sep:
-            raise EdgeirstError(f"bad calibration cache line {ln!r}; expected '<tensor>: <hex scale>'")
-        scales[name.strip()] = struct.unpack(">f", bytes.fromhex(value.strip().rjust(8, "0")))[0]
-    return m.group(1), m.group(2), scales
 
 
 def scales_from_ranges(ranges, tensors: Sequence[str] | None = None) -> dict[str, float]:

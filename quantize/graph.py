@@ -2,11 +2,13 @@
 the result with its metadata.
 
 Our exports have dynamic height/width. onnxruntime's ``quant_pre_process`` fails on them in
-symbolic shape inference ("Incomplete symbolic shape inference", DESIGN.md), so we skip that
-step (ONNX's own shape inference types every tensor of our graphs) and keep the quantized model
-dynamic: QDQ scales do not depend on the frame size, and ``edgeirst run``/``eval`` then feed
-every frame at its native resolution exactly as they do the FP32 model. Node shapes for the
-per-node decisions come from ONNX shape inference on a copy fixed to ``meta.input_size``.
+symbolic shape inference ("Incomplete symbolic shape inference": it cannot carry the symbolic
+height/width through every op of our graphs; static exports pass, the shipped default.onnx does
+not), so we skip that step (ONNX's own shape inference types every tensor of our graphs) and keep
+the quantized model dynamic: QDQ scales do not depend on the frame size, and ``edgeirst run``/
+``eval`` then feed every frame at its native resolution exactly as they do the FP32 model. Node
+shapes for the per-node decisions come from ONNX shape inference on a copy fixed to
+``meta.input_size``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from edgeirst.errors import EdgeirstError
-from edgeirst.export import save_onnx
+from edgeirst.checkpoint import save_onnx
 from edgeirst.meta import ONNX_KEY, ModelMeta
+from edgeirst.runtime.backends.onnxruntime import no_metadata_error
 
 
 def load_edgeirst_onnx(path: Path):
@@ -35,8 +40,6 @@ def load_edgeirst_onnx(path: Path):
         raise EdgeirstError(f"{path} is not a loadable ONNX model ({type(e).__name__}: {str(e)[:160]})") from None
     props = {p.key: p.value for p in proto.metadata_props}
     if ONNX_KEY not in props:
-        from edgeirst.runtime.backends.onnxruntime import no_metadata_error
-
         raise no_metadata_error(path)
     meta = ModelMeta.from_json(props[ONNX_KEY])
     if meta.quant:
@@ -160,7 +163,6 @@ def merge_convs(proto, names: Sequence[str], merged_name: str):
     """Replace convolutions ``names`` that read the same input by one convolution with their
     filters stacked (smaller kernels zero-padded to the largest) and a Split into the original
     outputs. Exact in float; lets onnxruntime run narrow convolutions on its wide int8 kernel."""
-    import numpy as np
     import onnx
     from onnx import numpy_helper
 
@@ -199,7 +201,6 @@ def widen_conv(proto, name: str, out_channels: int):
     """Give convolution ``name`` zero filters (and zero biases) up to ``out_channels`` outputs and
     slice its original channels back out, after its Relu when a Relu is its only reader (so the
     Relu still folds into the int8 convolution). Exact in float."""
-    import numpy as np
     import onnx
     from onnx import numpy_helper
 
@@ -289,7 +290,6 @@ def channel_reductions(proto, channels: dict[str, int]) -> int:
     runs several times faster, exactly: mean = 1x1 Conv with weights 1/C (7x faster at 8x256x256),
     max = Split into C planes + variadic Max (1.8x). ``channels`` maps a tensor to its C.
     Returns the number of nodes rewritten."""
-    import numpy as np
     import onnx
     from onnx import numpy_helper
 

@@ -18,16 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeirst.data.sirst import SirstDataset
+from edgeirst.evaluate import evaluate_backend
 from edgeirst.metrics import METRICS
+from edgeirst.quantize.calibration import array_reader
+from edgeirst.runtime import load_backend
 
 KEYS = ("iou", "niou", "pd", "fa", "ap50", "ap")
 
 
 def evaluate(model: Path, data: str, split: str, progress: bool = True) -> dict:
     """Val metrics of an ONNX model (``edgeirst eval`` on onnxruntime)."""
-    from edgeirst.data.sirst import SirstDataset
-    from edgeirst.evaluate import evaluate_backend
-    from edgeirst.runtime import load_backend
 
     with load_backend(model, "onnxruntime", providers="cpu") as be:
         metrics, _ = evaluate_backend(be, SirstDataset(Path(data).expanduser(), split), progress=progress)
@@ -69,8 +70,6 @@ def node_sensitivity(float_model: Path, qdq_model: Path, inputs: Sequence[np.nda
     """
     import onnx
     from onnxruntime.quantization.qdq_loss_debug import collect_activations, modify_model_output_intermediate_tensors
-
-    from edgeirst.quantize.calibration import array_reader
 
     name = onnx.load(str(float_model), load_external_data=False).graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="edgeirst-sens-") as tmp:

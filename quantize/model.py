@@ -5,15 +5,26 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
+# the submodules by their own names, not through the package whose __init__ imports this file
+import edgeirst.quantize.calibration as calibration
+import edgeirst.quantize.graph as graph
+import edgeirst.quantize.guard as guard
+import edgeirst.quantize.policy as policy
 from edgeirst.errors import EdgeirstError
 from edgeirst.io import same_file, write_text
 from edgeirst.meta import ModelMeta
-from edgeirst.quantize import calibration, graph, guard, policy
 from edgeirst.quantize.config import QuantConfig, QuantResult
+from edgeirst.quantize.fp16 import convert_fp16
 from edgeirst.quantize.int8 import quantize_int8
+from edgeirst.runtime.backends import resolve_model
+from edgeirst.runtime.backends.onnxruntime import session_options
+from edgeirst.runtime.calibration import DEFAULT_TRT_VERSION, calibration_inputs, format_cache
 
 # Session settings the quantized CPU model runs fastest with, carried in its metadata and
 # applied by edgeirst's onnxruntime backend (benchmarks/quantize_speed.py measures them):
@@ -38,12 +49,8 @@ def fastest_session_hints(model: Path, x, candidates: Sequence[dict] = CPU_SESSI
                           reps: int = 3) -> tuple[dict, dict[int, float]]:
     """Time ``model`` on input ``x`` (one real image) under each hint set, interleaved, one
     intra-op thread; return the fastest hint set and each candidate's median ms by index."""
-    import time
 
-    import numpy as np
     import onnxruntime as ort
-
-    from edgeirst.runtime.backends.onnxruntime import session_options
 
     sessions = [ort.InferenceSession(str(model), session_options(ort, 1, h), providers=["CPUExecutionProvider"],
                                      disabled_optimizers=list(h.get("disabled_optimizers", [])))
@@ -73,7 +80,6 @@ def _say(progress: bool, text: str) -> None:
 
 def _resolve(model: str | Path, out: str | Path, suffix: str | None = ".onnx") -> tuple[Path, Path]:
     """The input model file and the output path, refusing an output that is the input."""
-    from edgeirst.runtime.backends import resolve_model
 
     src = resolve_model(model, "onnxruntime")
     dst = Path(out).expanduser()
@@ -181,7 +187,7 @@ def _guarded(src: Path, float_model: Path, first: Path, candidates: list[str], n
     path, kept = first, []
     if within:
         return path, fp32, got, within, kept
-    val_inputs = calibration.calibration_inputs(cfg.data, cfg.val_split, 8, meta)
+    val_inputs = calibration_inputs(cfg.data, cfg.val_split, 8, meta)
     by_name = {n.name: n for n in nodes}
     loss = guard.node_sensitivity(float_model, first, val_inputs,
                                   [(c, by_name[c].inputs[:1], by_name[c].outputs) for c in candidates])
@@ -229,7 +235,7 @@ def _int8(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: M
             d["reason"] += f"; stacked from {' + '.join(merged[d['node']])}"
         if d["node"] in (widened or {}):
             d["reason"] += f"; zero filters widen it to {widened[d['node']]} outputs, sliced back"
-    inputs = calibration.calibration_inputs(cfg.data, cfg.split, cfg.calib_images, meta)
+    inputs = calibration_inputs(cfg.data, cfg.split, cfg.calib_images, meta)
     _say(progress, f"calibrating on {len(inputs)} images of {cfg.data} [{cfg.split}] ({cfg.method})")
     ranges = calibration.collect_ranges(float_model, inputs, cfg.method, symmetric=cfg.target == "tensorrt",
                                         progress=progress)
@@ -279,8 +285,6 @@ def _hint_text(hints: dict) -> str:
 
 def _fp16(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta, cfg: QuantConfig,
           tmpdir: Path, dst: Path, progress: bool) -> QuantResult:
-    from edgeirst.quantize.fp16 import convert_fp16
-
     block_ops = list(policy.FP16_SENSITIVE)
     decisions = [{"node": n.name, "op": n.op, "precision": "float" if n.op in block_ops else "fp16",
                   "reason": "fp16-sensitive op type" if n.op in block_ops else "fp16"} for n in nodes]
@@ -297,19 +301,19 @@ def _fp16(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: M
     return _finish(src, path, dst, meta, quant, cfg, fp32, got, within, kept, decisions)
 
 
-def _write_trt_cache(ranges, src: Path, out: Path, trt_version: str = calibration.DEFAULT_TRT_VERSION) -> Path:
+def _write_trt_cache(ranges, src: Path, out: Path, trt_version: str = DEFAULT_TRT_VERSION) -> Path:
     """The TensorRT 8.x calibration cache of the FP32 model ``src`` from calibrated ranges."""
     proto = graph_proto(src)
     tensors = {proto.graph.input[0].name} | {o for n in proto.graph.node for o in n.output}
     scales = calibration.scales_from_ranges(ranges, tensors)
     if not scales:
         raise EdgeirstError(f"no calibrated tensor of {src.name} matched the model's tensors")
-    return write_text(out, calibration.format_cache(scales, trt_version))
+    return write_text(out, format_cache(scales, trt_version))
 
 
 def write_calibration_cache(model: str | Path, out: str | Path, data: str, split: str = "train",
                             calib_images: int = 64, progress: bool = True,
-                            trt_version: str = calibration.DEFAULT_TRT_VERSION, method: str = "entropy") -> Path:
+                            trt_version: str = DEFAULT_TRT_VERSION, method: str = "entropy") -> Path:
     """TensorRT ``IInt8EntropyCalibrator2`` cache of an FP32 ONNX model (TensorRT 8.x devices
     without explicit quantization), calibrated on real images through ``prepare``.
 
@@ -319,7 +323,7 @@ def write_calibration_cache(model: str | Path, out: str | Path, data: str, split
     cfg = QuantConfig(data=data, split=split, calib_images=calib_images, method=method, val_split=None).check()
     src, dst = _resolve(model, out, suffix=None)
     _, meta = graph.load_edgeirst_onnx(src)
-    inputs = calibration.calibration_inputs(cfg.data, cfg.split, cfg.calib_images, meta)
+    inputs = calibration_inputs(cfg.data, cfg.split, cfg.calib_images, meta)
     _say(progress, f"calibrating on {len(inputs)} images of {cfg.data} [{cfg.split}] ({cfg.method}, symmetric)")
     ranges = calibration.collect_ranges(src, inputs, cfg.method, symmetric=True, progress=progress)
     return _write_trt_cache(ranges, src, dst, trt_version)

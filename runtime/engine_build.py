@@ -15,8 +15,14 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from edgeirst.errors import EdgeirstError
 from edgeirst.meta import ONNX_KEY, ModelMeta
+from edgeirst.runtime.backends.onnxruntime import no_metadata_error
+from edgeirst.runtime.backends.tensorrt import import_tensorrt, sidecar_path
+from edgeirst.runtime.calibration import calibration_inputs, retarget_cache
+from edgeirst.runtime.cuda import CudaDevice
 
 
 @dataclass
@@ -49,8 +55,6 @@ def read_onnx_meta(path: Path) -> ModelMeta:
         raise EdgeirstError(f"{path} is not a loadable ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
     props = {p.key: p.value for p in m.metadata_props}
     if ONNX_KEY not in props:
-        from edgeirst.runtime.backends.onnxruntime import no_metadata_error
-
         raise no_metadata_error(path)
     return ModelMeta.from_json(props[ONNX_KEY])
 
@@ -93,8 +97,6 @@ def _profile_shapes(shape: tuple[int, ...], meta: ModelMeta, opts: BuildOptions)
 def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | None = None,
                      meta: ModelMeta | None = None, device_id: int = 0) -> Path:
     """Build ``engine_path`` (plan) and ``engine_path.json`` (metadata + build info) from ONNX."""
-    from edgeirst.runtime.backends.tensorrt import import_tensorrt, sidecar_path
-    from edgeirst.runtime.cuda import CudaDevice
 
     trt = import_tensorrt()
     opts = opts or BuildOptions()
@@ -165,29 +167,12 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
     return engine_path
 
 
-def retarget_cache(data: bytes, trt_version: str) -> bytes:
-    """A calibration cache with its header set to the running TensorRT version.
-
-    TensorRT ignores a cache whose ``TRT-<version>-`` header names another version and then
-    wants images; the per-tensor scales themselves do not depend on the 8.x version."""
-    from edgeirst.quantize.calibration import CACHE_HEADER, trt_version_tag
-
-    head, sep, rest = data.partition(b"\n")
-    m = CACHE_HEADER.match(head.decode(errors="replace").strip())
-    if m is None:
-        raise EdgeirstError("calibration cache has no TRT-<version>-<calibrator> header; write it with "
-                            "`edgeirst quantize --target tensorrt` or edgeirst.quantize.write_calibration_cache")
-    return f"TRT-{trt_version_tag(trt_version)}-{m.group(2)}".encode() + sep + rest
 
 
 def _calibration_batches(meta: ModelMeta, data: str, split: str, n: int, input_shape: tuple[int, ...]):
     """(calibration input shape, list of 1xCxHxW arrays) from real images through ``prepare``:
     dynamic models see each image at its native resolution (pad-only), placed top-left on one
     canvas the size of the largest (the extra border holds the padding value, as at inference)."""
-    import numpy as np
-
-    from edgeirst.quantize.calibration import calibration_inputs
-
     dynamic = any(d < 0 for d in input_shape[2:])
     arrays = calibration_inputs(data, split, n, meta, fixed=not dynamic)
     if not dynamic:
@@ -268,8 +253,6 @@ def cached_engine(onnx_path: Path, cache_dir_root: str | None = None, device_id:
     """The engine for ``onnx_path`` built with ``options`` on this GPU and TensorRT version,
     from the cache, or built now and cached. ``meta`` saves reading the ONNX metadata (a Jetson
     with TensorRT may have neither onnx nor onnxruntime)."""
-    from edgeirst.runtime.backends.tensorrt import import_tensorrt
-    from edgeirst.runtime.cuda import CudaDevice
 
     root = options.pop("cache_dir", None) or cache_dir_root
     known = set(BuildOptions.__dataclass_fields__)

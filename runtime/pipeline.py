@@ -27,6 +27,7 @@ from edgeirst.runtime.backends import BackendOptions
 from edgeirst.runtime.backends.base import Backend
 from edgeirst.runtime.capture import Capture, Frame
 from edgeirst.runtime.sinks import Detection, FrameResult, Sink, SinkOptions, open_sinks
+from edgeirst.runtime.sources import open_source
 from edgeirst.runtime.tracker import Tracker, TrackerConfig
 
 # "copy" (host <-> device transfers) is reported apart from "infer" (compute) by backends that
@@ -257,7 +258,6 @@ def run_stream(model: str, sources: list[str], backend: BackendOptions | None = 
                config: RunConfig | None = None, log: Callable[[str], None] | None = None) -> Summary:
     """Run ``model`` on ``sources`` until they end, ``config.max_frames`` or a stop signal;
     returns the run's Summary. The engine build is asked for batches of ``len(sources)``."""
-    from edgeirst.runtime.sources import open_source
 
     if not sources:
         raise EdgeirstError("give at least one --source (camera index, video, image folder, rtsp://, csi://N, "

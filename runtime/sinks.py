@@ -18,9 +18,10 @@ import cv2
 import numpy as np
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.io import os_error
+from edgeirst.io import os_error, refuse_input_as_output
 from edgeirst.preprocess import to_unit
 from edgeirst.runtime.capture import Frame
+from edgeirst.runtime.preview import MJPEGServer
 
 
 @dataclass
@@ -201,8 +202,6 @@ class PreviewSink(Sink):
     """Annotated frames of the first source to the MJPEG server."""
 
     def __init__(self, address: str, agc: tuple[float, float] | None = None) -> None:
-        from edgeirst.runtime.preview import MJPEGServer
-
         self.server = MJPEGServer(address)
         self.agc = agc
 
@@ -226,7 +225,6 @@ class SinkOptions:
 
     def check_against(self, sources: list[str]) -> None:
         """Refuse an output that is one of the run's input files."""
-        from edgeirst.io import refuse_input_as_output
 
         for option, out in (("--jsonl", self.jsonl), ("--save", self.save)):
             refuse_input_as_output(out, *sources, option=option)

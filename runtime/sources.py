@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 import cv2
 import numpy as np
 
+from edgeirst.data.synth import SynthSequence
 from edgeirst.errors import EdgeirstError, EdgeirstWarning
 from edgeirst.runtime.capture import Backoff, Capture, Reader, SourceLost
 
@@ -184,8 +185,6 @@ class SyntheticReader(Reader):
         self._it = None
 
     def open(self) -> None:
-        from edgeirst.data.synth import SynthSequence
-
         self.sequence = SynthSequence(self.cfg, frames=self.frames)
         self._it = iter(self.sequence)
         self._next_t = time.monotonic()

@@ -17,7 +17,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeirst.errors import EdgeirstError
 from edgeirst.postprocess import Targets
+
+
+def parse_confirm(text: str) -> tuple[int, int]:
+    """``"M/N"`` (``--confirm``, the bundle's ``tracker.confirm``) -> ``(m, n)`` with 1 <= M <= N."""
+    try:
+        m, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise EdgeirstError(f"--confirm expects M/N (e.g. 3/5), got {text!r}") from None
+    if not 1 <= m <= n:
+        raise EdgeirstError(f"--confirm M/N needs 1 <= M <= N, got {text!r}")
+    return m, n
 
 
 def assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeirst.bench.models import quantize_api, resolve_models
+from edgeirst.bench.models import resolve_models
 from edgeirst.bench.power import PowerMonitor
 from edgeirst.bench.rows import unavailable
 from edgeirst.errors import EdgeirstError
@@ -65,10 +65,7 @@ def test_random_variant_on_onnxruntime_and_torch(tmp_path, synth_root):
     for key in (("onnxruntime", "fp32"), ("torch", "fp32"), ("torch", "bf16")):
         assert rows[key]["latency_ms"] > 0 and rows[key]["weights"] == "random", key
         assert rows[key]["iou"] is None  # random weights: speed only, never scored
-    if quantize_api() is None:
-        assert rows[("onnxruntime", "int8")]["note"] == "n/a: quantize not available"
-    else:
-        assert rows[("onnxruntime", "int8")]["latency_ms"] > 0
+    assert rows[("onnxruntime", "int8")]["latency_ms"] > 0
     if not tensorrt_available():
         assert rows[("tensorrt", "fp32")]["note"].startswith("n/a: tensorrt does not import here")
     assert {p.suffix for p in (tmp_path / "cache").iterdir()} == {".onnx", ".pt", ".json"}  # exports, counts
@@ -166,8 +163,7 @@ def test_unavailable_reasons():
     assert unavailable(src, "torch", "fp16", None, cuda=False) == "n/a: fp16 on torch needs CUDA (on CPU use bf16 autocast)"
     assert unavailable(src, "torch", "bf16", None, cuda=False) is None
     assert unavailable(src, "onnxruntime", "fp32", None, cuda=False) is None
-    if quantize_api() is not None:
-        assert unavailable(src, "onnxruntime", "int8", None, cuda=False) == "n/a: int8 needs --data DIR to calibrate"
+    assert unavailable(src, "onnxruntime", "int8", None, cuda=False) == "n/a: int8 needs --data DIR to calibrate"
 
 
 def test_model_names():

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeirst.jetson.bundle import BundleOptions, build_bundle, verify_bundle
+from edgeirst.jetson.bundle import BundleOptions, build_bundle
+from edgeirst.jetson.manifest import verify_bundle
 from edgeirst.jetson.config import load_config
 from edgeirst.weights import shipped_model
 

@@ -99,7 +99,7 @@ def test_cpu_target_is_uint8_activations_and_symmetric_int8_weights(fp32_onnx, s
 
 
 def test_tensorrt_target_is_symmetric_int8_everywhere(fp32_onnx, synth_root, tmp_path):
-    from edgeirst.quantize.calibration import parse_cache
+    from edgeirst.runtime.calibration import parse_cache
 
     r = _quantize(fp32_onnx, synth_root, tmp_path / "trt.onnx", target="tensorrt", method="entropy")
     act_zps, convs, m = _qdq(r.path)
@@ -245,7 +245,7 @@ def test_calibration_cache_is_written_and_parses(fp32_onnx, synth_root, tmp_path
     import onnx
 
     from edgeirst.quantize import write_calibration_cache
-    from edgeirst.quantize.calibration import parse_cache, trt_version_tag
+    from edgeirst.runtime.calibration import parse_cache, trt_version_tag
 
     path = write_calibration_cache(fp32_onnx, tmp_path / "model.calib", str(synth_root), "train", calib_images=4,
                                    progress=False, trt_version="8.6.1")
@@ -431,7 +431,7 @@ def test_budget_line_shows_each_change_at_its_own_scale():
 
 
 def test_cache_header_is_retargeted_to_the_running_tensorrt():
-    from edgeirst.runtime.engine_build import retarget_cache
+    from edgeirst.runtime.calibration import retarget_cache
 
     cache = b"TRT-8502-EntropyCalibration2\nimages: 3c010204\n"
     assert retarget_cache(cache, "8.6.1") == b"TRT-8601-EntropyCalibration2\nimages: 3c010204\n"
@@ -444,7 +444,7 @@ def test_cache_header_is_retargeted_to_the_running_tensorrt():
 def test_tensorrt_calibrates_from_images_then_replays_the_cache(fp32_onnx, synth_root, tmp_path):
     import tensorrt as trt
 
-    from edgeirst.quantize.calibration import parse_cache
+    from edgeirst.runtime.calibration import parse_cache
     from edgeirst.runtime.engine_build import BuildOptions, engine_from_onnx
 
     if int(trt.__version__.split(".")[0]) >= 10:

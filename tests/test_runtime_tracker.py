@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from edgeirst.postprocess import Targets, cluster_targets
-from edgeirst.runtime.tracker import Tracker, TrackerConfig, assign
+from edgeirst.errors import EdgeirstError
+from edgeirst.runtime.tracker import Tracker, TrackerConfig, assign, parse_confirm
 
 
 def test_assign_matches_scipy_on_random_matrices():
@@ -96,3 +97,10 @@ def test_tracking_cuts_false_alarms_on_noisy_sequence(capsys):
     assert fa_raw > 500  # the detector is noisy on purpose
     assert fa_trk < 0.2 * fa_raw
     assert pd_trk >= pd_raw - 0.03  # only the m-1 confirmation frames are lost
+
+
+def test_parse_confirm_reads_m_of_n_and_refuses_the_impossible():
+    assert parse_confirm("3/5") == (3, 5) and parse_confirm("1/1") == (1, 1)
+    for bad in ("3", "a/b", "0/5", "6/5"):
+        with pytest.raises(EdgeirstError, match="--confirm"):
+            parse_confirm(bad)

@@ -23,8 +23,11 @@ from edgeirst.bench.power import BURST_S, PowerMonitor
 from edgeirst.bench.rows import BACKENDS, METRIC_KEYS, PRECISIONS, Row, RowRunner, load_runner, plan_rows, \
     prepare_file, torch_cuda
 from edgeirst.bench.timing import latency_stats, run_interleaved, schedule
+from edgeirst.data.sirst import open_datasets
 from edgeirst.errors import EdgeirstError
+from edgeirst.evaluate import evaluate_backend
 from edgeirst.machine import machine_stamp
+from edgeirst.runtime.sources import make_reader
 
 BACKEND_ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt", "pytorch": "torch"}
 
@@ -120,12 +123,8 @@ def _bar(total: int, desc: str, progress: bool) -> tqdm:
 def _check_inputs(cfg: BenchConfig) -> Any:
     dataset = None
     if cfg.data:
-        from edgeirst.data.sirst import open_datasets
-
         dataset = open_datasets(cfg.data, cfg.split)
     if cfg.pipeline:
-        from edgeirst.runtime.sources import make_reader
-
         make_reader(cfg.pipeline)  # a bad source is a user error now, not after the timing
     return dataset
 
@@ -213,8 +212,6 @@ def _set_watts(row: Row, watts: float | None) -> None:
 
 def _score(runners: list[RowRunner], sources: dict[str, ModelSource], dataset: Any, cfg: BenchConfig,
            progress: bool) -> None:
-    from edgeirst.evaluate import evaluate_backend
-
     for runner in runners:
         if not sources[runner.row.model].trained:
             continue

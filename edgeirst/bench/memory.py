@@ -9,6 +9,7 @@ process-lifetime peak that belongs to another row.
 
 from __future__ import annotations
 
+import ctypes
 import sys
 from pathlib import Path
 
@@ -39,8 +40,6 @@ def release_free_memory() -> None:
     """Hand freed heap pages back to the OS (glibc ``malloc_trim``), so that memory an earlier
     row (or an export) freed is not silently reused by the next row and missed by its peak."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -26,8 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from edgeirst import __version__
+from edgeirst.checkpoint import load_checkpoint, meta_for, read_checkpoint, save_checkpoint
 from edgeirst.errors import EdgeirstError
+from edgeirst.export import export_onnx
 from edgeirst.meta import ModelMeta
+from edgeirst.quantize import QuantConfig, quantize_model
+from edgeirst.runtime.engine_build import read_onnx_meta
+from edgeirst.weights import WEIGHTS_DIR, aliases, shipped_model, shipped_names
 
 KEYWORDS = ("all", "shipped")
 MODEL_SUFFIXES = (".onnx", ".pt", ".pth")
@@ -85,11 +91,8 @@ def _file_source(path: Path) -> ModelSource:
     if not path.is_file():
         raise EdgeirstError(f"model file {path} does not exist")
     if path.suffix.lower() == ".onnx":
-        from edgeirst.runtime.engine_build import read_onnx_meta
-
         meta = read_onnx_meta(path)
         return ModelSource(path.name, meta.name, dict(meta.kwargs), "file", onnx=path, meta=meta)
-    from edgeirst.checkpoint import read_checkpoint
 
     meta = ModelMeta.from_dict(read_checkpoint(path)["meta"])
     return ModelSource(path.name, meta.name, dict(meta.kwargs), "file", checkpoint=path, meta=meta)
@@ -97,8 +100,6 @@ def _file_source(path: Path) -> ModelSource:
 
 def shipped_source(name: str) -> ModelSource:
     """A shipped model: its ONNX (and checkpoint when shipped), metadata read from the ONNX."""
-    from edgeirst.runtime.engine_build import read_onnx_meta
-    from edgeirst.weights import WEIGHTS_DIR, aliases, shipped_model
 
     onnx = shipped_model(name, "onnx")
     pt = WEIGHTS_DIR / f"{aliases().get(name, name)}.pt"  # an INT8 model ships as ONNX only
@@ -111,7 +112,6 @@ def resolve_models(spec: str) -> list[ModelSource]:
     """``all`` (the nine registry variants), ``shipped``, or a comma list of shipped names,
     registry names (``mtunet-siwd[det]`` picks heads; ``random:NAME`` where a shipped model
     has the zoo name) and ``.onnx``/``.pt`` files."""
-    from edgeirst.weights import shipped_names
 
     items = [s.strip() for s in spec.split(",") if s.strip()]
     if not items:
@@ -164,16 +164,6 @@ def _file_id(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def quantize_api() -> tuple[Any, Any] | None:
-    """``(QuantConfig, quantize_model)`` from ``edgeirst.quantize`` (issue 8), or None while
-    that module does not provide them."""
-    try:
-        from edgeirst.quantize import QuantConfig, quantize_model
-    except ImportError:
-        return None
-    return QuantConfig, quantize_model
-
-
 class ModelFiles:
     """Makes and caches the files rows run: static ONNX exports and checkpoints of random
     variants at ``size`` (weights from ``torch.manual_seed(seed)``), quantized models."""
@@ -194,7 +184,6 @@ class ModelFiles:
     def _random_model(self, src: ModelSource):
         import torch
 
-        from edgeirst.checkpoint import meta_for
         from edgeirst.models import create_model
 
         torch.manual_seed(self.seed)
@@ -203,8 +192,6 @@ class ModelFiles:
 
     def _torch_model(self, src: ModelSource):
         if src.checkpoint is not None:
-            from edgeirst.checkpoint import load_checkpoint
-
             model, meta, _ = load_checkpoint(src.checkpoint)
             return model, meta.replace(input_size=(self.size, self.size))
         return self._random_model(src)
@@ -213,7 +200,6 @@ class ModelFiles:
         """The ONNX file of ``src``: its own, or a static export at the bench size."""
         if src.onnx is not None:
             return src.onnx
-        from edgeirst.export import export_onnx
 
         base = {"name": src.name, "kwargs": src.kwargs, "seed": self.seed, "weights": src.weights,
                 "from": _file_id(src.checkpoint) if src.checkpoint else None}
@@ -233,7 +219,6 @@ class ModelFiles:
             return src.checkpoint
         if src.onnx is not None:
             raise EdgeirstError(f"{src.label} is an ONNX file; torch rows need a .pt checkpoint")
-        from edgeirst.checkpoint import save_checkpoint
 
         path = self._path(src, {"name": src.name, "kwargs": src.kwargs, "seed": self.seed, "kind": "pt"}, ".pt")
         if not path.is_file():
@@ -246,10 +231,6 @@ class ModelFiles:
         """An INT8/FP16 model of ``src`` from ``edgeirst.quantize.quantize_model`` for ``target``
         (``cpu`` = onnxruntime's U8S8 layout, ``tensorrt`` = symmetric S8S8 QDQ). No accuracy
         guard: the bench measures accuracy itself."""
-        api = quantize_api()
-        if api is None:
-            raise EdgeirstError("n/a: quantize not available")
-        QuantConfig, quantize_model = api
         source = self.onnx(src)
         payload = {"from": _file_id(source), "precision": precision, "target": target, "calib_images": calib_images,
                    "data": str(Path(data).resolve()) if data else None, "split": calib_split,
@@ -306,7 +287,6 @@ def _code_id(package: str = "edgeirst.models") -> str | None:
     """A hash of a package's code (every ``.py`` under it, found without importing it): files
     cached from random weights are made again when an architecture changes (``edgeirst.models``),
     quantized ones when the quantizer does (``edgeirst.quantize``), not only with the version."""
-    import importlib.util
 
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -331,4 +311,4 @@ def _structure_checkpoint(src: ModelSource) -> Path | None:
     return None
 
 
-__all__ = ["ModelFiles", "ModelSource", "quantize_api", "resolve_models", "shipped_source"]
+__all__ = ["ModelFiles", "ModelSource", "resolve_models", "shipped_source"]

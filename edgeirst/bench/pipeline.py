@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeirst.bench.rows import Row
-from edgeirst.runtime.pipeline import STAGES
+from edgeirst.runtime.backends import BackendOptions, BuildOptions
+from edgeirst.runtime.pipeline import RunConfig, STAGES, run_stream
+from edgeirst.runtime.sinks import SinkOptions
 
 
 
@@ -22,9 +24,6 @@ def run_pipeline(model: str | Path, source: str, backend: str, frames: int, thre
                  engine_options: dict[str, Any] | None = None, jsonl: str | None = None) -> Any:
     """Run ``model`` on ``source`` for ``frames`` frames as ``edgeirst run`` does; returns the
     run's ``Summary`` (fps, per-stage median/mean/p95 ms)."""
-    from edgeirst.runtime.backends import BackendOptions, BuildOptions
-    from edgeirst.runtime.pipeline import RunConfig, run_stream
-    from edgeirst.runtime.sinks import SinkOptions
 
     build = BuildOptions(**(engine_options or {}))
     return run_stream(str(model), [source], BackendOptions(backend=backend, threads=threads, build=build),

@@ -23,8 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from edgeirst.bench.models import ModelFiles, ModelSource, quantize_api
+from edgeirst.bench.models import ModelFiles, ModelSource
+from edgeirst.data.synth import SynthConfig, synth_image
 from edgeirst.errors import EdgeirstError
+from edgeirst.preprocess import prepare
+from edgeirst.runtime import load_backend
+from edgeirst.runtime.backends import tensorrt_available
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -109,7 +113,6 @@ def torch_cuda() -> bool:
 
 def unavailable(src: ModelSource, backend: str, precision: str, data: str | None, cuda: bool) -> str | None:
     """Why ``backend`` x ``precision`` cannot run ``src`` here (``n/a: ...``), or None."""
-    from edgeirst.runtime.backends import tensorrt_available
 
     has_torch = importlib.util.find_spec("torch") is not None
     if src.weights == "random" and not has_torch:
@@ -127,8 +130,6 @@ def unavailable(src: ModelSource, backend: str, precision: str, data: str | None
     if backend == "onnxruntime" and src.onnx is None and not has_torch:
         return "n/a: exporting to ONNX needs torch (pip install 'edgeirst[train]')"
     if precision in ("int8", "fp16") and precision != src.precision and not (backend == "tensorrt" and precision == "fp16"):
-        if quantize_api() is None:
-            return "n/a: quantize not available"
         if precision == "int8" and not data:
             return "n/a: int8 needs --data DIR to calibrate"
     return None
@@ -187,8 +188,6 @@ class RowRunner:
 def input_batch(meta: Any, size: int, batch: int, seed: int = 0) -> np.ndarray:
     """``batch`` copies of one synthetic infrared frame (``edgeirst.data.synth``) prepared by
     ``edgeirst.preprocess.prepare`` at size x size: the input every row of a bench sees."""
-    from edgeirst.data.synth import SynthConfig, synth_image
-    from edgeirst.preprocess import prepare
 
     image, _ = synth_image(SynthConfig(height=size, width=size, seed=seed), np.random.default_rng(seed))
     x, _ = prepare(image, meta.replace(input_size=(size, size)), fixed=True)
@@ -197,7 +196,6 @@ def input_batch(meta: Any, size: int, batch: int, seed: int = 0) -> np.ndarray:
 
 def load_runner(row: Row, threads: int, cuda: bool, seed: int = 0) -> RowRunner:
     """Load ``row.file`` on ``row.backend`` through ``edgeirst.runtime.load_backend``."""
-    from edgeirst.runtime import load_backend
 
     autocast = None
     if row.backend == "onnxruntime":

@@ -15,9 +15,11 @@ import sys
 import warnings
 
 import click
+from tqdm import tqdm
 
 from edgeirst import __version__
 from edgeirst.errors import EdgeirstError, EdgeirstWarning
+from edgeirst.io import os_error
 
 # click >= 8.2 raises this for a bare `edgeirst` in non-standalone mode; older versions print help.
 _NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -46,11 +48,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
-        module = importlib.import_module(COMMANDS[name][0])
-        cmd = module.command
-        if module.__name__ == "edgeirst.cli.later":
-            cmd = module.make(name, COMMANDS[name][1])
-        return cmd
+        return importlib.import_module(COMMANDS[name][0]).command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table, so listing commands imports nothing.
@@ -74,8 +72,6 @@ def _on_sigterm(signum, frame):
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, EdgeirstWarning):
-        from tqdm import tqdm
-
         tqdm.write(f"warning: {message}", file=sys.stderr)  # on its own line, above any progress bar
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
@@ -83,7 +79,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one `error:` line and exit status 2."""
-    from edgeirst.io import os_error
 
     warnings.showwarning = _show_warning
     warnings.simplefilter("default", EdgeirstWarning)  # once per distinct message

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import click
 
+from edgeirst.bench import BenchConfig, run_bench
+from edgeirst.bench.plot import INSTALL_HINT, plot_available, write_plot
+from edgeirst.bench.report import check_outputs, format_table, to_csv, to_json, to_markdown, write_atomic
 from edgeirst.cli.options import one_or_list
 from edgeirst.errors import EdgeirstError
+from edgeirst.machine import describe
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -68,9 +72,6 @@ def _split(text: str) -> tuple[str, ...]:
 def command(models, backends, precisions, size, batch, runs, warmup, rounds, settle_ms, threads, seed, data, split, pipeline,
             pipeline_frames, mtl_ratio, json_path, csv_path, md_path, plot_path, cache, prepare_only, quiet):
     """Compare models by params, GMACs, latency (median, p90, p99, IQR), FPS, memory and accuracy."""
-    from edgeirst.bench import BenchConfig, run_bench
-    from edgeirst.bench.plot import INSTALL_HINT, plot_available
-    from edgeirst.bench.report import check_outputs, format_table, to_csv, to_json, to_markdown, write_atomic
 
     if models is None and not mtl_ratio:
         models = "shipped"
@@ -99,9 +100,6 @@ def command(models, backends, precisions, size, batch, runs, warmup, rounds, set
         elif option == "--md":
             write_atomic(path, to_markdown(rows, result.settings, result.notes))
         elif plot_available():
-            from edgeirst.bench.plot import write_plot
-            from edgeirst.machine import describe
-
             write_plot(rows, path, title=f"{result.settings.removeprefix('settings: ')}\n{describe(result.machine)}")
     click.echo(format_table(rows, result.settings, result.notes))
     written = [str(p) for o, p in outs.items() if o != "--plot" or plot_available()]

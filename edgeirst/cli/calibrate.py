@@ -7,8 +7,15 @@ from pathlib import Path
 
 import click
 
+from edgeirst.checkpoint import write_with_meta
 from edgeirst.cli.options import PROBABILITY, FiniteFloatRange
+from edgeirst.confidence import threshold_for_budget
+from edgeirst.data.sirst import describe_sources, open_datasets
 from edgeirst.errors import EdgeirstError
+from edgeirst.evaluate import evaluate_backend, fit_confidence
+from edgeirst.io import refuse_input_as_output
+from edgeirst.runtime import load_backend
+from edgeirst.weights import resolve_model
 
 # A fine sweep: calibrated confidences spread over (0, 1), and the budget's point may fall anywhere.
 SWEEP = tuple(round(0.02 * k, 2) for k in range(1, 50))
@@ -34,13 +41,6 @@ def command(model: str, data_dirs: tuple[Path, ...], splits: tuple[str, ...], bu
     """Give a segmentation MODEL scores that rank: a confidence per target learned on validation
     images (its logit, not its saturated probability), and the threshold that meets a false-alarm
     budget, both written into a copy of the model's metadata."""
-    from edgeirst.data.sirst import describe_sources, open_datasets
-    from edgeirst.evaluate import evaluate_backend, fit_confidence
-    from edgeirst.export import write_with_meta
-    from edgeirst.io import refuse_input_as_output
-    from edgeirst.runtime import load_backend
-    from edgeirst.weights import resolve_model
-
     source = resolve_model(model, "auto")
     if source.suffix.lower() not in (".pt", ".onnx"):
         raise EdgeirstError(f"{source}: calibrate writes .pt or .onnx models; calibrate the ONNX an engine was built from")
@@ -54,8 +54,6 @@ def command(model: str, data_dirs: tuple[Path, ...], splits: tuple[str, ...], bu
         metrics, roc = evaluate_backend(runner, dataset, threshold=0.5, roc_thresholds=SWEEP, progress=not quiet)
     chosen = threshold
     if chosen is None:
-        from edgeirst.confidence import threshold_for_budget
-
         point = threshold_for_budget(roc, budget)
         if point is None:
             worst = min(r["fa_per_frame"] for r in roc)

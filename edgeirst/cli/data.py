@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
+from edgeirst.cli.options import parse_range
+from edgeirst.data.check import check_dataset
+from edgeirst.data.coco import write_coco
+from edgeirst.data.sirst import SirstDataset
+from edgeirst.data.synth import SynthConfig, write_dataset
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import refuse_input_as_output
 
 
 @click.group(name="data")
@@ -22,7 +28,6 @@ def check(root: Path, as_json: bool) -> None:
 
     Counts images, masks and targets, target-size percentiles, image sizes, pixel types and
     splits, then lists every problem found; exits 2 when there is any."""
-    from edgeirst.data.check import check_dataset
 
     report = check_dataset(root, progress=not as_json)
     click.echo(report.to_json() if as_json else report.format())
@@ -39,10 +44,6 @@ def coco(root: Path, split: str | None, out: Path) -> None:
     """Write COCO boxes of the dataset in ROOT.
 
     One box per 8-connected mask component, category `target`; loads with pycocotools."""
-    from edgeirst.data.coco import write_coco
-    from edgeirst.data.sirst import SirstDataset
-
-    from edgeirst.io import refuse_input_as_output
 
     dataset = SirstDataset(root, split)
     refuse_input_as_output(out, *(dataset.image_path(i) for i in dataset.ids), *(dataset.mask_path(i) for i in dataset.ids),
@@ -66,7 +67,6 @@ def synth(out: Path, images: int, seed: int, height: int, width: int, bit_depth:
 
     SIRST layout (images/, masks/<id>_pixels0.png, idx_synth/{train,val}.txt) that
     `edgeirst train` and `edgeirst data check` read like real data."""
-    from edgeirst.data.synth import SynthConfig, write_dataset
 
     cfg = SynthConfig(height=height, width=width, targets=_range(targets), background=background,
                       bit_depth=int(bit_depth), seed=seed)
@@ -75,6 +75,4 @@ def synth(out: Path, images: int, seed: int, height: int, width: int, bit_depth:
 
 
 def _range(text: str) -> tuple[int, int]:
-    from edgeirst.cli.options import parse_range
-
     return parse_range(text, "--targets", int)

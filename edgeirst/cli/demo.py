@@ -5,6 +5,10 @@ from __future__ import annotations
 import click
 
 from edgeirst.cli.options import SIZE, parse_range
+from edgeirst.cli.run import finish
+from edgeirst.runtime.backends import BackendOptions
+from edgeirst.runtime.pipeline import RunConfig, run_stream
+from edgeirst.runtime.sinks import SinkOptions
 
 
 @click.command(name="demo")
@@ -22,10 +26,6 @@ from edgeirst.cli.options import SIZE, parse_range
 @click.option("--track/--no-track", default=True, show_default=True, help="Temporal confirmation of targets.")
 def command(model, frames, out, seed, targets, scr, size, backend, track):
     """Run MODEL on a synthetic stream: per-second FPS and detections, then a summary and a video."""
-    from edgeirst.cli.run import finish
-    from edgeirst.runtime.backends import BackendOptions
-    from edgeirst.runtime.pipeline import RunConfig, run_stream
-    from edgeirst.runtime.sinks import SinkOptions
 
     t_lo, t_hi = parse_range(targets, "--targets", int)
     s_lo, s_hi = parse_range(scr, "--scr")

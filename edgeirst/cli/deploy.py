@@ -11,6 +11,12 @@ from pathlib import Path
 import click
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.jetson.bundle import BundleOptions, build_bundle
+from edgeirst.jetson.detect import detect_local, match_profile
+from edgeirst.jetson.manifest import verify_bundle
+from edgeirst.jetson.profiles import JETPACKS, profiles_table
+from edgeirst.jetson.remote import PushOptions, SshTarget, plan_commands, probe, push
+from edgeirst.runtime.tracker import parse_confirm
 
 
 def _stderr(line: str) -> None:
@@ -18,8 +24,6 @@ def _stderr(line: str) -> None:
 
 
 def _list_profiles(as_json: bool) -> None:
-    from edgeirst.jetson.profiles import JETPACKS, profiles_table
-
     rows = profiles_table()
     if as_json:
         click.echo(json.dumps({"profiles": rows, "jetpacks": {k: v.__dict__ for k, v in JETPACKS.items()}}))
@@ -35,7 +39,6 @@ def _list_profiles(as_json: bool) -> None:
 
 def _pick_profile(profile: str | None, info) -> str:
     """The profile given, else the one detected on the device (probed over SSH) or on this machine."""
-    from edgeirst.jetson.detect import detect_local, match_profile
 
     if profile:
         return profile
@@ -118,8 +121,6 @@ def command(model, device, profile, list_profiles, verify_dir, precision, calib_
     if list_profiles:
         return _list_profiles(as_json)
     if verify_dir:
-        from edgeirst.jetson.bundle import verify_bundle
-
         problems = verify_bundle(Path(verify_dir))
         if problems:
             raise EdgeirstError(f"bundle {verify_dir} does not verify: {'; '.join(problems)}")
@@ -129,9 +130,6 @@ def command(model, device, profile, list_profiles, verify_dir, precision, calib_
         raise EdgeirstError("give --device jetson (or --list-profiles)")
     if not model:
         raise EdgeirstError("give the MODEL to deploy: a .pt checkpoint, an .onnx model or `default`")
-    from edgeirst.cli.run import parse_confirm
-    from edgeirst.jetson.bundle import BundleOptions, build_bundle
-    from edgeirst.jetson.remote import PushOptions, SshTarget, plan_commands, probe, push
 
     parse_confirm(confirm)
     if serve and ":" not in serve:

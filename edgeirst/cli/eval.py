@@ -8,7 +8,11 @@ from pathlib import Path
 
 import click
 
+from edgeirst.data.sirst import describe_sources, open_datasets
 from edgeirst.errors import EdgeirstError
+from edgeirst.evaluate import evaluate_backend, evaluate_predictions
+from edgeirst.metrics import METRICS, write_roc
+from edgeirst.runtime import load_backend
 
 KEYS = ("iou", "niou", "pd", "fa", "ap50", "ap", "fa_per_frame", "fa_frames", "images", "targets", "threshold")
 
@@ -19,8 +23,6 @@ def _plain(metrics: dict) -> dict:
 
 
 def _table(metrics: dict, source: str, where: str) -> str:
-    from edgeirst.metrics import METRICS
-
     m = _plain(metrics)
     fmt = {"iou": ".4f", "niou": ".4f", "pd": ".4f", "fa": ".3e", "ap50": ".4f", "ap": ".4f", "fa_per_frame": ".3f",
            "fa_frames": ".3f"}
@@ -51,8 +53,6 @@ def command(model: str | None, data_dirs: tuple[Path, ...], splits: tuple[str, .
             roc_path: Path | None, backend: str, as_json: bool, quiet: bool) -> None:
     """Evaluate MODEL (a .pt, .onnx or .engine file, or `default`) or saved --predictions on a split
     (or on several datasets' splits as one set). Background-only images count: they add false alarms."""
-    from edgeirst.data.sirst import describe_sources, open_datasets
-    from edgeirst.evaluate import evaluate_backend, evaluate_predictions
 
     if (model is None) == (predictions is None):
         raise EdgeirstError("give either a MODEL (.pt, .onnx, .engine or `default`) or --predictions DIR "
@@ -70,8 +70,6 @@ def command(model: str | None, data_dirs: tuple[Path, ...], splits: tuple[str, .
         metrics, roc = evaluate_predictions(dataset, predictions, 0.5 if threshold is None else threshold,
                                             progress=not quiet)
     else:
-        from edgeirst.runtime import load_backend
-
         source = model
         with load_backend(model, backend) as runner:
             metrics, roc = evaluate_backend(runner, dataset, threshold, progress=not quiet)
@@ -81,7 +79,5 @@ def command(model: str | None, data_dirs: tuple[Path, ...], splits: tuple[str, .
     else:
         click.echo(_table(metrics, source, where))
     if roc_path is not None:
-        from edgeirst.metrics import write_roc
-
         written = write_roc(roc, roc_path, png=True)
         click.echo("wrote " + ", ".join(str(p) for p in written), err=True)

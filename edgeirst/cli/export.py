@@ -6,7 +6,11 @@ import json
 
 import click
 
+from edgeirst.checkpoint import load_checkpoint
 from edgeirst.cli.options import SIZE
+from edgeirst.export import export_onnx, parity
+from edgeirst.io import refuse_input_as_output
+from edgeirst.weights import resolve_model
 
 
 @click.command("export")
@@ -20,10 +24,6 @@ from edgeirst.cli.options import SIZE
 def command(checkpoint, out, size, static, opset, check, as_json):
     """Export a self-describing checkpoint (a .pt file, `default` or another shipped model's name)
     to ONNX, metadata inside (metadata_props['edgeirst'])."""
-    from edgeirst.checkpoint import load_checkpoint
-    from edgeirst.export import export_onnx, parity
-    from edgeirst.io import refuse_input_as_output
-    from edgeirst.weights import resolve_model
 
     source = resolve_model(checkpoint, "torch")
     refuse_input_as_output(out, source)

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import click
 
+from edgeirst.quantize import QuantConfig, parse_max_drop, quantize_model
+from edgeirst.quantize.guard import report
+
 
 def _metrics_line(name: str, m: dict | None) -> str:
     if not m:
@@ -42,8 +45,6 @@ def command(model: str, precision: str, target: str, data_dir: Path | None, spli
             method: str, val_split: str, max_drop: str, out: Path, as_json: bool, quiet: bool) -> None:
     """Quantize MODEL (an .onnx from `edgeirst export`, `default` or a shipped model's name) to
     INT8 (QDQ) or FP16, checked against the FP32 model on --val-split."""
-    from edgeirst.quantize import QuantConfig, parse_max_drop, quantize_model
-    from edgeirst.quantize.guard import report
 
     val = None if val_split.lower() in ("none", "") else val_split
     cfg = QuantConfig(precision=precision, target=target, data=str(data_dir) if data_dir else None, split=split,

@@ -13,6 +13,10 @@ import click
 
 from edgeirst.cli.options import POSITIVE_FLOAT, PROBABILITY
 from edgeirst.errors import EdgeirstError
+from edgeirst.runtime.backends import BackendOptions, BuildOptions
+from edgeirst.runtime.pipeline import RunConfig, run_stream
+from edgeirst.runtime.sinks import SinkOptions
+from edgeirst.runtime.tracker import TrackerConfig, parse_confirm
 
 # exit status after a signal, as a shell reports a process killed by it
 EXIT_STATUS = {"interrupted": 130, "terminated": 143}
@@ -28,16 +32,6 @@ def parse_agc(text: str | None) -> tuple[float, float] | None:
     if not 0 <= lo < hi <= 100:
         raise EdgeirstError(f"--agc percentiles must satisfy 0 <= LOW < HIGH <= 100, got {text!r}")
     return lo, hi
-
-
-def parse_confirm(text: str) -> tuple[int, int]:
-    try:
-        m, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise EdgeirstError(f"--confirm expects M/N (e.g. 3/5), got {text!r}") from None
-    if not 1 <= m <= n:
-        raise EdgeirstError(f"--confirm M/N needs 1 <= M <= N, got {text!r}")
-    return m, n
 
 
 def finish(summary, as_json: bool) -> None:
@@ -89,10 +83,6 @@ def finish(summary, as_json: bool) -> None:
 def command(model, sources, backend, jsonl, save, show, serve, track, confirm, gate, threshold, max_frames, agc,
             fixed_size, threads, providers, fp16, int8, calibration_cache, dla_core, workspace_mb, quiet, as_json):
     """Detect targets in MODEL (.pt, .onnx, .engine or `default`) on one or more streams."""
-    from edgeirst.runtime.backends import BackendOptions, BuildOptions
-    from edgeirst.runtime.pipeline import RunConfig, run_stream
-    from edgeirst.runtime.sinks import SinkOptions
-    from edgeirst.runtime.tracker import TrackerConfig
 
     if as_json and jsonl == "-":
         raise EdgeirstError("--json and --jsonl - both write to stdout; send the JSON lines to a file")

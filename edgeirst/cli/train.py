@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from edgeirst.cli import Terminated
 from edgeirst.cli.options import DEVICE, POSITIVE_FLOAT, PROBABILITY, one_or_list, parse_kv
+from edgeirst.errors import EdgeirstError
 from edgeirst.metrics import METRICS
+from edgeirst.train import TrainConfig
 
 # CLI parameter -> TrainConfig field, where the names differ
 _FIELDS = {"name": "model", "model_args": "model_kwargs", "loss_args": "loss_options"}
@@ -63,8 +67,6 @@ _RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste")  # None: Tra
 def command(ctx: click.Context, name, data, val_split, model_args, loss_args, width, resume, as_json, **options):
     """Train model NAME (see `edgeirst zoo`) with its paper preset, every field overridable.
     `edgeirst train --resume RUN/last.pt` continues a run with the settings it was started with."""
-    from edgeirst.errors import EdgeirstError
-    from edgeirst.train import TrainConfig
     from edgeirst.train.trainer import train
 
     kwargs = parse_kv(model_args)
@@ -87,9 +89,6 @@ def command(ctx: click.Context, name, data, val_split, model_args, loss_args, wi
             raise EdgeirstError("missing " + " and ".join(n for n, v in (("NAME", name), ("--data", data)) if not v)
                                 + "; usage: edgeirst train NAME --data DIR (or edgeirst train --resume RUN/last.pt)")
         cfg = TrainConfig(**values)
-    from pathlib import Path
-
-    from edgeirst.cli import Terminated
 
     try:
         summary = train(cfg)

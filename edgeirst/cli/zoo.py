@@ -13,8 +13,11 @@ import json
 from typing import Any
 
 import click
+from tqdm import tqdm
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.runtime.engine_build import read_onnx_meta
+from edgeirst.weights import aliases, shipped_model, shipped_names
 
 GFLOPS_MEANS = "multiply-adds (GMACs), as the papers count"
 
@@ -52,8 +55,6 @@ def describe_model(name: str, size: int = 320, in_chans: int = 3) -> dict[str, A
 def shipped_catalog() -> dict[str, list[dict[str, Any]]]:
     """Zoo name -> the shipped weights of that model (like timm's pretrained tags): shipped
     name, aliases, model arguments, how it was trained and its validation metrics."""
-    from edgeirst.runtime.engine_build import read_onnx_meta
-    from edgeirst.weights import aliases, shipped_model, shipped_names
 
     alias_of: dict[str, list[str]] = {}
     for alias, target in aliases().items():
@@ -77,7 +78,6 @@ def shipped_catalog() -> dict[str, list[dict[str, Any]]]:
 def describe_zoo(names: list[str] | None = None, size: int = 320, in_chans: int = 3,
                  progress: bool = False) -> list[dict[str, Any]]:
     """Zoo rows for ``names`` (default: every registered model), in registry order."""
-    from tqdm import tqdm
 
     from edgeirst.models import list_models
 

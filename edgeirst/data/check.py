@@ -18,10 +18,12 @@ from typing import Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from edgeirst.data.sirst import (ASPECT_TOLERANCE, find_splits, layout_dirs, list_images, list_masks,
                                  mask_foreground_value, natural_key, read_image, read_mask, read_split)
 from edgeirst.errors import EdgeirstError
+from edgeirst.postprocess import cluster_targets
 
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
 
@@ -88,9 +90,6 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 def check_dataset(root: str | Path, progress: bool = False) -> CheckReport:
     """Read every image and mask under ``root`` and report statistics and problems. Raises
     EdgeirstError only when there is nothing to check (no folder, no images/)."""
-    from tqdm import tqdm
-
-    from edgeirst.postprocess import cluster_targets
 
     root = Path(root)
     images_dir, masks_dir = layout_dirs(root)

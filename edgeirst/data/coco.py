@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from edgeirst.data.sirst import SirstDataset
 from edgeirst.io import write_text
 
@@ -20,7 +22,6 @@ CATEGORY = {"id": 1, "name": "target", "supercategory": "target"}
 def to_coco(dataset: SirstDataset, progress: bool = False) -> dict[str, Any]:
     """COCO detection dict (``info``, ``images``, ``annotations``, ``categories``). Image ids are
     1-based positions in ``dataset.ids``; ``file_name`` is the path relative to the dataset root."""
-    from tqdm import tqdm
 
     images, annotations = [], []
     for k in tqdm(range(len(dataset)), desc="coco", unit="img", disable=not progress):

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from edgeirst.errors import EdgeirstError, EdgeirstWarning
+from edgeirst.postprocess import cluster_targets
 
 if TYPE_CHECKING:
     from edgeirst.postprocess import Targets
@@ -62,7 +63,6 @@ class Sample:
 
     def targets(self) -> "Targets":
         """Per-target boxes, centroids and pixel areas from the mask's 8-connected components."""
-        from edgeirst.postprocess import cluster_targets
 
         return cluster_targets(self.mask.astype(np.float32), 0.5)[0]
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from edgeirst.errors import EdgeirstError
 from edgeirst.io import os_error, write_bytes, write_text
@@ -366,7 +367,6 @@ def write_dataset(out: Path, cfg: SynthConfig, images: int,
     and ``idx_synth/<split>.txt``. ``splits`` maps split name -> fraction (default train 0.8,
     val 0.2); every split gets at least one image when there are enough, and a split left
     without images gets no list file. Returns ``out``."""
-    from tqdm import tqdm
 
     splits = {"train": 0.8, "val": 0.2} if splits is None else dict(splits)
     if images < 1:

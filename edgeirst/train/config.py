@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeirst.checkpoint import read_checkpoint
 from edgeirst.errors import EdgeirstError
 
 
@@ -78,7 +79,6 @@ class TrainConfig:
         set. ``given`` are the options the user passed again: ones that only change how the run
         executes (threads, workers, device, progress of validation, --epochs to extend a finished
         run) are taken; any other that contradicts the checkpoint is an error."""
-        from edgeirst.checkpoint import read_checkpoint
 
         stored = read_checkpoint(resume)["meta"].get("train", {}).get("config")
         if not stored:

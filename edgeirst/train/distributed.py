@@ -50,14 +50,6 @@ def barrier() -> None:
         dist.barrier()
 
 
-def broadcast_object(obj, src: int = 0):
-    if not dist.is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src)
-    return box[0]
-
-
 def all_gather_object(obj) -> list:
     """Every rank's ``obj``, in rank order (a one-element list when not distributed)."""
     if not dist.is_initialized():

@@ -13,6 +13,7 @@ per epoch. ``train(cfg, model=...)`` trains a model passed in (pruning's fine-tu
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -44,6 +45,7 @@ from edgeirst.train.config import TrainConfig
 from edgeirst.train.dataset import MixedBatches, Recipe, TrainSamples, collate, intensity_stats, mean_target_size, \
     unit_images
 from edgeirst.train.ema import ModelEMA, ema_decay_for
+from edgeirst.weights import resolve_model
 
 LOG_FIELDS = ["epoch", "lr", "loss", "time_s", "iou", "niou", "pd", "fa", "ap50", "ap", "fa_per_frame", "fa_frames"]
 # A callback gets (epoch, the epoch's results row, the model being scored and saved).
@@ -131,7 +133,6 @@ def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str
     its pruning record (``train.pruning``) is returned so the fine-tuned model keeps saying what
     it was pruned from. Returns (tensors copied, that record or None, the source's grey input
     normalisation (mean, std) when it is the same model, else None)."""
-    from edgeirst.weights import resolve_model
 
     ckpt = read_checkpoint(resolve_model(path, "torch"))
     src_meta = ckpt["meta"]
@@ -407,7 +408,6 @@ class _Run:
 
 def weights_sha1(model: torch.nn.Module) -> str:
     """Fingerprint of all parameters (not BN statistics, which each rank keeps for itself)."""
-    import hashlib
 
     h = hashlib.sha1()
     for name, p in sorted(getattr(model, "module", model).named_parameters()):

@@ -22,7 +22,7 @@ from typing import Any
 
 from edgeirst.errors import EdgeirstError
 from edgeirst.runtime.backends.base import Backend, TensorInfo
-from edgeirst.runtime.engine_build import BuildOptions
+from edgeirst.runtime.engine_build import BuildOptions, cached_engine
 from edgeirst.weights import resolve_model
 
 # name -> (module, class)
@@ -110,8 +110,6 @@ def load_backend(model: str | Path, backend: str = "auto", **options: Any) -> Ba
                             f"{' or '.join(allowed)}" + ("; export the checkpoint to ONNX with `edgeirst export`"
                                                           if path.suffix.lower() in (".pt", ".pth") else ""))
     if backend == "tensorrt" and path.suffix.lower() == ".onnx":
-        from edgeirst.runtime.engine_build import cached_engine
-
         build_keys = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "calibration_data",
                       "calibration_split", "calibration_images", "cache_dir", "max_batch", "max_hw")
         loose = {k: options.pop(k) for k in build_keys if k in options}

@@ -19,6 +19,7 @@ import numpy as np
 from edgeirst.errors import EdgeirstError
 from edgeirst.meta import ModelMeta
 from edgeirst.runtime.backends.base import Backend, TensorInfo
+from edgeirst.runtime.cuda import CudaDevice
 
 
 def import_tensorrt():
@@ -129,7 +130,6 @@ class TensorRTBackend(Backend):
 
     def load(self) -> "TensorRTBackend":
         trt = import_tensorrt()
-        from edgeirst.runtime.cuda import CudaDevice
 
         if self.meta is None:
             self.meta, self.build_info = read_sidecar(self.path)

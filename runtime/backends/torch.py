@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeirst.checkpoint import load_checkpoint
 from edgeirst.errors import missing_extra
 from edgeirst.meta import ModelMeta
 from edgeirst.runtime.backends.base import Backend, TensorInfo
@@ -31,7 +32,6 @@ class TorchBackend(Backend):
             import torch
         except ImportError:
             raise missing_extra("torch", "train") from None
-        from edgeirst.checkpoint import load_checkpoint
 
         if self.threads:
             torch.set_num_threads(int(self.threads))
