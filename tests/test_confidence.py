@@ -74,19 +74,20 @@ def test_threshold_for_budget_takes_the_lowest_that_fits() -> None:
 
 
 def test_calibrate_command_on_real_images(sirst_root: Path, tmp_path: Path) -> None:
-    """The shipped default, exported with its logit, calibrated on a few SIRST val images."""
+    """A shipped model (the previous default, which raises a few false alarms on SIRST val),
+    exported with its logit and calibrated on a few val images."""
     from edgeirst.cli import cli
 
     onnx_path = tmp_path / "d.onnx"
     runner = CliRunner()
-    r = runner.invoke(cli, ["export", "default", "--out", str(onnx_path), "--no-check"])
+    r = runner.invoke(cli, ["export", "mshnet-w05", "--out", str(onnx_path), "--no-check"])
     assert r.exit_code == 0, r.output
     ids = (sirst_root / "idx_427" / "val.txt").read_text().split()[:24]
     (tmp_path / "few.txt").write_text("\n".join(ids) + "\n")
     out = tmp_path / "cal.onnx"
     r = runner.invoke(cli, ["calibrate", str(onnx_path), "--data", str(sirst_root), "--split", str(tmp_path / "few.txt"),
                             "--max-fa-per-frame", "0.5", "--out", str(out), "--json", "-q"])
-    if r.exit_code != 0 and "both true targets and false alarms" in r.output:
+    if r.exit_code != 0 and "both true targets and false alarms" in str(r.exception):
         pytest.skip("these val images gave the default no false alarm to calibrate against")
     assert r.exit_code == 0, r.output
     result = json.loads(r.output.strip().splitlines()[-1])

@@ -84,7 +84,9 @@ def check_outputs(model: nn.Module, out: dict[str, torch.Tensor], b: int, h: int
         if want is not None:
             got = tuple(v if want_v is not None else None for v, want_v in zip(t.shape, want))
             assert got == want, f"{name}: got {tuple(t.shape)}, declared layout {want}"
-        if name.startswith("seg") or name == "heatmap":  # probabilities
+        if name == "seg_logit":  # the logit of `seg`, which scores targets (edgeirst.confidence)
+            assert torch.allclose(torch.sigmoid(t), out["seg"], atol=1e-6), name
+        elif name.startswith("seg") or name == "heatmap":  # probabilities
             assert t.min() >= 0 and t.max() <= 1, f"{name} is not a probability map"
 
 

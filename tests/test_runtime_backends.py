@@ -18,11 +18,11 @@ def base(tmp_path_factory):
 def test_onnx_backend_infers_and_keeps_batch(base):
     with load_backend(tiny_onnx(base)) as be:
         assert be.name == "onnxruntime"
-        assert be.meta.name == "mshnet" and be.meta.outputs == ("seg",)
+        assert be.meta.name == "mshnet" and be.meta.outputs == ("seg", "seg_logit")
         assert be.inputs[0].name == "images" and be.inputs[0].shape[1] == 1
         x = np.random.default_rng(0).random((2, 1, 64, 96), dtype=np.float32)
         out = be.infer(x)
-        assert list(out) == ["seg"] and out["seg"].shape == (2, 1, 64, 96) and out["seg"].dtype == np.float32
+        assert list(out) == ["seg", "seg_logit"] and out["seg"].shape == (2, 1, 64, 96) and out["seg"].dtype == np.float32
         assert 0.0 <= out["seg"].min() and out["seg"].max() <= 1.0
 
 
@@ -31,8 +31,9 @@ def test_torch_and_onnx_agree(base):
     with load_backend(tiny_checkpoint(base)) as pt, load_backend(tiny_onnx(base), "onnxruntime", threads=1) as ox:
         assert pt.name == "torch"
         a, b = pt.infer(x), ox.infer(x)
-        assert list(a) == ["seg"]  # auxiliary seg0..seg3 dropped
+        assert list(a) == ["seg", "seg_logit"]  # auxiliary seg0..seg3 dropped
         np.testing.assert_allclose(a["seg"], b["seg"], atol=1e-4)
+        np.testing.assert_allclose(a["seg_logit"], b["seg_logit"], atol=1e-3)
 
 
 @pytest.mark.parametrize("bad, match", [

@@ -32,7 +32,7 @@ def test_train_writes_self_describing_checkpoint(tiny_data, tmp_path):
     summary = train(_cfg(tiny_data, tmp_path / "run"), progress=False)
     model, meta, ckpt = load_checkpoint(summary["best"])
     assert meta.name == "mshnet" and meta.kwargs == {"width": 0.25}
-    assert meta.input_size == (64, 64) and meta.decode == "cluster" and meta.outputs == ("seg",)
+    assert meta.input_size == (64, 64) and meta.decode == "cluster" and meta.outputs == ("seg", "seg_logit")
     assert 0.0 < meta.mean[0] < 1.0 and meta.std[0] > 0
     assert meta.train["split"] == "train" and meta.train["epochs"] == 1
     assert set(meta.metrics) >= {"iou", "niou", "pd", "fa", "ap50", "ap", "split"}

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from edgeirst.checkpoint import load_checkpoint, save_checkpoint
-from edgeirst.data import SirstDataset
+from edgeirst.data.sirst import describe_sources, open_datasets
 from edgeirst.evaluate import evaluate_backend
 from edgeirst.export import export_onnx
 from edgeirst.errors import EdgeirstError
@@ -25,15 +25,15 @@ from edgeirst.io import refuse_input_as_output, write_text
 from edgeirst.runtime.backends.torch import TorchBackend
 from edgeirst.weights import WEIGHTS_DIR, aliases
 
-METRIC_KEYS = ("iou", "niou", "pd", "fa", "ap50", "ap", "images", "targets", "threshold")
+METRIC_KEYS = ("iou", "niou", "pd", "fa", "ap50", "ap", "fa_per_frame", "fa_frames", "images", "targets", "threshold")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
     ap.add_argument("name", help="shipped name; begins with the model's zoo name")
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--val-split", default="val")
+    ap.add_argument("--data", required=True, action="append", help="dataset folder (repeat: validated as one set)")
+    ap.add_argument("--val-split", action="append", help="split per --data (default: val)")
     ap.add_argument("--command", action="append", default=[], help="a command that produced it (repeatable, in order)")
     ap.add_argument("--note", help="one line on how it was trained or selected")
     ap.add_argument("--alias", action="append", default=[])
@@ -49,24 +49,33 @@ def main() -> None:
                          "a trainer that did not yet carry the record over")
     args = ap.parse_args()
 
+    args.val_split = args.val_split or ["val"]
     refuse_input_as_output(WEIGHTS_DIR / f"{args.name}.pt", args.checkpoint, option="NAME")
     model, meta, _ = load_checkpoint(args.checkpoint)
     if args.threshold is not None:
         meta = meta.replace(threshold=args.threshold)
     if not args.name.startswith(meta.name):
         raise SystemExit(f"error: a shipped name begins with its zoo name {meta.name!r}, got {args.name!r}")
-    metrics, _ = evaluate_backend(TorchBackend.from_model(model, meta), SirstDataset(args.data, args.val_split),
+    metrics, _ = evaluate_backend(TorchBackend.from_model(model, meta), open_datasets(args.data, args.val_split),
                                   progress=False)
-    metrics = {k: metrics[k] for k in METRIC_KEYS if k in metrics} | {"split": args.val_split}
+    names = [Path(d).name for d in args.data]  # dataset names, not this machine's paths
+    val = args.val_split[0] if len(args.val_split) == 1 else [Path(v).name for v in args.val_split]
+    metrics = {k: metrics[k] for k in METRIC_KEYS if k in metrics} | {"split": val}
+    if len(args.data) > 1:
+        metrics["sources"] = describe_sources(names, [Path(v).name for v in args.val_split])
     if args.honest_val_from:
         metrics["in_training"] = True
     train = dict(meta.train)
-    train["data"] = Path(str(train.get("data", args.data))).name  # a dataset name, not this machine's path
+    data = train.get("data", args.data)
+    train["data"] = Path(data).name if isinstance(data, str) else [Path(d).name for d in data]
+    if isinstance(train.get("split"), list):  # list files kept in the repository: their names
+        train["split"] = [Path(s).name if Path(s).suffix else s for s in train["split"]]
     if "config" in train:  # keep the recipe (fine-tuning reads it), not this machine's folders
         init = train["config"].get("init")  # a shipped name stays; a file keeps its run folder and name
         if init and Path(init).suffix:
             init = "/".join(Path(init).parts[-2:])
-        train["config"] = train["config"] | {"data": train["data"], "out": None, "init": init}
+        train["config"] = train["config"] | {"data": train["data"], "out": None, "init": init,
+                                             "split": train.get("split"), "val_split": val}
     if args.pruning_record and "pruning" not in train:
         _, source, _ = load_checkpoint(args.pruning_record)
         if "pruning" not in source.train:
@@ -91,7 +100,8 @@ def main() -> None:
 
         budget = {"max_drop": parse_max_drop(args.max_drop)} if args.max_drop else {}
         result = quantize_model(onnx, WEIGHTS_DIR / f"{args.name}-int8.onnx",
-                                QuantConfig(data=args.data, split=train.get("split", "train"), val_split=args.val_split,
+                                QuantConfig(data=args.data[0], split=_first(train.get("split", "train")),
+                                            val_split=args.val_split[0],
                                             **budget), progress=False)
         print(json.dumps({k: v for k, v in result.to_dict().items() if k not in ("decisions", "kept_float")}, default=str))
         if not any(d.get("precision") == "int8" for d in result.decisions):
@@ -100,6 +110,11 @@ def main() -> None:
     if args.alias:
         table = aliases() | {a: args.name for a in args.alias}
         write_text(WEIGHTS_DIR / "aliases.json", json.dumps(dict(sorted(table.items())), indent=1) + "\n")
+
+
+def _first(split):
+    """The first dataset's split (INT8 calibration and its guard read one dataset)."""
+    return split if isinstance(split, str) else split[0]
 
 
 if __name__ == "__main__":

@@ -62,17 +62,28 @@ def coco(root: Path, split: str | None, out: Path) -> None:
 @click.option("--background", default="mixed", show_default=True,
               type=click.Choice(["cloud", "sea", "ground", "mixed"]), help="Clutter kind.")
 @click.option("--targets", default="1-3", show_default=True, help="Targets per image: N or MIN-MAX.")
-def synth(out: Path, images: int, seed: int, height: int, width: int, bit_depth: str, background: str, targets: str) -> None:
+@click.option("--scr", default="3-8", show_default=True, help="Targets' signal-to-clutter ratio MIN-MAX (`edgeirst demo` uses 8-15).")
+@click.option("--sizes", default="1-4", show_default=True, help="Targets' PSF sigma in pixels MIN-MAX (minor axis of elongated ones).")
+def synth(out: Path, images: int, seed: int, height: int, width: int, bit_depth: str, background: str, targets: str,
+          scr: str, sizes: str) -> None:
     """Generate a synthetic dataset in OUT.
 
     SIRST layout (images/, masks/<id>_pixels0.png, idx_synth/{train,val}.txt) that
     `edgeirst train` and `edgeirst data check` read like real data."""
 
     cfg = SynthConfig(height=height, width=width, targets=_range(targets), background=background,
-                      bit_depth=int(bit_depth), seed=seed)
+                      bit_depth=int(bit_depth), seed=seed, scr=_positive_range(scr, "--scr"),
+                      sizes=_positive_range(sizes, "--sizes"))
     write_dataset(out, cfg, images, progress=True)
     click.echo(f"wrote {images} images to {out} (splits in {out / 'idx_synth'})")
 
 
 def _range(text: str) -> tuple[int, int]:
     return parse_range(text, "--targets", int)
+
+
+def _positive_range(text: str, option: str) -> tuple[float, float]:
+    lo, hi = parse_range(text, option)
+    if lo <= 0:
+        raise EdgeirstError(f"{option} {text!r}: values must be greater than 0")
+    return lo, hi
