@@ -69,7 +69,11 @@ def test_bundle_contents_and_manifest(bundle):
     cfg = load_config(bundle / "edgeirst.toml")
     assert (cfg.model.precision, cfg.model.onnx, cfg.model.onnx_int8, cfg.device.profile) == ("fp16", "model.onnx", "",
                                                                                               "orin-nano")
-    assert cfg.model.threshold == 0.5 and cfg.source.uri == "csi://0" and cfg.sinks.jsonl == "-"
+    from edgeirst.runtime.engine_build import read_onnx_meta
+
+    # the model's own threshold (the default's is chosen for a false-alarm budget by `edgeirst calibrate`)
+    assert cfg.model.threshold == read_onnx_meta(shipped_model("default")).threshold
+    assert cfg.source.uri == "csi://0" and cfg.sinks.jsonl == "-"
     assert (bundle / "model.onnx").read_bytes() == shipped_model("default").read_bytes()
     assert (bundle / "launch.sh").stat().st_mode & 0o111 and (bundle / "install.sh").stat().st_mode & 0o111
     with zipfile.ZipFile(next((bundle / "wheels").glob("*.whl"))) as whl:

@@ -260,9 +260,10 @@ class TrainSamples(torch.utils.data.Dataset):
 
 
 class MixedBatches(torch.utils.data.Sampler):
-    """Batches of indices with a fixed share of background-only images: every image with targets
-    once per epoch (shuffled), each batch topped up with ``round(share * batch)`` (at least one)
-    background images, drawn in shuffled passes over them."""
+    """Batches of indices with a fixed share of background-only images: the images with targets
+    in a shuffled pass, at most once per epoch (the pass's remainder that fills no batch is left
+    for a later epoch's shuffle), each batch topped up with ``round(share * batch)`` (at least
+    one) background images, drawn in shuffled passes over them."""
 
     def __init__(self, positives: list[int], negatives: list[int], batch: int, share: float,
                  generator: torch.Generator) -> None:
