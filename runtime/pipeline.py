@@ -82,14 +82,17 @@ class Summary:
     stopped_by: str
     skipped: int = 0  # unreadable frames (e.g. a corrupt image in a folder), skipped
     error: str | None = None  # what ended the run early, if anything did
+    frames_with_detections: int = 0  # on a background-only source: the frames with a false alarm
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
     def text(self) -> str:
         skipped = f", {self.skipped} unreadable skipped" if self.skipped else ""
-        parts = [f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), {self.detections} detections, "
-                 f"{self.dropped} dropped{skipped}, {self.reconnects} reconnects ({self.stopped_by})"]
+        per_frame = (f" ({self.detections / self.frames:.3f} per frame, {self.frames_with_detections / self.frames:.1%} "
+                     "of frames with any)") if self.frames else ""
+        parts = [f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), {self.detections} detections"
+                 f"{per_frame}, {self.dropped} dropped{skipped}, {self.reconnects} reconnects ({self.stopped_by})"]
         for s, v in self.stages.items():
             parts.append(f"  {s:<11} median {v['median_ms']:8.2f} ms  mean {v['mean_ms']:8.2f}  p95 {v['p95_ms']:8.2f}")
         return "\n".join(parts)
@@ -205,7 +208,7 @@ class Pipeline:
     def run(self) -> Summary:
         active = list(range(len(self.sources)))
         counts = [0] * len(self.sources)
-        frames = detections = 0
+        frames = detections = with_detections = 0
         start = last = time.perf_counter()
         last_frames, last_n = 0, 0
         restore = self._install_sigterm()
@@ -219,6 +222,7 @@ class Pipeline:
                     counts[i] += 1
                 frames += len(results)
                 detections += sum(len(r.detections) for r in results)
+                with_detections += sum(1 for r in results if r.detections)
                 if any(getattr(s, "quit", False) for s in self.sinks):
                     self.stop("window closed")
                 now = time.perf_counter()
@@ -237,7 +241,7 @@ class Pipeline:
         return Summary(frames, round(seconds, 3), round(frames / seconds, 2) if seconds > 0 else 0.0,
                        sum(c.dropped for c in self.sources), sum(c.reconnects for c in self.sources), detections,
                        self.times.summary(), self.stopped_by, sum(c.skipped for c in self.sources),
-                       self.error)
+                       self.error, with_detections)
 
     def _progress(self, n: int, dt: float, since: int, results: list[FrameResult]) -> str:
         st = self.times.summary(since)

@@ -53,6 +53,10 @@ def test_two_sources_share_one_batched_inference(tmp_path_factory):
         for d in r.detections:  # threshold 0: the letterboxed frame maps back into source pixels
             assert 0 <= d.box[0] <= d.box[2] <= w and 0 <= d.box[1] <= d.box[3] <= h
     assert per_src == {0: [0, 1, 2, 3], 1: [0, 1, 2, 3, 4, 5]}
+    # the summary counts what a field user asks of an empty scene: detections and frames with any
+    assert summary.detections == sum(len(r.detections) for r in sink.results)
+    assert summary.frames_with_detections == sum(1 for r in sink.results if r.detections)
+    assert "per frame" in summary.text() and "of frames with any" in summary.text()
     infer = summary.stages["infer"]
     assert infer["median_ms"] > 0
 
