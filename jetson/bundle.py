@@ -5,13 +5,13 @@
     model.onnx           float model, metadata inside (FP32/FP16 engines; INT8 with the cache; onnxruntime)
     model.int8.onnx      QDQ INT8 model for TensorRT >= 8.6                       (int8 only)
     calibration.cache    TensorRT 8.x calibration cache of model.onnx             (int8, TensorRT < 8.6 only)
-    edgeirst.toml        source, threshold, precision, input size, tracker, sinks, engine, power
+    edgeirst.toml        source, precision, input size, run and tracker settings, sinks, engine, power
     launch.sh            builds/caches the engine on the device, then runs the detector
     install.sh           offline install (wheels unpacked into ./lib) + device check [+ --service]
     edgeirst.service     systemd unit (install.sh --service fills in the paths)
     wheels/edgeirst-*.whl
     manifest.json        sha256 of every file, the profile, the versions it expects, the pre-flight
-    SHA256SUMS           the same hashes for `sha256sum -c` (covers manifest.json)
+    SHA256SUMS           the same hashes for `sha256sum -c` (covers manifest.json; not edgeirst.toml, the user's to edit)
 
 Running it again with the same inputs changes no file, byte for byte: generated files are
 deterministic, expensive ones (export, quantization, calibration cache, wheel) are reused when
@@ -21,6 +21,7 @@ a file is only replaced (through ``<name>.tmp`` and ``os.replace``) when its byt
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,19 +32,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import tomli_w
+
 from edgeirst import __version__
 from edgeirst.checkpoint import load_checkpoint, read_checkpoint
 from edgeirst.errors import EdgeirstError, missing_extra
 from edgeirst.export import export_onnx
-from edgeirst.jetson import config as tomlcfg
 from edgeirst.jetson import templates
-from edgeirst.jetson.manifest import MANIFEST, sha256_file
+from edgeirst.jetson.config import DeviceSettings, LaunchConfig, ModelSettings, PowerSettings, SourceSettings
+from edgeirst.jetson.manifest import EDITABLE, MANIFEST, check_service_name, confined, sha256_file
 from edgeirst.jetson.preflight import PreflightResult, check_input_size, is_qdq, resolve_precision, run_preflight
-from edgeirst.jetson.profiles import DeviceProfile, get_profile, select_releases, version_tuple
+from edgeirst.jetson.profiles import DeviceProfile, get_profile, select_releases
 from edgeirst.jetson.wheel import build_wheel, source_files, source_hash, source_root
 from edgeirst.meta import ModelMeta
 from edgeirst.quantize import QuantConfig, quantize_model, write_calibration_cache
-from edgeirst.runtime.engine_build import read_onnx_meta
+from edgeirst.runtime.engine_build import BuildOptions, read_onnx_meta
+from edgeirst.runtime.pipeline import RunConfig
+from edgeirst.runtime.trt_versions import QDQ_MIN, takes_qdq, version_tuple
+from edgeirst.runtime.sinks import SinkOptions
 from edgeirst.weights import resolve_model
 
 FORMAT = 1
@@ -54,7 +60,9 @@ EXECUTABLE = ("launch.sh", "install.sh")
 
 @dataclass
 class BundleOptions:
-    """Everything ``edgeirst deploy`` takes for the bundle (None = the model's or profile's default)."""
+    """Everything ``edgeirst deploy`` takes for the bundle (None = the model's or profile's default).
+    ``run``, ``sinks`` and ``engine`` are the runtime's own types, written into edgeirst.toml as
+    they are and read back by the launcher."""
 
     model: str
     profile: str
@@ -65,25 +73,20 @@ class BundleOptions:
     calib_images: int = 64
     val_split: str | None = "val"
     jetpack: str | None = None
-    source: str = "csi://0"
-    threshold: float | None = None
+    source: str = SourceSettings.uri
     input_size: tuple[int, int] | None = None
-    fixed_size: bool = False
-    track: bool = True
-    confirm: str = "3/5"
-    gate: float = 8.0
-    jsonl: str = "-"
-    save: str = ""
-    serve: str = ""
-    builder: str = "auto"
-    workspace_mb: int = 1024
-    dla_core: int | None = None
+    run: RunConfig = field(default_factory=RunConfig)
+    sinks: SinkOptions = field(default_factory=lambda: LaunchConfig().sinks)
+    engine: BuildOptions = field(default_factory=BuildOptions)
     power_mode: str = ""
     jetson_clocks: bool = False
     tegrastats: bool = True
     wheel: str | None = None
     extra_wheels: tuple[str, ...] = ()
     service: str = "edgeirst"
+
+    def __post_init__(self) -> None:
+        check_service_name(self.service)
 
 
 @dataclass
@@ -264,16 +267,16 @@ def _models(b: _Builder, profile: DeviceProfile, releases, src: Path, calib: Pat
                f"export {src} -> {FLOAT_MODEL} (ONNX opset 17, dynamic height/width, metadata inside)", export)
         float_path = b.files.get(FLOAT_MODEL)
     meta = _float_meta(float_path or src)
-    pf = run_preflight(profile, releases, meta, float_path or src, opts.precision, opts.input_size, opts.dla_core,
-                       opts.power_mode, opts.workspace_mb) if (float_path or src.suffix == ".onnx") else None
+    pf = run_preflight(profile, releases, meta, float_path or src, opts.precision, opts.input_size, opts.engine.dla_core,
+                       opts.power_mode, opts.engine.workspace_mb) if (float_path or src.suffix == ".onnx") else None
     if pf is None:  # a dry run of a checkpoint: no ONNX yet to estimate memory from
 
         precision, warnings = resolve_precision(profile, opts.precision)
         pf = PreflightResult(precision, check_input_size(meta, opts.input_size), False, False, None,
                              profile.memory_mb, warnings + ["memory is checked after the export (skipped in a dry run)"])
         trts = [r.tensorrt_tuple[:2] for r in releases]
-        pf.needs_qdq = precision == "int8" and any(t >= (8, 6) for t in trts)
-        pf.needs_cache = precision == "int8" and any(t < (8, 6) for t in trts)
+        pf.needs_qdq = precision == "int8" and any(t >= QDQ_MIN for t in trts)
+        pf.needs_cache = precision == "int8" and any(t < QDQ_MIN for t in trts)
     for w in pf.warnings:
         b.log(f"warning: {w}")
     if float_path is not None or src.suffix.lower() in (".pt", ".pth"):
@@ -289,7 +292,7 @@ def _models(b: _Builder, profile: DeviceProfile, releases, src: Path, calib: Pat
 def _int8(b: _Builder, profile, releases, pf: PreflightResult, src: Path, qdq_input: bool, float_path: Path | None,
           calib: Path | None, models: dict) -> None:
     opts = b.opts
-    trt_old = sorted({r.tensorrt for r in releases if r.tensorrt_tuple[:2] < (8, 6)}, key=version_tuple)
+    trt_old = sorted({r.tensorrt for r in releases if not takes_qdq(r.tensorrt)}, key=version_tuple)
     if pf.needs_cache and qdq_input:
         raise EdgeirstError(f"{src.name} is already INT8 (QDQ), but TensorRT {', '.join(trt_old)} on {profile.module} "
                             "needs the float model and a calibration cache: pass the float .onnx/.pt with --calib-data, "
@@ -334,27 +337,32 @@ def _int8(b: _Builder, profile, releases, pf: PreflightResult, src: Path, qdq_in
 def _scripts(b: _Builder, profile: DeviceProfile, pf: PreflightResult, models: dict) -> None:
     opts = b.opts
     meta = models.get(FLOAT_MODEL, models.get(INT8_MODEL, {})).get("meta") or {}
-    cfg = tomlcfg.LaunchConfig()
-    cfg.model = tomlcfg.ModelSettings(
-        onnx=FLOAT_MODEL if FLOAT_MODEL in models else "", onnx_int8=INT8_MODEL if INT8_MODEL in models else "",
-        calibration_cache=CALIB_CACHE if pf.precision == "int8" and pf.needs_cache else "", precision=pf.precision,
-        threshold=float(opts.threshold if opts.threshold is not None else meta.get("threshold", 0.5)),
-        input_size=list(pf.input_size), fixed_size=bool(opts.fixed_size))
-    cfg.source = tomlcfg.SourceSettings(opts.source)
-    cfg.tracker = tomlcfg.TrackerSettings(opts.track, opts.confirm, float(opts.gate))
-    cfg.sinks = tomlcfg.SinkSettings(opts.jsonl, opts.save, opts.serve)
-    cfg.engine = tomlcfg.EngineSettings(opts.builder, int(opts.workspace_mb),
-                                        -1 if opts.dla_core is None else int(opts.dla_core))
-    cfg.power = tomlcfg.PowerSettings(opts.power_mode.upper(), bool(opts.jetson_clocks), bool(opts.tegrastats))
-    cfg.device = tomlcfg.DeviceSettings(profile.name)
+    run = opts.run
+    if run.threshold is None:  # the model's own, written out so that a field engineer sees it
+        run = dataclasses.replace(run, threshold=ModelMeta.from_dict(meta).threshold if meta else ModelMeta.threshold)
+    cfg = LaunchConfig(
+        model=ModelSettings(onnx=FLOAT_MODEL if FLOAT_MODEL in models else "",
+                            onnx_int8=INT8_MODEL if INT8_MODEL in models else "",
+                            calibration_cache=CALIB_CACHE if pf.precision == "int8" and pf.needs_cache else "",
+                            precision=pf.precision, input_size=list(pf.input_size)),
+        source=SourceSettings(opts.source), run=run, sinks=opts.sinks, engine=opts.engine,
+        power=PowerSettings(opts.power_mode.upper(), bool(opts.jetson_clocks), bool(opts.tegrastats)),
+        device=DeviceSettings(profile.name)).validate()
     header = (f"edgeirst.toml for {profile.module}, written by edgeirst deploy {__version__}.\n"
-              f"Edit it on the device and restart the service (sudo systemctl restart {opts.service}).")
-    b.text(CONFIG, tomlcfg.to_toml(cfg.validate(), header))
+              f"Edit it on the device and restart the service (sudo systemctl restart {opts.service}); a key left\n"
+              "out takes its default. `python -m edgeirst.jetson.check` (install.sh) checks it.")
+    b.text(CONFIG, config_text(cfg, header))
     values = {"profile": profile.name, "service": opts.service}
     b.text("launch.sh", templates.render(templates.LAUNCH_SH, **values))
     b.text("install.sh", templates.render(templates.INSTALL_SH, **values))
     b.text(f"{opts.service}.service", templates.render(templates.SERVICE_UNIT, **values))
     b.step(f"write {CONFIG}, launch.sh, install.sh and {opts.service}.service")
+
+
+def config_text(cfg: LaunchConfig, header: str = "") -> str:
+    """edgeirst.toml's text: ``header`` as comments, then the tables (tomli-w; deterministic)."""
+    comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    return comments + ("\n" if comments else "") + tomli_w.dumps(cfg.tables())
 
 
 def _wheels(b: _Builder, extra: list[Path]) -> None:
@@ -399,7 +407,8 @@ def _manifest(b: _Builder, profile: DeviceProfile, releases, pf: PreflightResult
     }
     if not b.dry_run:
         b.text(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        b.text(SUMS, "".join(f"{sha256_file(b.files[n])}  {n}\n" for n in sorted(b.files) if n != SUMS))
+        b.text(SUMS, "".join(f"{sha256_file(b.files[n])}  {n}\n" for n in sorted(b.files)
+                             if n != SUMS and n not in EDITABLE))
     return manifest
 
 
@@ -435,6 +444,8 @@ def _commit(b: _Builder, result: BundleResult) -> None:
         os.replace(tmp, dst)
         result.written.append(name)
     for name in sorted(set(b.old.get("files", {})) - set(b.files)):
+        if not confined(name):  # a tampered manifest never makes deploy delete outside the bundle
+            continue
         stale = out / name
         if stale.is_file():
             stale.unlink()

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import edgeirst
+from edgeirst.errors import EdgeirstError
 from edgeirst.jetson.manifest import verify_bundle
 
 PYPI_OPENCV = ("opencv-python", "opencv-contrib-python", "opencv-python-headless", "opencv-contrib-python-headless")
@@ -90,7 +91,22 @@ def run_checks(bundle: Path | None) -> list[tuple[str, str]]:
     elif not (trt and cuda):
         add(("error", "no backend: neither TensorRT (+pycuda) nor onnxruntime imports"))
     for module in ("edgeirst.jetson.launch", "edgeirst.runtime.pipeline"):  # the modules the service imports
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            add(("error", f"{module} does not import ({e}): see the lines above for what to install"))
+            return findings
+    if bundle is not None:
+        try:  # the reader imports the runtime (numpy...): a bare device gets the lines above, not a traceback
+            from edgeirst.jetson.config import load_config
+        except ImportError as e:
+            add(("error", f"edgeirst.jetson.config does not import ({e})"))
+            return findings
+        try:
+            load_config(bundle / "edgeirst.toml")
+            add(("ok", "edgeirst.toml is valid"))
+        except EdgeirstError as e:
+            add(("error", str(e)))
 
     add(("error", "the runtime imported PyTorch (a bug: report it)") if "torch" in sys.modules
         else ("ok", "the runtime does not import PyTorch"))

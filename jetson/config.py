@@ -1,9 +1,22 @@
-"""``edgeirst.toml``: what a deployed bundle runs, as typed dataclasses and their TOML form.
+"""``edgeirst.toml``: what a deployed bundle runs, as the types the runtime itself takes.
 
-``deploy`` writes it; the launcher on the device reads it. A field engineer may edit it and
-restart the service. Reading uses ``tomllib`` (Python >= 3.11) or ``tomli`` when present, else a
-small reader for the subset this module writes (JetPack 6 ships Python 3.10, without tomllib):
-tables, ``key = value`` with strings, numbers, booleans and one-line arrays, and comments.
+``deploy`` writes it (``LaunchConfig.tables`` through tomli-w, in ``bundle``); the launcher on the
+device reads it (``load_config``). A field engineer may edit it and restart the service: it is
+checked for validity when read (by ``deploy verify``, ``install.sh`` and the launcher), not by hash.
+
+| table | type (defaults live there) |
+|---|---|
+| ``[model]`` | ``ModelSettings``: the bundle's model files, precision, largest input (H, W) |
+| ``[source]`` | ``SourceSettings``: the stream |
+| ``[run]``, ``[tracker]`` | ``edgeirst.runtime.pipeline.RunConfig`` and its ``TrackerConfig``, as ``edgeirst run`` builds them |
+| ``[sinks]`` | ``edgeirst.runtime.sinks.SinkOptions`` (``jsonl = "-"``: the service journal) |
+| ``[engine]`` | ``edgeirst.runtime.engine_build.BuildOptions``: builder, workspace, DLA core, cache folder |
+| ``[power]``, ``[device]`` | ``PowerSettings``, ``DeviceSettings`` |
+
+A key left out takes its type's default (for ``threshold``: the model's own). Reading uses
+``tomllib`` (Python >= 3.11) or ``tomli`` when present, else a small reader for what deploy
+writes (JetPack 5 and 6 ship Python 3.8 and 3.10, without tomllib): tables, ``key = value`` with
+strings, numbers, booleans and one-line arrays, and comments. Python 3.8-clean.
 """
 
 from __future__ import annotations
@@ -13,12 +26,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, Optional, Tuple
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.runtime.engine_build import DEFAULT_MAX_HW, BuildOptions
+from edgeirst.runtime.pipeline import RunConfig
+from edgeirst.runtime.sinks import SinkOptions
 
 PRECISIONS = ("fp32", "fp16", "int8")
-BUILDERS = ("auto", "edgeirst", "trtexec")
 
 
 @dataclass
@@ -27,36 +42,12 @@ class ModelSettings:
     onnx_int8: str = ""  # QDQ INT8 model for TensorRT >= 8.6 ("" = none)
     calibration_cache: str = ""  # TensorRT 8.x INT8 calibration cache for `onnx` ("" = none)
     precision: str = "fp16"  # fp32 | fp16 | int8
-    threshold: float = 0.5
-    input_size: list[int] = field(default_factory=lambda: [1088, 1920])  # largest frame (H, W) the engine takes
-    fixed_size: bool = False  # scale frames to the model's input size instead of padding
+    input_size: list = field(default_factory=lambda: list(DEFAULT_MAX_HW))  # largest frame (H, W) the engine takes
 
 
 @dataclass
 class SourceSettings:
     uri: str = "csi://0"
-
-
-@dataclass
-class TrackerSettings:
-    enabled: bool = True
-    confirm: str = "3/5"
-    gate: float = 8.0
-
-
-@dataclass
-class SinkSettings:
-    jsonl: str = "-"  # file or "-" (stdout: the service journal)
-    save: str = ""  # annotated video file ("" = none)
-    serve: str = ""  # MJPEG preview HOST:PORT ("" = none)
-
-
-@dataclass
-class EngineSettings:
-    builder: str = "auto"  # auto (edgeirst's builder) | edgeirst | trtexec
-    workspace_mb: int = 1024
-    dla_core: int = -1  # -1 = GPU only
-    cache_dir: str = ""  # "" = ~/.cache/edgeirst/engines (per TensorRT version and GPU)
 
 
 @dataclass
@@ -71,51 +62,68 @@ class DeviceSettings:
     profile: str = ""
 
 
+def _journal() -> SinkOptions:
+    return SinkOptions(jsonl="-")
+
+
 @dataclass
 class LaunchConfig:
-    """The whole file, one dataclass per TOML table."""
+    """The whole file: one attribute per TOML table (``[tracker]`` is ``run.tracker``)."""
 
     model: ModelSettings = field(default_factory=ModelSettings)
     source: SourceSettings = field(default_factory=SourceSettings)
-    tracker: TrackerSettings = field(default_factory=TrackerSettings)
-    sinks: SinkSettings = field(default_factory=SinkSettings)
-    engine: EngineSettings = field(default_factory=EngineSettings)
+    run: RunConfig = field(default_factory=RunConfig)
+    sinks: SinkOptions = field(default_factory=_journal)
+    engine: BuildOptions = field(default_factory=BuildOptions)
     power: PowerSettings = field(default_factory=PowerSettings)
     device: DeviceSettings = field(default_factory=DeviceSettings)
 
     def validate(self) -> "LaunchConfig":
         if self.model.precision not in PRECISIONS:
             raise EdgeirstError(f"[model] precision must be one of {', '.join(PRECISIONS)}, got {self.model.precision!r}")
-        if self.engine.builder not in BUILDERS:
-            raise EdgeirstError(f"[engine] builder must be one of {', '.join(BUILDERS)}, got {self.engine.builder!r}")
         size = self.model.input_size
-        if len(size) != 2 or any(not isinstance(v, int) or v < 1 for v in size):
+        if len(size) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in size):
             raise EdgeirstError(f"[model] input_size must be [height, width] in pixels, got {size!r}")
-        if not 0.0 <= self.model.threshold <= 1.0:
-            raise EdgeirstError(f"[model] threshold must be in [0, 1], got {self.model.threshold}")
         return self
 
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return json.dumps(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+    def tables(self) -> Dict[str, dict]:
+        """The TOML tables (keys whose value is None are left out: they take their default)."""
+        out = {}
+        for table, (path, keys) in TABLES.items():
+            obj = _get(self, path)
+            names = keys or [f.name for f in dataclasses.fields(obj)]
+            values = {k: getattr(obj, k) for k in names}
+            out[table] = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items() if v is not None}
+        return out
 
 
-def to_toml(cfg: LaunchConfig, header: str = "") -> str:
-    """The TOML text of ``cfg`` (deterministic: same config, same bytes)."""
-    lines = [f"# {h}" if h else "#" for h in header.splitlines()]
-    for section in dataclasses.fields(cfg):
-        lines += ["", f"[{section.name}]"]
-        for f in dataclasses.fields(getattr(cfg, section.name)):
-            lines.append(f"{f.name} = {_value(getattr(getattr(cfg, section.name), f.name))}")
-    return "\n".join(lines).lstrip("\n") + "\n"
+# TOML table -> (attribute path in LaunchConfig, the keys it holds; None = every field)
+TABLES: Dict[str, Tuple[str, Optional[Tuple[str, ...]]]] = {
+    "model": ("model", None),
+    "source": ("source", None),
+    "run": ("run", ("threshold", "track", "fixed_size", "agc")),
+    "tracker": ("run.tracker", ("m", "n", "gate", "max_missed", "method")),
+    "sinks": ("sinks", ("jsonl", "save", "serve")),
+    "engine": ("engine", ("builder", "workspace_mb", "dla_core", "cache_dir")),
+    "power": ("power", None),
+    "device": ("device", None),
+}
+# keys whose default is None: the type a value must have
+OPTIONAL_TYPES = {("run", "threshold"): float, ("run", "fixed_size"): bool, ("run", "agc"): list,
+                  ("sinks", "jsonl"): str, ("sinks", "save"): str, ("sinks", "serve"): str,
+                  ("engine", "dla_core"): int, ("engine", "cache_dir"): str}
+
+
+def _get(cfg: Any, path: str) -> Any:
+    for part in path.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _set(cfg: Any, path: str, value: Any) -> Any:
+    """A copy of ``cfg`` with the object at ``path`` replaced (each level rebuilt, so its checks run)."""
+    head, _, rest = path.partition(".")
+    return dataclasses.replace(cfg, **{head: _set(getattr(cfg, head), rest, value) if rest else value})
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -178,10 +186,11 @@ def _items(body: str) -> list[str]:
 
 
 def parse_toml_subset(text: str, name: str = "edgeirst.toml") -> dict:
-    """The TOML subset ``to_toml`` writes -> a dict of tables."""
+    """The TOML deploy writes -> a dict of tables (arrays may span lines, as tomli-w writes them)."""
     data: dict[str, dict] = {}
     table: dict | None = None
-    for n, raw in enumerate(text.splitlines(), 1):
+    lines = iter(enumerate(text.splitlines(), 1))
+    for n, raw in lines:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -195,8 +204,11 @@ def parse_toml_subset(text: str, name: str = "edgeirst.toml") -> dict:
             raise EdgeirstError(f"{where}: expected [table] or key = value inside a table, got {line!r}")
         value = _split_value(m.group(2))
         if value.startswith("["):
-            if not value.endswith("]"):
-                raise EdgeirstError(f"{where}: arrays must close on the same line")
+            while not value.endswith("]"):
+                more = next(lines, None)
+                if more is None:
+                    raise EdgeirstError(f"{where}: the array is not closed")
+                value += " " + _split_value(more[1].strip())
             table[m.group(1)] = [_scalar(i, where) for i in _items(value[1:-1])]
         else:
             table[m.group(1)] = _scalar(value, where)
@@ -217,28 +229,45 @@ def loads(text: str, name: str = "edgeirst.toml") -> dict:
         raise EdgeirstError(f"{name} is not valid TOML: {e}") from None
 
 
+def _typed(value: Any, want: type, optional: bool, where: str) -> Any:
+    """``value`` as ``want`` (an int is a float; "" is None for an optional string), or a one-line error."""
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if optional and want is str and value == "":
+        return None
+    if isinstance(value, bool) != (want is bool) or not isinstance(value, want):
+        raise EdgeirstError(f"{where} must be a {want.__name__}, got {value!r}")
+    return value
+
+
 def from_dict(data: dict, name: str = "edgeirst.toml") -> LaunchConfig:
-    """Tables -> LaunchConfig; unknown tables or keys and wrong types are user errors."""
+    """Tables -> LaunchConfig; unknown tables or keys, wrong types and values each type's own
+    checks refuse are user errors, in one line naming the file."""
     cfg = LaunchConfig()
-    sections = {f.name for f in dataclasses.fields(cfg)}
-    for key, table in data.items():
-        if key not in sections:
-            raise EdgeirstError(f"{name}: unknown table [{key}]; known: {', '.join(sorted(sections))}")
-        if not isinstance(table, dict):
-            raise EdgeirstError(f"{name}: {key} must be a table")
-        obj = getattr(cfg, key)
-        fields = {f.name: f for f in dataclasses.fields(obj)}
-        for k, v in table.items():
-            if k not in fields:
-                raise EdgeirstError(f"{name}: unknown key {k!r} in [{key}]; known: {', '.join(fields)}")
-            default = getattr(obj, k)
-            if isinstance(default, bool) != isinstance(v, bool) or (
-                    isinstance(default, float) and not isinstance(v, (int, float))) or (
-                    isinstance(default, (str, list)) and not isinstance(v, type(default))) or (
-                    isinstance(default, int) and not isinstance(default, bool) and not isinstance(v, int)):
-                raise EdgeirstError(f"{name}: [{key}] {k} must be a {type(default).__name__}, got {v!r}")
-            setattr(obj, k, float(v) if isinstance(default, float) else v)
-    return cfg.validate()
+    for table, values in data.items():
+        if table not in TABLES:
+            raise EdgeirstError(f"{name}: unknown table [{table}]; known: {', '.join(TABLES)}")
+        if not isinstance(values, dict):
+            raise EdgeirstError(f"{name}: {table} must be a table")
+        path, keys = TABLES[table]
+        obj = _get(cfg, path)
+        known = {f.name: f for f in dataclasses.fields(obj)}
+        allowed = keys or tuple(known)
+        changes = {}
+        for k, v in values.items():
+            if k not in allowed:
+                raise EdgeirstError(f"{name}: unknown key {k!r} in [{table}]; known: {', '.join(allowed)}")
+            optional = (table, k) in OPTIONAL_TYPES
+            want = OPTIONAL_TYPES[(table, k)] if optional else type(getattr(type(obj)(), k))
+            changes[k] = _typed(v, want, optional, f"{name}: [{table}] {k}")
+        try:
+            cfg = _set(cfg, path, dataclasses.replace(obj, **changes))
+        except EdgeirstError as e:
+            raise EdgeirstError(f"{name}: [{table}] {e}") from None
+    try:
+        return cfg.validate()
+    except EdgeirstError as e:
+        raise EdgeirstError(f"{name}: {e}") from None
 
 
 def load_config(path: str | Path) -> LaunchConfig:

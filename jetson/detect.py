@@ -17,7 +17,8 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgeirst.jetson.profiles import JETPACK_LINES, PROFILES, DeviceProfile, jetpack_for_l4t, version_tuple
+from edgeirst.jetson.profiles import JETPACK_LINES, PROFILES, DeviceProfile, jetpack_for_l4t
+from edgeirst.runtime.trt_versions import version_tuple
 
 _RELEASE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+(?:\.\d+)*)(?:.*?BOARD:\s*([^,\s]+))?")
 _PNUM = re.compile(r"p\d{4}-\d{4}")

@@ -16,6 +16,7 @@ Never imports torch.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -32,16 +33,14 @@ from edgeirst.errors import EdgeirstError
 from edgeirst.jetson.config import LaunchConfig, load_config
 from edgeirst.jetson.detect import detect_local
 from edgeirst.jetson.power import jetson_clocks, set_power_mode
-from edgeirst.jetson.profiles import PROFILES, version_tuple
+from edgeirst.jetson.profiles import PROFILES
 from edgeirst.jetson.tegrastats import TegrastatsSampler, find_tegrastats
 from edgeirst.meta import ModelMeta
 from edgeirst.runtime.backends import BackendOptions, tensorrt_available
-from edgeirst.runtime.backends.tensorrt import sidecar_path
 from edgeirst.runtime.engine_build import (BuildOptions, _profile_shapes, cache_dir, cache_key, cached_engine,
-                                           read_onnx_meta)
-from edgeirst.runtime.pipeline import RunConfig, run_stream
-from edgeirst.runtime.sinks import SinkOptions
-from edgeirst.runtime.tracker import TrackerConfig, parse_confirm
+                                           publish_engine, read_onnx_meta)
+from edgeirst.runtime.pipeline import run_stream
+from edgeirst.runtime.trt_versions import has_memory_pool, takes_qdq
 
 
 def _log(line: str) -> None:
@@ -69,33 +68,29 @@ def tensorrt_status() -> tuple[str | None, str]:
     return tensorrt.__version__, ""
 
 
-def engine_plan(cfg: LaunchConfig, bundle: Path, trt_version: str) -> tuple[Path, dict]:
+def engine_plan(cfg: LaunchConfig, bundle: Path, trt_version: str) -> tuple[Path, BuildOptions]:
     """(ONNX file, TensorRT build options) for this TensorRT version and the bundle's precision."""
-    m, e = cfg.model, cfg.engine
-    opts: dict = {"workspace_mb": e.workspace_mb, "max_hw": tuple(m.input_size)}
-    if e.dla_core >= 0:
-        opts["dla_core"] = e.dla_core
+    m = cfg.model
+    build = dataclasses.replace(cfg.engine, max_hw=tuple(m.input_size), fp16=m.precision != "fp32")
     if m.precision == "int8":
-        if version_tuple(trt_version)[:2] >= (8, 6) and m.onnx_int8:
-            return bundle / m.onnx_int8, {**opts, "int8": True, "fp16": True}
+        if takes_qdq(trt_version) and m.onnx_int8:
+            return bundle / m.onnx_int8, dataclasses.replace(build, int8=True)
         if m.calibration_cache and m.onnx:
-            return bundle / m.onnx, {**opts, "int8": True, "fp16": True,
-                                     "calibration_cache": str(bundle / m.calibration_cache)}
+            return bundle / m.onnx, dataclasses.replace(build, int8=True,
+                                                        calibration_cache=str(bundle / m.calibration_cache))
         have = [f for f in (m.onnx_int8 and "a QDQ model (TensorRT >= 8.6)",
                             m.calibration_cache and "a calibration cache") if f]
         raise EdgeirstError(f"this bundle has no INT8 form for TensorRT {trt_version} (it has {' and '.join(have) or 'none'}); "
                             "redeploy for this JetPack, or set [model] precision = \"fp16\" in edgeirst.toml")
-    onnx = m.onnx or m.onnx_int8
-    return bundle / onnx, ({**opts, "fp16": True} if m.precision == "fp16" else opts)
+    return bundle / (m.onnx or m.onnx_int8), build
 
 
-def trtexec_engine(trtexec: str, onnx: Path, meta: ModelMeta, opts: dict, trt_version: str, cache_root: str | None) -> Path:
+def trtexec_engine(trtexec: str, onnx: Path, meta: ModelMeta, build: BuildOptions, trt_version: str) -> Path:
     """Build with ``trtexec`` into the same per-device, per-TensorRT cache, with the metadata sidecar."""
 
-    build = BuildOptions(**opts)
     info = detect_local()
     cc = next((p.compute_capability for p in PROFILES.values() if p.soc == info.soc), (0, 0))
-    folder = cache_dir(trt_version, info.model or "jetson", cc, cache_root)
+    folder = cache_dir(trt_version, info.model or "jetson", cc, build.cache_dir)
     engine = folder / f"{onnx.stem}-trtexec-{cache_key(onnx, build)}.engine"
     if engine.is_file():
         return engine
@@ -107,7 +102,7 @@ def trtexec_engine(trtexec: str, onnx: Path, meta: ModelMeta, opts: dict, trt_ve
         argv.append(f"--calib={build.calibration_cache}")
     if build.dla_core is not None:
         argv += [f"--useDLACore={build.dla_core}", "--allowGPUFallback"]
-    argv.append(f"--memPoolSize=workspace:{build.workspace_mb}M" if version_tuple(trt_version)[:2] >= (8, 4)
+    argv.append(f"--memPoolSize=workspace:{build.workspace_mb}M" if has_memory_pool(trt_version)
                 else f"--workspace={build.workspace_mb}")
     if meta.dynamic:
         shape = (-1, meta.in_chans, -1, -1)
@@ -118,10 +113,9 @@ def trtexec_engine(trtexec: str, onnx: Path, meta: ModelMeta, opts: dict, trt_ve
     if r.returncode != 0 or not tmp.is_file():
         tail = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()][-3:]
         raise EdgeirstError(f"trtexec failed to build {onnx.name}: {' | '.join(tail)}")
-    info_d = {"tensorrt": trt_version, "device": info.model, "builder": "trtexec", "onnx": str(onnx), "options": opts}
-    sidecar_path(engine).write_text(json.dumps({**meta.to_dict(), "engine": info_d}, sort_keys=True, default=str))
-    os.replace(tmp, engine)
-    return engine
+    info_d = {"tensorrt": trt_version, "device": info.model, "builder": "trtexec", "onnx": str(onnx),
+              "options": dataclasses.asdict(build)}
+    return publish_engine(tmp, engine, meta, info_d)
 
 
 def prepare_model(cfg: LaunchConfig, bundle: Path) -> tuple[Path, str]:
@@ -131,11 +125,10 @@ def prepare_model(cfg: LaunchConfig, bundle: Path) -> tuple[Path, str]:
         onnx = cfg.model.onnx or cfg.model.onnx_int8
         _log(f"TensorRT is not available here ({why}): running {onnx} on onnxruntime instead")
         return bundle / onnx, "onnxruntime"
-    onnx, opts = engine_plan(cfg, bundle, trt_version)
+    onnx, build = engine_plan(cfg, bundle, trt_version)
     meta = _bundle_meta(bundle, onnx.name)
-    builder = cfg.engine.builder
     trtexec = None
-    if builder == "trtexec":
+    if build.builder == "trtexec":
         trtexec = which("trtexec") or next((p for p in ("/usr/src/tensorrt/bin/trtexec",) if Path(p).is_file()), None)
         if trtexec is None:
             raise EdgeirstError("[engine] builder = \"trtexec\" but trtexec is not installed (JetPack: "
@@ -144,11 +137,9 @@ def prepare_model(cfg: LaunchConfig, bundle: Path) -> tuple[Path, str]:
     _log(f"TensorRT {trt_version}: engine for {onnx.name} ({cfg.model.precision}) - cached per device and "
          "TensorRT version; the first start builds it, which can take minutes")
     if trtexec:
-        if meta is None:
-            meta = read_onnx_meta(onnx)
-        engine = trtexec_engine(trtexec, onnx, meta, opts, trt_version, cfg.engine.cache_dir or None)
+        engine = trtexec_engine(trtexec, onnx, meta or read_onnx_meta(onnx), build, trt_version)
     else:
-        engine = cached_engine(onnx, cache_dir=cfg.engine.cache_dir or None, meta=meta, **opts)
+        engine = cached_engine(onnx, build, meta=meta)
     _log(f"engine {engine} ready in {time.monotonic() - started:.1f} s")
     return engine, "tensorrt"
 
@@ -171,10 +162,12 @@ def apply_power(cfg: LaunchConfig) -> None:
 
 def run_command_line(cfg: LaunchConfig, model: Path, backend: str) -> list[str]:
     """The `edgeirst run` command this launcher is equivalent to (logged for the field engineer)."""
-    argv = ["edgeirst", "run", str(model), "--source", cfg.source.uri, "--backend", backend,
-            "--threshold", str(cfg.model.threshold), "--confirm", cfg.tracker.confirm, "--gate", str(cfg.tracker.gate)]
-    argv += [] if cfg.tracker.enabled else ["--no-track"]
-    argv += ["--fixed-size"] if cfg.model.fixed_size else []
+    run, t = cfg.run, cfg.run.tracker
+    argv = ["edgeirst", "run", str(model), "--source", cfg.source.uri, "--backend", backend]
+    argv += ["--threshold", str(run.threshold)] if run.threshold is not None else []
+    argv += ["--confirm", t.confirm, "--gate", str(t.gate)] if run.track else ["--no-track"]
+    argv += ["--fixed-size"] if run.fixed_size else []
+    argv += ["--agc", f"{run.agc[0]},{run.agc[1]}"] if run.agc else []
     for flag, value in (("--jsonl", cfg.sinks.jsonl), ("--save", cfg.sinks.save), ("--serve", cfg.sinks.serve)):
         argv += [flag, value] if value else []
     return argv
@@ -199,14 +192,9 @@ def main(argv: list[str] | None = None) -> int:
 
         _log("running: " + shlex.join(run_command_line(cfg, model, backend)))
         sampler = TegrastatsSampler().start() if cfg.power.tegrastats and find_tegrastats() else None
-        m, n = parse_confirm(cfg.tracker.confirm)
         try:
-            summary = run_stream(str(model), [cfg.source.uri], BackendOptions(backend=backend),
-                                 SinkOptions(jsonl=cfg.sinks.jsonl or None, save=cfg.sinks.save or None,
-                                             serve=cfg.sinks.serve or None),
-                                 RunConfig(threshold=cfg.model.threshold, track=cfg.tracker.enabled,
-                                           max_frames=args.max_frames, fixed=True if cfg.model.fixed_size else None,
-                                           tracker=TrackerConfig(gate=cfg.tracker.gate, m=m, n=n)))
+            summary = run_stream(str(model), [cfg.source.uri], BackendOptions(backend=backend), cfg.sinks,
+                                 dataclasses.replace(cfg.run, max_frames=args.max_frames))
         finally:
             if sampler is not None:
                 sampler.stop()

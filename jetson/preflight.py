@@ -22,10 +22,11 @@ from pathlib import Path
 from edgeirst.errors import EdgeirstError
 from edgeirst.jetson.profiles import DeviceProfile, JetPackRelease
 from edgeirst.meta import ModelMeta
+from edgeirst.runtime.engine_build import default_max_hw
+from edgeirst.runtime.trt_versions import QDQ_MIN
 
 RUNTIME_FLOOR_MB = 500  # CUDA context + TensorRT/cuDNN libraries (assumed; JetPack 6 lazy loading is lower)
 OS_RESERVE_MB = 1024  # headless Ubuntu + JetPack services
-QDQ_MIN_TENSORRT = (8, 6)  # explicit (QDQ) INT8 form from here; a calibration cache below
 ACTIVATION_BYTES = {"fp32": 4, "fp16": 2, "int8": 2}  # INT8 engines keep FP16 layers: count 2 bytes
 
 
@@ -71,8 +72,7 @@ def check_input_size(meta: ModelMeta, size: tuple[int, int] | None) -> tuple[int
     if size is None:
         if not meta.dynamic:
             return tuple(meta.input_size)
-        h, w = meta.input_size
-        size = (max(h, 1088), max(w, 1920))  # edgeirst.runtime.engine_build's default profile maximum
+        size = default_max_hw(meta)
     h, w = (int(v) for v in size)
     d = meta.size_divisor
     if h < d or w < d or h % d or w % d:
@@ -80,7 +80,7 @@ def check_input_size(meta: ModelMeta, size: tuple[int, int] | None) -> tuple[int
                             f"of {d} (e.g. {max(d, -(-h // d) * d)}x{max(d, -(-w // d) * d)})")
     if not meta.dynamic and (h, w) != tuple(meta.input_size):
         raise EdgeirstError(f"{meta.name} was exported with a fixed input of {meta.input_size[0]}x{meta.input_size[1]}; "
-                            f"--input-size {h} {w} needs a dynamic export (edgeirst export without --static)")
+                            f"--input-size {w}x{h} needs a dynamic export (edgeirst export without --static)")
     return h, w
 
 
@@ -130,8 +130,8 @@ def run_preflight(profile: DeviceProfile, releases: list[JetPackRelease], meta: 
     size = check_input_size(meta, input_size)
     trts = [r.tensorrt_tuple for r in releases]
     int8 = effective == "int8"
-    needs_qdq = int8 and any(t[:2] >= QDQ_MIN_TENSORRT for t in trts)
-    needs_cache = int8 and any(t[:2] < QDQ_MIN_TENSORRT for t in trts)
+    needs_qdq = int8 and any(t[:2] >= QDQ_MIN for t in trts)
+    needs_cache = int8 and any(t[:2] < QDQ_MIN for t in trts)
     if dla_core is not None and dla_core >= 0:
         if profile.dla_cores == 0:
             raise EdgeirstError(f"{profile.module} has no DLA; drop --dla-core")

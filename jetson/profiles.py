@@ -30,6 +30,7 @@ import difflib
 from dataclasses import dataclass
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.runtime.trt_versions import version_tuple
 
 
 @dataclass(frozen=True)
@@ -193,23 +194,6 @@ PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (
                   True, ("7.0",), (), (),
                   "compute capability 11.0 as CUDA 13 names it (10.1 in CUDA 12.8/12.9); power modes: nvpmodel.conf"),
 )}
-
-
-def version_tuple(text: str) -> tuple[int, ...]:
-    """``"8.5.2.2"`` -> ``(8, 5, 2, 2)``; non-numeric tails are dropped (``"10.3.0-1+cuda12.5"``)."""
-    out = []
-    for part in str(text).split("."):
-        digits = ""
-        for ch in part:
-            if not ch.isdigit():
-                break
-            digits += ch
-        if not digits:
-            break
-        out.append(int(digits))
-        if len(digits) != len(part):
-            break
-    return tuple(out)
 
 
 def get_profile(name: str) -> DeviceProfile:

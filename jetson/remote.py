@@ -25,7 +25,7 @@ from typing import Callable
 
 from edgeirst.errors import EdgeirstError
 from edgeirst.jetson.detect import DeviceInfo, match_profile, parse_probe, python_ok
-from edgeirst.jetson.profiles import version_tuple
+from edgeirst.runtime.trt_versions import takes_qdq
 
 PROBE = r"""
 PY={py}
@@ -191,10 +191,10 @@ def remote_preflight(info: DeviceInfo, manifest: dict, bundle_bytes: int, opts: 
     has_cache = "calibration.cache" in manifest.get("files", {})
     has_qdq = "model.int8.onnx" in manifest.get("files", {})
     if info.tensorrt:
-        trt = version_tuple(info.tensorrt)[:2]
-        if precision == "int8" and ((trt < (8, 6) and not has_cache) or (trt >= (8, 6) and not has_qdq)):
+        qdq = takes_qdq(info.tensorrt)
+        if precision == "int8" and not (has_qdq if qdq else has_cache):
             raise EdgeirstError(f"the device has TensorRT {info.tensorrt}, and this INT8 bundle has no form for it "
-                                f"({'calibration cache' if trt < (8, 6) else 'QDQ model'}); redeploy with --jetpack "
+                                f"({'QDQ model' if qdq else 'calibration cache'}); redeploy with --jetpack "
                                 f"{info.jetpack or '...'} and --calib-data")
     else:
         warnings.append(f"TensorRT does not import for {opts.python} on the device: the launcher will run on onnxruntime")

@@ -7,6 +7,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,46 @@ def _resolve(model: str | Path, out: str | Path, suffix: str | None = ".onnx") -
     return src, dst
 
 
+@dataclass
+class _Job:
+    """One quantization: what every step reads."""
+
+    src: Path  # the FP32 model given
+    dst: Path  # the file to write
+    float_model: Path  # ``src`` after onnxruntime's pre-processing (and the CPU rewrites)
+    nodes: Sequence[graph.NodeInfo]
+    meta: ModelMeta
+    cfg: QuantConfig
+    tmpdir: Path
+    progress: bool
+
+
+@dataclass
+class _Rewrites:
+    """What ``_cpu_rewrites`` changed: convolutions stacked (new name -> the merged ones), channel
+    reductions rewritten, convolutions widened (name -> outputs), convolutions split per input."""
+
+    merged: dict[str, list[str]] = field(default_factory=dict)
+    reductions: int = 0
+    widened: dict[str, int] = field(default_factory=dict)
+    split: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.merged or self.reductions or self.widened or self.split)
+
+
+@dataclass
+class _Checked:
+    """The accuracy guard's outcome: the model kept, its metrics against FP32's on the val split
+    (None without a guard), whether they hold the budget, and the nodes it kept float."""
+
+    path: Path
+    fp32: dict | None = None
+    got: dict | None = None
+    within: bool | None = None
+    kept: list[str] = field(default_factory=list)
+
+
 def quantize_model(model: str | Path, out: str | Path, cfg: QuantConfig | None = None,
                    progress: bool = True) -> QuantResult:
     """Quantize ``model`` (an ``edgeirst export`` ONNX file or a shipped name) into ``out``.
@@ -107,28 +148,27 @@ def quantize_model(model: str | Path, out: str | Path, cfg: QuantConfig | None =
     with tempfile.TemporaryDirectory(prefix="edgeirst-quant-") as tmp:
         tmpdir = Path(tmp)
         float_model = graph.preprocess(src, tmpdir / "float.onnx")
-        nodes = graph.describe_nodes(graph_proto(float_model), meta)
+        job = _Job(src, dst, float_model, graph.describe_nodes(graph_proto(float_model), meta), meta, cfg, tmpdir,
+                   progress)
         if cfg.precision == "int8":
-            merged, reductions, widened, split = {}, 0, {}, []
+            rewrites = _Rewrites()
             if cfg.target == "cpu":
-                float_model, merged, reductions, widened, split = _cpu_rewrites(float_model, nodes, meta,
-                                                                                tmpdir / "float_cpu.onnx")
-                if merged or reductions or widened or split:
-                    nodes = graph.describe_nodes(graph_proto(float_model), meta)
-            result = _int8(src, float_model, nodes, meta, cfg, tmpdir, dst, progress, merged, reductions, widened,
-                           split)
+                rewritten, rewrites = _cpu_rewrites(float_model, job.nodes, meta, tmpdir / "float_cpu.onnx")
+                if rewrites:
+                    job = replace(job, float_model=rewritten, nodes=graph.describe_nodes(graph_proto(rewritten), meta))
+            result = _int8(job, rewrites)
         else:
-            result = _fp16(src, float_model, nodes, meta, cfg, tmpdir, dst, progress)
+            result = _fp16(job)
     return result
 
 
 def _cpu_rewrites(float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta,
-                  out: Path) -> tuple[Path, dict[str, list[str]], int, dict[str, int], list[str]]:
+                  out: Path) -> tuple[Path, _Rewrites]:
     """Exact float rewrites for onnxruntime's CPU kernels: stack sibling convolutions that only
     together reach the fast int8 kernel (``policy.conv_merges``), widen heavy narrow ones with
     zero filters (``policy.conv_widenings``), turn channel reductions into a 1x1 Conv / Split +
     Max (``graph.channel_reductions``) and split the float 2->1 attention convs per input
-    channel (``policy.conv_input_splits``). Returns (model, merged, reductions, widened, split)."""
+    channel (``policy.conv_input_splits``). Returns the model and what changed."""
     import onnx
 
     proto = graph_proto(float_model)
@@ -146,11 +186,12 @@ def _cpu_rewrites(float_model: Path, nodes: Sequence[graph.NodeInfo], meta: Mode
     reductions = graph.channel_reductions(proto, graph.tensor_channels(proto, meta))
     split = [name for name in policy.conv_input_splits(nodes) if name not in stacked
              and graph.split_conv_inputs(proto, name)]
-    if not merged and not widened and not reductions and not split:
-        return float_model, {}, 0, {}, []
+    rewrites = _Rewrites(merged, reductions, widened, split)
+    if not rewrites:
+        return float_model, rewrites
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
-    return out, merged, reductions, widened, split
+    return out, rewrites
 
 
 def graph_proto(path: Path):
@@ -159,11 +200,12 @@ def graph_proto(path: Path):
     return onnx.load(str(path))
 
 
-def _check(src: Path, candidate: Path, cfg: QuantConfig, progress: bool, fp32: dict | None) -> tuple[dict, dict, bool]:
+def _check(job: _Job, candidate: Path, fp32: dict | None) -> tuple[dict, dict, bool]:
     """(fp32 metrics, candidate metrics, within budget) on the val split."""
+    cfg = job.cfg
     if fp32 is None:
-        fp32 = guard.evaluate(src, cfg.data, cfg.val_split, progress)
-    got = guard.evaluate(candidate, cfg.data, cfg.val_split, progress)
+        fp32 = guard.evaluate(job.src, cfg.data, cfg.val_split, job.progress)
+    got = guard.evaluate(candidate, cfg.data, cfg.val_split, job.progress)
     d = guard.drops(fp32, got, list(cfg.max_drop))
     return fp32, got, guard.within(d, cfg.max_drop)
 
@@ -177,97 +219,95 @@ def _fallback_sizes(n: int, rounds: int) -> list[int]:
     return sizes + [n] if n else []
 
 
-def _guarded(src: Path, float_model: Path, first: Path, candidates: list[str], nodes: Sequence[graph.NodeInfo],
-             meta: ModelMeta, cfg: QuantConfig, decisions: list[dict], build, progress: bool):
+def _guarded(job: _Job, first: Path, candidates: list[str], decisions: list[dict], build) -> _Checked:
     """Check ``first`` against FP32 on the val split; over budget, rank ``candidates`` by measured
-    SQNR loss and rebuild with the worst 1, 2, 4, ... (finally all) kept float until it holds.
-    Returns ``(model, fp32 metrics, metrics, within budget, kept float)``."""
-    _say(progress, f"checking against FP32 on [{cfg.val_split}]")
-    fp32, got, within = _check(src, first, cfg, progress, None)
-    path, kept = first, []
+    SQNR loss and rebuild with the worst 1, 2, 4, ... (finally all) kept float until it holds."""
+    cfg = job.cfg
+    _say(job.progress, f"checking against FP32 on [{cfg.val_split}]")
+    fp32, got, within = _check(job, first, None)
     if within:
-        return path, fp32, got, within, kept
-    val_inputs = calibration_inputs(cfg.data, cfg.val_split, 8, meta)
-    by_name = {n.name: n for n in nodes}
-    loss = guard.node_sensitivity(float_model, first, val_inputs,
+        return _Checked(first, fp32, got, within)
+    val_inputs = calibration_inputs(cfg.data, cfg.val_split, 8, job.meta)
+    by_name = {n.name: n for n in job.nodes}
+    loss = guard.node_sensitivity(job.float_model, first, val_inputs,
                                   [(c, by_name[c].inputs[:1], by_name[c].outputs) for c in candidates])
     ranked = sorted(candidates, key=lambda c: -loss.get(c, -1.0))
     for d in decisions:
         d["sqnr_drop_db"] = loss.get(d["node"])
+    path, kept = first, []
     for r, k in enumerate(_fallback_sizes(len(ranked), cfg.max_fallback_rounds), 1):
         kept = ranked[:k]
-        _say(progress, f"over budget ({_drop_text(fp32, got, cfg)}); round {r}: keeping the {k} most "
-                       f"sensitive node(s) float")
+        _say(job.progress, f"over budget ({_drop_text(fp32, got, cfg)}); round {r}: keeping the {k} most "
+                           f"sensitive node(s) float")
         path = build(kept, r)
-        fp32, got, within = _check(src, path, cfg, progress, fp32)
+        fp32, got, within = _check(job, path, fp32)
         if within:
             break
     for d in decisions:
         if d["node"] in kept:
             d.update(precision="float", reason="kept float by the accuracy guard")
-    return path, fp32, got, within, kept
+    return _Checked(path, fp32, got, within, kept)
 
 
-def _finish(src: Path, path: Path, dst: Path, meta: ModelMeta, quant: dict, cfg: QuantConfig, fp32, got, within,
-            kept: list[str], decisions: list[dict], trt_cache: Path | None = None) -> QuantResult:
-    """Write ``path`` to ``dst`` with the metadata and return the result."""
+def _finish(job: _Job, checked: _Checked, quant: dict, decisions: list[dict],
+            trt_cache: Path | None = None) -> QuantResult:
+    """Write the checked model to ``job.dst`` with the metadata and return the result."""
+    cfg, meta, fp32, got = job.cfg, job.meta, checked.fp32, checked.got
     drops = guard.drops(fp32, got, list(cfg.max_drop)) if got else {}
-    quant.update(kept_float=kept, source=src.name)
+    quant.update(kept_float=checked.kept, source=job.src.name)
     if got is not None:
         quant["checked"] = {"split": cfg.val_split, "metrics_fp32": fp32, "drops": drops, "max_drop": cfg.max_drop,
-                            "within_budget": bool(within)}
+                            "within_budget": bool(checked.within)}
     else:
         quant["checked"] = None  # no guard ran: `metrics` stays empty rather than claim the FP32 numbers
     metrics = dict(got) if got else {}
     if metrics and meta.metrics.get("in_training") and meta.metrics.get("split", cfg.val_split) == cfg.val_split:
         metrics["in_training"] = True  # checked on a split the FP32 model was trained on: not a held-out figure
-    graph.write_model(graph_proto(path), meta.replace(metrics=metrics, quant=quant), dst)
-    return QuantResult(dst, quant["precision"], cfg.target, trt_cache, fp32, got, kept, decisions,
-                       within if got is not None else None, drops)
+    graph.write_model(graph_proto(checked.path), meta.replace(metrics=metrics, quant=quant), job.dst)
+    return QuantResult(job.dst, quant["precision"], cfg.target, trt_cache, fp32, got, checked.kept, decisions,
+                       checked.within if got is not None else None, drops)
 
 
-def _int8(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta, cfg: QuantConfig,
-          tmpdir: Path, dst: Path, progress: bool, merged: dict[str, list[str]], reductions: int = 0,
-          widened: dict[str, int] | None = None, split: Sequence[str] = ()) -> QuantResult:
-    ops, exclude, decisions = policy.select(nodes, cfg.target)
+def _int8(job: _Job, rewrites: _Rewrites) -> QuantResult:
+    cfg = job.cfg
+    ops, exclude, decisions = policy.select(job.nodes, cfg.target)
     for d in decisions:
-        if d["node"] in merged:
-            d["reason"] += f"; stacked from {' + '.join(merged[d['node']])}"
-        if d["node"] in (widened or {}):
-            d["reason"] += f"; zero filters widen it to {widened[d['node']]} outputs, sliced back"
-    inputs = calibration_inputs(cfg.data, cfg.split, cfg.calib_images, meta)
-    _say(progress, f"calibrating on {len(inputs)} images of {cfg.data} [{cfg.split}] ({cfg.method})")
-    ranges = calibration.collect_ranges(float_model, inputs, cfg.method, symmetric=cfg.target == "tensorrt",
-                                        progress=progress)
-    cache = calibration.save_ranges(ranges, tmpdir / "ranges.json")
+        if d["node"] in rewrites.merged:
+            d["reason"] += f"; stacked from {' + '.join(rewrites.merged[d['node']])}"
+        if d["node"] in rewrites.widened:
+            d["reason"] += f"; zero filters widen it to {rewrites.widened[d['node']]} outputs, sliced back"
+    inputs = calibration_inputs(cfg.data, cfg.split, cfg.calib_images, job.meta)
+    _say(job.progress, f"calibrating on {len(inputs)} images of {cfg.data} [{cfg.split}] ({cfg.method})")
+    ranges = calibration.collect_ranges(job.float_model, inputs, cfg.method, symmetric=cfg.target == "tensorrt",
+                                        progress=job.progress)
+    cache = calibration.save_ranges(ranges, job.tmpdir / "ranges.json")
 
     def build(keep_float: list[str], attempt: int) -> Path:
         followers = [d["node"] for d in decisions if d.get("follows") in keep_float]  # their Relus go float too
-        return quantize_int8(float_model, tmpdir / f"q{attempt}.onnx", cache, cfg.method, cfg.target, ops,
+        return quantize_int8(job.float_model, job.tmpdir / f"q{attempt}.onnx", cache, cfg.method, cfg.target, ops,
                              exclude + keep_float + followers)
 
-    path, fp32, got, within, kept = build([], 0), None, None, None, []
+    checked = _Checked(build([], 0))
     if cfg.val_split:
         candidates = [d["node"] for d in decisions if d["precision"] == "int8" and "follows" not in d]
-        path, fp32, got, within, kept = _guarded(src, float_model, path, candidates, nodes, meta, cfg, decisions,
-                                                 build, progress)
+        checked = _guarded(job, checked.path, candidates, decisions, build)
         for d in decisions:
-            if d.get("follows") in kept:
+            if d.get("follows") in checked.kept:
                 d.update(precision="float", reason=f"follows {d['follows']}, kept float")
     quant = {"precision": "int8", "target": cfg.target, "format": "QDQ",
              "activations": "uint8 asymmetric" if cfg.target == "cpu" else "int8 symmetric",
              "weights": "int8 symmetric per-channel",
              "calibration": {"data": str(cfg.data), "split": cfg.split, "images": len(inputs), "method": cfg.method},
              "int8_nodes": sum(d["precision"] == "int8" and "follows" not in d for d in decisions),
-             "merged_convs": merged, "widened_convs": widened or {}, "channel_reductions_rewritten": reductions,
-             "split_convs": list(split)}
+             "merged_convs": rewrites.merged, "widened_convs": rewrites.widened,
+             "channel_reductions_rewritten": rewrites.reductions, "split_convs": list(rewrites.split)}
     if cfg.target == "cpu":
-        quant["onnxruntime"], med = fastest_session_hints(path, inputs[0])
-        _say(progress, "session layout: " + ", ".join(
+        quant["onnxruntime"], med = fastest_session_hints(checked.path, inputs[0])
+        _say(job.progress, "session layout: " + ", ".join(
             f"{_hint_text(h)} {med[i]:.1f} ms" for i, h in enumerate(CPU_SESSION_CANDIDATES)) +
             f" -> {_hint_text(quant['onnxruntime'])}")
-    trt_cache = _write_trt_cache(ranges, src, dst.with_suffix(".calib")) if cfg.target == "tensorrt" else None
-    return _finish(src, path, dst, meta, quant, cfg, fp32, got, within, kept, decisions, trt_cache)
+    trt_cache = _write_trt_cache(ranges, job.src, job.dst.with_suffix(".calib")) if cfg.target == "tensorrt" else None
+    return _finish(job, checked, quant, decisions, trt_cache)
 
 
 def _drop_text(fp32: dict, got: dict, cfg: QuantConfig) -> str:
@@ -283,22 +323,21 @@ def _hint_text(hints: dict) -> str:
     return hints.get("graph_optimization_level", "all") + "".join(f" -{o}" for o in off)
 
 
-def _fp16(src: Path, float_model: Path, nodes: Sequence[graph.NodeInfo], meta: ModelMeta, cfg: QuantConfig,
-          tmpdir: Path, dst: Path, progress: bool) -> QuantResult:
+def _fp16(job: _Job) -> QuantResult:
+    cfg = job.cfg
     block_ops = list(policy.FP16_SENSITIVE)
     decisions = [{"node": n.name, "op": n.op, "precision": "float" if n.op in block_ops else "fp16",
-                  "reason": "fp16-sensitive op type" if n.op in block_ops else "fp16"} for n in nodes]
+                  "reason": "fp16-sensitive op type" if n.op in block_ops else "fp16"} for n in job.nodes]
 
     def build(keep_float: list[str], attempt: int) -> Path:
-        return convert_fp16(float_model, tmpdir / f"h{attempt}.onnx", block_ops, keep_float)
+        return convert_fp16(job.float_model, job.tmpdir / f"h{attempt}.onnx", block_ops, keep_float)
 
-    path, fp32, got, within, kept = build([], 0), None, None, None, []
+    checked = _Checked(build([], 0))
     if cfg.val_split:
         candidates = [d["node"] for d in decisions if d["precision"] == "fp16"]
-        path, fp32, got, within, kept = _guarded(src, float_model, path, candidates, nodes, meta, cfg, decisions,
-                                                 build, progress)
+        checked = _guarded(job, checked.path, candidates, decisions, build)
     quant = {"precision": "fp16", "target": cfg.target, "io": "float32", "float_ops": block_ops, "calibration": None}
-    return _finish(src, path, dst, meta, quant, cfg, fp32, got, within, kept, decisions)
+    return _finish(job, checked, quant, decisions)
 
 
 def _write_trt_cache(ranges, src: Path, out: Path, trt_version: str = DEFAULT_TRT_VERSION) -> Path:

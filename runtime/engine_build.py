@@ -18,15 +18,28 @@ from pathlib import Path
 import numpy as np
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import write_text
 from edgeirst.meta import ONNX_KEY, ModelMeta
 from edgeirst.runtime.backends.onnxruntime import no_metadata_error
 from edgeirst.runtime.backends.tensorrt import import_tensorrt, sidecar_path
 from edgeirst.runtime.calibration import calibration_inputs, retarget_cache
 from edgeirst.runtime.cuda import CudaDevice
+from edgeirst.runtime.trt_versions import explicit_only
+
+
+BUILDERS = ("edgeirst", "trtexec")
+# The largest frame (H, W) a dynamic model's engine takes unless told otherwise: 1080p rounded up
+# to a multiple of 32. The one home of this default (deploy's pre-flight and the bundle read it).
+DEFAULT_MAX_HW = (1088, 1920)
 
 
 @dataclass
 class BuildOptions:
+    """How a TensorRT engine is built, passed whole from the CLI (``run``, ``deploy``) and the
+    bundle's ``[engine]`` table to ``cached_engine``. ``builder``: edgeirst's (the TensorRT Python
+    API, here) or NVIDIA's ``trtexec`` (the launcher runs it); ``cache_dir``: where engines are
+    cached (None = ``$EDGEIRST_CACHE`` or ``~/.cache/edgeirst``), not part of an engine's key."""
+
     fp16: bool = False
     int8: bool = False
     calibration_cache: str | None = None  # TensorRT 8.x: replayed when it exists, written after calibrating
@@ -36,7 +49,19 @@ class BuildOptions:
     dla_core: int | None = None
     workspace_mb: int = 1024
     max_batch: int = 1
-    max_hw: tuple[int, int] | None = None  # largest input for dynamic models (default: 1088x1920 or input_size)
+    max_hw: tuple[int, int] | None = None  # largest input for dynamic models (default: DEFAULT_MAX_HW or input_size)
+    builder: str = "edgeirst"
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.builder not in BUILDERS:
+            raise EdgeirstError(f"engine builder must be one of {', '.join(BUILDERS)}, got {self.builder!r}")
+
+    def engine_only(self) -> list[str]:
+        """The choices set here that only a TensorRT engine build can honour."""
+        default = BuildOptions()
+        return [k for k in ("int8", "calibration_cache", "calibration_data", "dla_core")
+                if getattr(self, k) != getattr(default, k)]
 
 
 def read_onnx_meta(path: Path) -> ModelMeta:
@@ -67,7 +92,9 @@ def cache_key(onnx_path: Path, opts: BuildOptions) -> str:
     h = hashlib.sha256(Path(onnx_path).read_bytes())
     if opts.calibration_cache and Path(opts.calibration_cache).is_file():
         h.update(Path(opts.calibration_cache).read_bytes())
-    h.update(json.dumps(asdict(opts), sort_keys=True, default=str).encode())
+    key = asdict(opts)
+    del key["cache_dir"]
+    h.update(json.dumps(key, sort_keys=True, default=str).encode())
     return h.hexdigest()[:20]
 
 
@@ -76,10 +103,16 @@ def cache_dir(trt_version: str, device: str, compute_capability: tuple[int, int]
     return base / f"trt-{_slug(trt_version)}" / f"{_slug(device)}-sm{compute_capability[0]}{compute_capability[1]}"
 
 
+def default_max_hw(meta: ModelMeta) -> tuple[int, int]:
+    """The largest frame a dynamic model's engine takes when not told: its input size, at least DEFAULT_MAX_HW."""
+    h, w = meta.input_size
+    return max(h, DEFAULT_MAX_HW[0]), max(w, DEFAULT_MAX_HW[1])
+
+
 def _profile_shapes(shape: tuple[int, ...], meta: ModelMeta, opts: BuildOptions):
     d = meta.size_divisor
     th, tw = meta.input_size
-    mh, mw = opts.max_hw or (max(th, 1088), max(tw, 1920))
+    mh, mw = opts.max_hw or default_max_hw(meta)
     lo, opt, hi = [], [], []
     for axis, dim in enumerate(shape):
         if dim >= 0:
@@ -106,8 +139,8 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
         with dev.active():
             logger = trt.Logger(trt.Logger.WARNING)
             builder = trt.Builder(logger)
-            major = int(trt.__version__.split(".")[0])
-            flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+            explicit = explicit_only(trt.__version__)
+            flags = 0 if explicit else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
             network = builder.create_network(flags)
             parser = trt.OnnxParser(network, logger)
             if not parser.parse_from_file(str(onnx_path)):
@@ -127,7 +160,7 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
             if opts.int8:
                 config.set_flag(trt.BuilderFlag.INT8)  # a QDQ graph quantizes explicitly
                 if opts.calibration_cache or opts.calibration_data:
-                    if major >= 10:
+                    if explicit:
                         raise EdgeirstError("calibration caches are TensorRT 8.x only; on TensorRT 10 quantize the "
                                             "ONNX model to QDQ (edgeirst quantize) and build with --int8")
                     calibrator = _calibrator(trt, dev, network, meta, opts)
@@ -160,11 +193,19 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
         tmp.write_bytes(bytes(plan))
         info = {"tensorrt": trt.__version__, "device": dev.name, "compute_capability": list(dev.compute_capability),
                 "onnx": str(onnx_path), "options": asdict(opts)}
-        sidecar_path(engine_path).write_text(json.dumps({**meta.to_dict(), "engine": info}, sort_keys=True, default=str))
-        os.replace(tmp, engine_path)  # the plan appears last: a cache hit always has its sidecar
+        publish_engine(tmp, engine_path, meta, info)
     finally:
         dev.close()
     return engine_path
+
+
+def publish_engine(plan: Path, engine: Path, meta: ModelMeta, info: dict) -> Path:
+    """Move a freshly built ``plan`` to ``engine`` in the cache, with its metadata sidecar: the
+    sidecar first, the plan last, so a cache hit always has its sidecar. The one writer of engine
+    sidecars, for edgeirst's builder and trtexec's."""
+    write_text(sidecar_path(engine), json.dumps({**meta.to_dict(), "engine": info}, sort_keys=True, default=str))
+    os.replace(plan, engine)
+    return engine
 
 
 
@@ -248,23 +289,18 @@ def _calibrator(trt, dev, network, meta: ModelMeta, opts: BuildOptions):
     return EntropyCalibrator()
 
 
-def cached_engine(onnx_path: Path, cache_dir_root: str | None = None, device_id: int = 0,
-                  meta: ModelMeta | None = None, **options) -> Path:
-    """The engine for ``onnx_path`` built with ``options`` on this GPU and TensorRT version,
+def cached_engine(onnx_path: Path, opts: BuildOptions | None = None, device_id: int = 0,
+                  meta: ModelMeta | None = None) -> Path:
+    """The engine for ``onnx_path`` built with ``opts`` on this GPU and TensorRT version,
     from the cache, or built now and cached. ``meta`` saves reading the ONNX metadata (a Jetson
     with TensorRT may have neither onnx nor onnxruntime)."""
 
-    root = options.pop("cache_dir", None) or cache_dir_root
-    known = set(BuildOptions.__dataclass_fields__)
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise EdgeirstError(f"unknown TensorRT build option(s) {unknown}; known: {sorted(known)}")
-    opts = BuildOptions(**options)
+    opts = opts or BuildOptions()
     trt = import_tensorrt()
     meta = meta or read_onnx_meta(onnx_path)
     dev = CudaDevice(device_id)
     try:
-        folder = cache_dir(trt.__version__, dev.name, dev.compute_capability, root)
+        folder = cache_dir(trt.__version__, dev.name, dev.compute_capability, opts.cache_dir)
     finally:
         dev.close()
     engine = folder / f"{Path(onnx_path).stem}-{cache_key(onnx_path, opts)}.engine"

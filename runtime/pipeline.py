@@ -37,18 +37,33 @@ STAGES = ("capture", "preprocess", "copy", "infer", "postprocess", "sinks")
 
 @dataclass
 class RunConfig:
-    """threshold: score threshold (None = the model's); track/tracker: temporal filtering;
-    agc: 16-bit gain percentiles; fixed: scale to the model's input size (forced with several
-    sources); max_frames: stop after this many frames per source; report_every: seconds
-    between progress lines (0 = none)."""
+    """How a stream is run, from ``edgeirst run`` or ``deploy``'s command line to the device's
+    ``edgeirst.toml`` (tables ``[run]`` and ``[tracker]``): the one home of these settings and
+    their defaults. threshold: score threshold (None = the model's); track/tracker: temporal
+    filtering; agc: 16-bit gain percentiles (None = 0.5, 100); fixed_size: scale frames to the
+    model's input size instead of padding (None = only for a static model; forced with several
+    sources); max_frames: stop after this many frames per source; report_every: seconds between
+    progress lines (0 = none)."""
 
     threshold: float | None = None
     track: bool = True
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     agc: tuple[float, float] | None = None
-    fixed: bool | None = None
+    fixed_size: bool | None = None
     max_frames: int | None = None
     report_every: float = 1.0
+
+    def __post_init__(self) -> None:
+        t = self.threshold
+        if t is not None and not (isinstance(t, (int, float)) and 0.0 <= t <= 1.0):
+            raise EdgeirstError(f"threshold must be a number in [0, 1], got {t!r}")
+        if self.agc is not None:
+            agc = tuple(self.agc)
+            if len(agc) != 2 or not all(isinstance(v, (int, float)) for v in agc) or not 0 <= agc[0] < agc[1] <= 100:
+                raise EdgeirstError(f"agc must be two percentiles LOW, HIGH with 0 <= LOW < HIGH <= 100, got {self.agc!r}")
+            self.agc = (float(agc[0]), float(agc[1]))
+        if self.max_frames is not None and not (isinstance(self.max_frames, int) and self.max_frames >= 1):
+            raise EdgeirstError(f"max_frames must be an integer >= 1, got {self.max_frames!r}")
 
 
 class StageTimes:
@@ -106,7 +121,7 @@ class Pipeline:
         self.sinks = sinks
         self.cfg = config or RunConfig()
         self.meta = backend.meta
-        self.fixed = True if len(sources) > 1 else self.cfg.fixed
+        self.fixed = True if len(sources) > 1 else self.cfg.fixed_size
         self.trackers = [Tracker(self.cfg.tracker) for _ in sources] if self.cfg.track else None
         self.times = StageTimes()
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))

@@ -21,17 +21,6 @@ from edgeirst.errors import EdgeirstError
 from edgeirst.postprocess import Targets
 
 
-def parse_confirm(text: str) -> tuple[int, int]:
-    """``"M/N"`` (``--confirm``, the bundle's ``tracker.confirm``) -> ``(m, n)`` with 1 <= M <= N."""
-    try:
-        m, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise EdgeirstError(f"--confirm expects M/N (e.g. 3/5), got {text!r}") from None
-    if not 1 <= m <= n:
-        raise EdgeirstError(f"--confirm M/N needs 1 <= M <= N, got {text!r}")
-    return m, n
-
-
 def assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Minimum-cost assignment of a rectangular cost matrix (rows, cols), like
     ``scipy.optimize.linear_sum_assignment``: shortest augmenting paths with potentials, O(n^3).
@@ -83,6 +72,9 @@ def assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows[order].astype(np.int64), cols[order].astype(np.int64)
 
 
+METHODS = ("hungarian", "nearest")
+
+
 @dataclass
 class TrackerConfig:
     """gate: largest centroid distance (source pixels) between a prediction and a detection;
@@ -94,6 +86,21 @@ class TrackerConfig:
     n: int = 5
     max_missed: int = 5
     method: str = "hungarian"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.m, int) and isinstance(self.n, int) and 1 <= self.m <= self.n):
+            raise EdgeirstError(f"tracker confirmation M/N needs integers 1 <= M <= N, got {self.m}/{self.n}")
+        if not (isinstance(self.gate, (int, float)) and 0 < self.gate < float("inf")):
+            raise EdgeirstError(f"tracker gate must be a positive number of pixels, got {self.gate!r}")
+        if not (isinstance(self.max_missed, int) and self.max_missed >= 0):
+            raise EdgeirstError(f"tracker max_missed must be an integer >= 0, got {self.max_missed!r}")
+        if self.method not in METHODS:
+            raise EdgeirstError(f"tracker method must be one of {', '.join(METHODS)}, got {self.method!r}")
+
+    @property
+    def confirm(self) -> str:
+        """M/N as ``--confirm`` spells it."""
+        return f"{self.m}/{self.n}"
 
 
 @dataclass
@@ -113,8 +120,6 @@ class Track:
 class Tracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.cfg = config or TrackerConfig()
-        if not 1 <= self.cfg.m <= self.cfg.n:
-            raise ValueError(f"need 1 <= m <= n, got m={self.cfg.m}, n={self.cfg.n}")
         self.tracks: list[Track] = []
         self._next_id = 1
 

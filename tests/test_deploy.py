@@ -13,9 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from edgeirst.cli.stream_options import pop_run_config
+from edgeirst.errors import EdgeirstError
 from edgeirst.jetson.bundle import BundleOptions, build_bundle
-from edgeirst.jetson.manifest import verify_bundle
 from edgeirst.jetson.config import load_config
+from edgeirst.jetson.launch import run_command_line
+from edgeirst.jetson.manifest import verify_bundle
+from edgeirst.runtime.engine_build import BuildOptions
+from edgeirst.runtime.pipeline import RunConfig
+from edgeirst.runtime.sinks import SinkOptions
+from edgeirst.runtime.tracker import TrackerConfig
 from edgeirst.weights import shipped_model
 
 
@@ -72,7 +79,8 @@ def test_bundle_contents_and_manifest(bundle):
     from edgeirst.runtime.engine_build import read_onnx_meta
 
     # the model's own threshold (the default's is chosen for a false-alarm budget by `edgeirst calibrate`)
-    assert cfg.model.threshold == read_onnx_meta(shipped_model("default")).threshold
+    assert cfg.run.threshold == read_onnx_meta(shipped_model("default")).threshold
+    assert cfg.run.tracker == TrackerConfig() and cfg.engine == BuildOptions()
     assert cfg.source.uri == "csi://0" and cfg.sinks.jsonl == "-"
     assert (bundle / "model.onnx").read_bytes() == shipped_model("default").read_bytes()
     assert (bundle / "launch.sh").stat().st_mode & 0o111 and (bundle / "install.sh").stat().st_mode & 0o111
@@ -95,11 +103,68 @@ def test_second_run_changes_no_file(bundle):
 def test_changed_setting_rewrites_only_what_it_changes(bundle, tmp_path):
     copy = tmp_path / "B"
     shutil.copytree(bundle, copy)
-    r = _deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(copy), "--threshold", "0.4", "default",
-                "--json")
+    r = _deploy("bundle", "default", "--profile", "orin-nano", "--out", str(copy), "--threshold", "0.4", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["written"] == ["edgeirst.toml", "manifest.json", "SHA256SUMS"]
-    assert load_config(copy / "edgeirst.toml").model.threshold == 0.4 and verify_bundle(copy) == []
+    assert load_config(copy / "edgeirst.toml").run.threshold == 0.4 and verify_bundle(copy) == []
+
+
+def test_run_settings_reach_the_launcher_as_one_type(bundle, tmp_path):
+    """deploy's run, tracker, sink and engine options -> edgeirst.toml -> the launcher's RunConfig, equal."""
+    copy = tmp_path / "B"
+    shutil.copytree(bundle, copy)
+    r = _deploy("bundle", "default", "--profile", "orin-nano", "--out", str(copy), "--threshold", "0.3",
+                "--confirm", "2/4", "--gate", "6", "--agc", "1,99.5", "--fixed-size", "--save", "out.mp4",
+                "--builder", "trtexec", "--workspace-mb", "512")
+    assert r.returncode == 0, r.stderr
+    cfg = load_config(copy / "edgeirst.toml")
+    assert cfg.run == RunConfig(threshold=0.3, fixed_size=True, agc=(1.0, 99.5),
+                                tracker=TrackerConfig(gate=6.0, m=2, n=4))
+    assert cfg.sinks == SinkOptions(jsonl="-", save="out.mp4")
+    assert cfg.engine == BuildOptions(builder="trtexec", workspace_mb=512)
+    text = (copy / "edgeirst.toml").read_text()
+    assert "m = 2\nn = 4\n" in text and "confirm" not in text  # integers, not the string "2/4"
+    argv = run_command_line(cfg, copy / "model.onnx", "onnxruntime")
+    assert argv[argv.index("--confirm") + 1] == "2/4" and argv[argv.index("--threshold") + 1] == "0.3"
+    # what `edgeirst run` builds from the same options is the same object
+    from edgeirst.cli.run import command as run_command
+
+    ctx = run_command.make_context("run", ["default", "-s", "x", "--threshold", "0.3", "--confirm", "2/4", "--gate", "6",
+                                           "--agc", "1,99.5", "--fixed-size"])
+    assert pop_run_config(dict(ctx.params)) == cfg.run
+
+
+def test_edited_toml_is_checked_for_validity_not_by_hash(bundle, tmp_path):
+    copy = tmp_path / "B"
+    shutil.copytree(bundle, copy)
+    toml = copy / "edgeirst.toml"
+    toml.write_text(toml.read_text().replace('uri = "csi://0"', 'uri = "/dev/video1"'))
+    assert verify_bundle(copy) == [] and "every file matches" in _deploy("verify", str(copy)).stdout
+    assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=copy).returncode == 0  # install.sh's check
+    toml.write_text(toml.read_text().replace("\nm = 3\n", "\nm = 9\n"))
+    _one_error_line(_deploy("verify", str(copy)), "edgeirst.toml", "1 <= M <= N")
+
+
+def test_names_that_become_paths_stay_in_the_bundle(bundle, tmp_path, wheel):
+    keep = tmp_path / "keepme.service"
+    keep.write_text("mine")
+    for name in ("../keepme", "../../etc/evil", ".hidden", "a/b", "x.service"):
+        _one_error_line(_deploy("bundle", "default", "--profile", "orin-nano", "--out", str(tmp_path / "B2"),
+                                "--wheel", str(wheel), "--service-name", name), "--service-name")
+    assert keep.read_text() == "mine" and not (tmp_path / "B2").exists()
+    with pytest.raises(EdgeirstError, match="not a unit name"):
+        BundleOptions(model="default", profile="orin-nano", out=tmp_path / "B3", service="../x")
+    # a manifest entry that escapes the bundle is reported, and re-deploying never deletes it
+    copy = tmp_path / "B"
+    shutil.copytree(bundle, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"]["../keepme.service"] = {"sha256": "0" * 64, "size": 4}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert "../keepme.service: the entry points outside the bundle" in verify_bundle(copy)
+    _one_error_line(_deploy("verify", str(copy)), "outside the bundle")
+    r = _deploy("bundle", "default", "--profile", "orin-nano", "--out", str(copy), "--wheel", str(wheel))
+    assert r.returncode == 0, r.stderr
+    assert keep.read_text() == "mine" and verify_bundle(copy) == []
 
 
 def test_tampered_bundle_is_reported_and_repaired(bundle, tmp_path, wheel):
@@ -109,11 +174,11 @@ def test_tampered_bundle_is_reported_and_repaired(bundle, tmp_path, wheel):
     data[-1] ^= 0xFF
     (copy / "model.onnx").write_bytes(bytes(data))
     assert verify_bundle(copy) == ["model.onnx: sha256 differs from the manifest"]
-    _one_error_line(_deploy("--verify", str(copy)), "does not verify", "model.onnx")
+    _one_error_line(_deploy("--verify", str(copy)), "does not verify", "model.onnx")  # the old spelling
     r = _deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(copy), "default", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["written"] == ["model.onnx"] and verify_bundle(copy) == []
-    assert "every file matches" in _deploy("--verify", str(copy)).stdout
+    assert "every file matches" in _deploy("verify", str(copy)).stdout
 
 
 def test_stale_files_of_a_previous_bundle_are_removed(bundle, tmp_path, wheel):
@@ -152,11 +217,16 @@ def test_int8_on_a_nano_falls_back_to_fp16_without_calibration(tmp_path, wheel):
 
 def test_dla_core_input_size_and_power_mode_reach_the_toml(tmp_path, wheel):
     cfg_dir = tmp_path / "B"
-    r = _deploy("--device", "jetson", "--profile", "orin-nx", "--dla-core", "1", "--input-size", "512", "640",
-                "--power-mode", "maxn", "--out", str(cfg_dir), "--wheel", str(wheel), "default")
+    r = _deploy("bundle", "default", "--profile", "orin-nx", "--dla-core", "1", "--input-size", "640x512",
+                "--power-mode", "maxn", "--out", str(cfg_dir), "--wheel", str(wheel))
     assert r.returncode == 0, r.stderr
     cfg = load_config(cfg_dir / "edgeirst.toml")
     assert cfg.engine.dla_core == 1 and cfg.model.input_size == [512, 640] and cfg.power.mode == "MAXN"
+    # the old spelling, height first as two values, still works and says how to write it now
+    r = _deploy("--device", "jetson", "--profile", "orin-nx", "--input-size", "256", "320", "--out", str(cfg_dir),
+                "--wheel", str(wheel), "default")
+    assert r.returncode == 0, r.stderr
+    assert "use --input-size 320x256" in r.stderr and load_config(cfg_dir / "edgeirst.toml").model.input_size == [256, 320]
 
 
 def test_systemd_unit_is_rendered_by_install(bundle, tmp_path):
@@ -176,9 +246,10 @@ def test_systemd_unit_is_rendered_by_install(bundle, tmp_path):
 
 
 def test_list_profiles(tmp_path):
-    r = _deploy("--list-profiles")
+    r = _deploy("profiles")
     assert r.returncode == 0 and "orin-nano-super" in r.stdout and "agx-thor" in r.stdout
-    rows = json.loads(_deploy("--list-profiles", "--json").stdout)["profiles"]
+    assert _deploy("--list-profiles").stdout == r.stdout  # the old spelling
+    rows = json.loads(_deploy("profiles", "--json").stdout)["profiles"]
     assert {row["name"] for row in rows} >= {"nano", "tx2", "xavier-nx", "agx-xavier", "orin-nano", "orin-nx",
                                              "agx-orin", "agx-thor"}
 
@@ -205,12 +276,13 @@ def test_bad_input_is_one_error_line(tmp_path, wheel, args, needles):
 
 
 def test_bad_invocations_are_one_error_line(tmp_path, bundle):
-    _one_error_line(_deploy("default", "--out", str(tmp_path / "x")), "--device jetson")
+    _one_error_line(_deploy("default", "--out", str(tmp_path / "x")), "cannot tell which Jetson")  # jetson: the default
+    _one_error_line(_deploy("--device", "jetsn", "default", "--out", str(tmp_path / "x")), "--device")
     _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "default"), "--out")
     _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(tmp_path / "x"), "no-such.onnx"),
                     "does not exist")
     _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(tmp_path / "x"),
-                            "--install-service", "default"), "go with --host")
+                            "--install-service", "default"), "--install-service")  # a `push` option
     _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(tmp_path / "x"),
                             "--host", "no-at-sign", "default"), "USER@ADDRESS")
     _one_error_line(_deploy("--device", "jetson", "--out", str(tmp_path / "x"), "default"), "cannot tell which Jetson this machine is")
@@ -319,7 +391,7 @@ def test_qdq_model_deploys_to_jetpack6_without_calibration_data(tmp_path, wheel,
     from edgeirst.jetson.launch import engine_plan
 
     onnx, opts = engine_plan(cfg, out, "10.3.0.30")
-    assert onnx == out / "model.int8.onnx" and opts["int8"]
+    assert onnx == out / "model.int8.onnx" and opts.int8
 
 
 def test_qdq_model_for_jetpack5_needs_the_float_model(tmp_path, wheel, qdq_model):

@@ -10,12 +10,18 @@ import pytest
 
 from edgeirst.errors import EdgeirstError
 from edgeirst.jetson import config as tomlcfg
+from edgeirst.jetson.bundle import config_text
 from edgeirst.jetson.detect import (DeviceInfo, detect_local, match_profile, parse_device_tree_string,
                                     parse_l4t_core_version, parse_nv_tegra_release, parse_probe)
 from edgeirst.jetson.launch import engine_plan
 from edgeirst.jetson.power import (jetson_clocks, parse_nvpmodel_conf, parse_nvpmodel_query, query_power_mode,
                                    resolve_power_mode)
-from edgeirst.jetson.profiles import JETPACKS, PROFILES, get_profile, jetpack_for_l4t, select_releases, version_tuple
+from edgeirst.jetson.profiles import JETPACKS, PROFILES, get_profile, jetpack_for_l4t, select_releases
+from edgeirst.runtime.trt_versions import version_tuple
+from edgeirst.runtime.engine_build import BuildOptions
+from edgeirst.runtime.pipeline import RunConfig
+from edgeirst.runtime.sinks import SinkOptions
+from edgeirst.runtime.tracker import TrackerConfig
 
 # -- profiles ------------------------------------------------------------------------------------
 
@@ -222,17 +228,27 @@ def _config() -> tomlcfg.LaunchConfig:
     cfg = tomlcfg.LaunchConfig()
     cfg.model.precision, cfg.model.onnx_int8, cfg.model.calibration_cache = "int8", "model.int8.onnx", "calibration.cache"
     cfg.source.uri = 'rtsp://cam/stream?a=1&b="q" # not a comment'
+    cfg.run = RunConfig(threshold=0.3, agc=(1.0, 99.5), tracker=TrackerConfig(m=2, n=4, gate=6.5))
+    cfg.sinks = SinkOptions(jsonl="-", save="out.mp4")
+    cfg.engine = BuildOptions(builder="trtexec", dla_core=0)
     cfg.power.mode = "MAXN_SUPER"
     return cfg
 
 
 def test_toml_round_trip_agrees_with_tomllib():
     tomllib = pytest.importorskip("tomllib", reason="tomllib is Python >= 3.11")
-    text = tomlcfg.to_toml(_config(), "header line\nsecond")
-    assert text == tomlcfg.to_toml(_config(), "header line\nsecond")  # deterministic
-    assert tomlcfg.parse_toml_subset(text) == tomllib.loads(text)  # the Python 3.10 reader reads the same
+    text = config_text(_config(), "header line\nsecond")
+    assert text == config_text(_config(), "header line\nsecond")  # deterministic
+    assert text.startswith("# header line\n# second\n") and "m = 2" in text and "n = 4" in text
+    assert tomlcfg.parse_toml_subset(text) == tomllib.loads(text)  # the Python 3.8-3.10 reader reads the same
     back = tomlcfg.from_dict(tomllib.loads(text))
-    assert back == _config()
+    assert back == _config() and back.run.tracker == TrackerConfig(m=2, n=4, gate=6.5)
+
+
+def test_toml_left_out_keys_take_their_types_defaults():
+    cfg = tomlcfg.from_dict(tomlcfg.parse_toml_subset('[run]\nthreshold = 0\n[sinks]\nsave = ""\n'))
+    assert cfg.run == RunConfig(threshold=0.0) and cfg.run.tracker == TrackerConfig()
+    assert cfg.sinks.jsonl == "-" and cfg.sinks.save is None and cfg.engine == BuildOptions()
 
 
 def test_toml_subset_reader_handles_comments_quotes_and_arrays():
@@ -244,11 +260,17 @@ def test_toml_subset_reader_handles_comments_quotes_and_arrays():
 
 @pytest.mark.parametrize("text, match", [
     ("[model]\nprecision = \"int4\"\n", "precision must be one of"),
-    ("[model]\nthreshold = \"high\"\n", "threshold must be a float"),
+    ("[run]\nthreshold = \"high\"\n", "threshold must be a float"),
+    ("[run]\nthreshold = 1.5\n", r"\[run\] threshold must be a number in \[0, 1\]"),
+    ("[run]\nagc = [50, 10]\n", "agc must be two percentiles"),
+    ("[tracker]\nm = 6\n", r"\[tracker\] tracker confirmation M/N needs integers 1 <= M <= N, got 6/5"),
+    ("[tracker]\nconfirm = \"3/5\"\n", "unknown key 'confirm'"),
+    ("[tracker]\ngate = 0\n", "gate must be a positive"),
     ("[modle]\n", "unknown table"),
     ("[model]\nonx = \"m.onnx\"\n", "unknown key 'onx'"),
     ("[model]\ninput_size = [0, 640]\n", "input_size"),
     ("[engine]\nbuilder = \"tensorflow\"\n", "builder must be one of"),
+    ("[engine]\nworkspace_mb = true\n", "workspace_mb must be a int"),
 ])
 def test_toml_user_errors(text, match):
     with pytest.raises(EdgeirstError, match=match):
@@ -270,16 +292,16 @@ def test_load_config_names_the_file(tmp_path):
 def test_engine_plan_picks_the_int8_form_per_tensorrt_version(tmp_path):
     cfg = _config()
     onnx, opts = engine_plan(cfg, tmp_path, "10.3.0.30")
-    assert onnx.name == "model.int8.onnx" and opts["int8"] and "calibration_cache" not in opts
+    assert onnx.name == "model.int8.onnx" and opts.int8 and opts.calibration_cache is None
     onnx, opts = engine_plan(cfg, tmp_path, "8.5.2.2")
-    assert onnx.name == "model.onnx" and opts["calibration_cache"].endswith("calibration.cache")
-    assert opts["max_hw"] == (1088, 1920) and "dla_core" not in opts
+    assert onnx.name == "model.onnx" and opts.calibration_cache.endswith("calibration.cache")
+    assert opts.max_hw == (1088, 1920) and opts.dla_core == 0 and opts.builder == "trtexec"
     cfg.model.calibration_cache = ""
     with pytest.raises(EdgeirstError, match="no INT8 form for TensorRT 8.5"):
         engine_plan(cfg, tmp_path, "8.5.2.2")
-    cfg.model.precision, cfg.engine.dla_core = "fp16", 1
+    cfg.model.precision = "fp16"
     onnx, opts = engine_plan(cfg, tmp_path, "8.5.2.2")
-    assert onnx.name == "model.onnx" and opts["fp16"] and opts["dla_core"] == 1 and "int8" not in opts
+    assert onnx.name == "model.onnx" and opts.fp16 and not opts.int8
 
 
 @pytest.mark.trt
@@ -294,7 +316,7 @@ def test_launcher_builds_an_engine_where_tensorrt_runs(tmp_path):
     shutil.copyfile(default_model(), tmp_path / "model.onnx")
     cfg = tomlcfg.LaunchConfig()
     cfg.model.input_size = [256, 256]
-    cfg.engine.cache_dir = str(tmp_path / "cache")
+    cfg.engine = BuildOptions(cache_dir=str(tmp_path / "cache"))
     engine, backend = prepare_model(cfg, tmp_path)
     assert backend == "tensorrt" and engine.suffix == ".engine" and engine.is_file()
     assert prepare_model(cfg, tmp_path)[0] == engine  # cached per device and TensorRT version

@@ -126,7 +126,8 @@ def test_cpu_rewrites_are_exact_and_reach_the_fast_int8_kernel(fp32_onnx, synth_
 
     proto, meta = graph.load_edgeirst_onnx(fp32_onnx)
     nodes = graph.describe_nodes(proto, meta)
-    path, merged, reductions, _, split = _cpu_rewrites(fp32_onnx, nodes, meta, tmp_path / "rewritten.onnx")
+    path, rewrites = _cpu_rewrites(fp32_onnx, nodes, meta, tmp_path / "rewritten.onnx")
+    merged, reductions, split = rewrites.merged, rewrites.reductions, rewrites.split
     assert merged and reductions > 0
     new_nodes = graph.describe_nodes(onnx.load(str(path)), meta)
     fast = {n.name for n in new_nodes if policy.mlas_fast_conv(n)[0]}
@@ -226,7 +227,8 @@ def test_heavy_narrow_convs_are_widened_exactly_and_run_int8(synth_root, tmp_pat
     assert "/model/seg/conv/conv/Conv" in wide and set(wide.values()) == {16}
     by_name = {n.name: n for n in nodes}
     assert all(by_name[n].out_channels < 16 and by_name[n].out_hw == (64, 64) for n in wide)
-    path, _, _, widened, _ = _cpu_rewrites(src, nodes, meta, tmp_path / "rewritten.onnx")
+    path, rewrites = _cpu_rewrites(src, nodes, meta, tmp_path / "rewritten.onnx")
+    widened = rewrites.widened
     assert widened == wide
     new_nodes = {n.name: n for n in graph.describe_nodes(onnx.load(str(path)), meta)}
     assert all(policy.mlas_fast_conv(new_nodes[n])[0] for n in wide)

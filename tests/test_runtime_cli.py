@@ -205,8 +205,9 @@ def test_bad_inputs_fail_with_one_line(onnx_model, tmp_path):
     assert "unsupported source file" in one_error_line(run_cli("run", onnx_model, "--source", garbage))
     assert "onnxruntime backend does not take option(s) int8" in one_error_line(
         run_cli("run", onnx_model, "--source", SYN, "--int8"))
-    assert "--agc expects LOW,HIGH" in one_error_line(run_cli("run", onnx_model, "--source", SYN, "--agc", "5"))
-    assert "--confirm M/N needs" in one_error_line(run_cli("run", onnx_model, "--source", SYN, "--confirm", "5/3"))
+    assert "'--agc': '5' is not LOW,HIGH" in one_error_line(run_cli("run", onnx_model, "--source", SYN, "--agc", "5"))
+    assert "'--confirm': '5/3' is not M/N with 1 <= M <= N" in one_error_line(
+        run_cli("run", onnx_model, "--source", SYN, "--confirm", "5/3"))
     if not os.environ.get("DISPLAY"):
         assert "needs a display" in one_error_line(run_cli("run", onnx_model, "--source", SYN, "--show"))
 

@@ -81,6 +81,7 @@ def test_engine_cache_is_per_content_options_device_and_version(base, tmp_path):
     k = cache_key(onnx_path, BuildOptions())
     assert k == cache_key(onnx_path, BuildOptions())
     assert k != cache_key(onnx_path, BuildOptions(fp16=True))
+    assert k == cache_key(onnx_path, BuildOptions(cache_dir="/elsewhere"))  # where the cache lives is no part of it
     assert k != cache_key(onnx_variant(base, "other_meta.onnx", tiny_meta(threshold=0.3)), BuildOptions())
     a = cache_dir("10.3.0", "Orin (nvgpu)", (8, 7), str(tmp_path))
     assert a == tmp_path / "engines" / "trt-10.3.0" / "Orin-nvgpu-sm87"
@@ -118,10 +119,11 @@ def test_engine_matches_onnxruntime(base, tmp_path, api, zero_copy):
     from edgeirst.runtime.engine_build import cached_engine
 
     onnx_path = tiny_onnx(base)
-    engine = cached_engine(onnx_path, str(tmp_path), max_hw=(128, 128))
+    build = BuildOptions(max_hw=(128, 128), cache_dir=str(tmp_path))
+    engine = cached_engine(onnx_path, build)
     assert engine.is_file() and engine.with_name(engine.name + ".json").is_file()
     mtime = engine.stat().st_mtime_ns
-    assert cached_engine(onnx_path, str(tmp_path), max_hw=(128, 128)) == engine
+    assert cached_engine(onnx_path, build) == engine
     assert engine.stat().st_mtime_ns == mtime  # second call: a cache hit, no rebuild
     x = np.random.default_rng(0).random((1, 1, 64, 96), dtype=np.float32)
     with load_backend(engine, cuda_api=api, zero_copy=zero_copy) as trt_be, load_backend(onnx_path) as ort_be:

@@ -3,13 +3,15 @@ false alarms of a real (top-hat) detector on a noisy synthetic sequence."""
 
 from __future__ import annotations
 
+import click
 import cv2
 import numpy as np
 import pytest
 
 from edgeirst.postprocess import Targets, cluster_targets
+from edgeirst.cli.stream_options import CONFIRM
 from edgeirst.errors import EdgeirstError
-from edgeirst.runtime.tracker import Tracker, TrackerConfig, assign, parse_confirm
+from edgeirst.runtime.tracker import Tracker, TrackerConfig, assign
 
 
 def test_assign_matches_scipy_on_random_matrices():
@@ -58,8 +60,8 @@ def test_ids_stable_false_alarm_suppressed_short_miss_bridged(method):
 def test_m_equals_one_reports_immediately():
     keep, ids = Tracker(TrackerConfig(m=1, n=1)).update(points((5, 5)))
     assert keep.tolist() == [0] and ids == [1]
-    with pytest.raises(ValueError):
-        Tracker(TrackerConfig(m=4, n=3))
+    with pytest.raises(EdgeirstError, match="1 <= M <= N"):
+        TrackerConfig(m=4, n=3)
 
 
 def _tophat(frame: np.ndarray, k: float) -> Targets:
@@ -99,8 +101,16 @@ def test_tracking_cuts_false_alarms_on_noisy_sequence(capsys):
     assert pd_trk >= pd_raw - 0.03  # only the m-1 confirmation frames are lost
 
 
-def test_parse_confirm_reads_m_of_n_and_refuses_the_impossible():
-    assert parse_confirm("3/5") == (3, 5) and parse_confirm("1/1") == (1, 1)
-    for bad in ("3", "a/b", "0/5", "6/5"):
-        with pytest.raises(EdgeirstError, match="--confirm"):
-            parse_confirm(bad)
+def test_tracker_config_refuses_what_cannot_track():
+    assert TrackerConfig(m=2, n=4).confirm == "2/4"
+    for bad in ({"m": 0}, {"m": 6}, {"m": 2.0}, {"gate": 0}, {"gate": float("nan")}, {"gate": float("inf")},
+                {"max_missed": -1}, {"method": "closest"}):
+        with pytest.raises(EdgeirstError):
+            TrackerConfig(**bad)
+
+
+def test_confirm_option_reads_m_of_n_and_refuses_the_impossible():
+    assert CONFIRM.convert("3/5", None, None) == (3, 5) and CONFIRM.convert(" 1 / 1 ", None, None) == (1, 1)
+    for bad in ("3", "a/b", "0/5", "6/5", "3/5/7"):
+        with pytest.raises(click.BadParameter, match="M/N"):
+            CONFIRM.convert(bad, None, None)

@@ -66,18 +66,19 @@ def _accuracy_metric(rows: Sequence[Row], metric: str | None) -> str | None:
 
 def write_plot(rows: Sequence[Row], path: str | Path, metric: str | None = None, title: str = "") -> Path:
     """Draw the two panels to ``path`` (PNG, written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # the object API with the Agg canvas: no pyplot, so a caller's matplotlib backend and figures are left alone
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     measured = [r for r in rows if r.mode == "model" and r.latency_ms is not None]
     metric = _accuracy_metric(measured, metric)
     scored = [r for r in measured if metric and getattr(r, metric) is not None and r.fps]
     n_bars = max(1, len(measured))
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, max(6.0, 0.32 * n_bars + 2.8)),
-                                 gridspec_kw={"width_ratios": [1.15, 1]})
-    cmap = plt.get_cmap("tab10")
+    fig = Figure(figsize=(15, max(6.0, 0.32 * n_bars + 2.8)))
+    FigureCanvasAgg(fig)
+    ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1]})
+    cmap = colormaps["tab10"]
     models = sorted({r.model for r in measured})
     colour = {m: cmap(i % 10) for i, m in enumerate(models)}
 
@@ -127,7 +128,7 @@ def write_plot(rows: Sequence[Row], path: str | Path, metric: str | None = None,
     lo = [r.latency_ms - (r.min_ms if r.min_ms is not None else r.latency_ms) for r in measured]
     hi = [(r.p90_ms if r.p90_ms is not None else r.latency_ms) - r.latency_ms for r in measured]
     kinds = sorted({(r.backend, r.precision) for r in measured})
-    kcolour = {k: plt.get_cmap("Set2")(i % 8) for i, k in enumerate(kinds)}
+    kcolour = {k: colormaps["Set2"](i % 8) for i, k in enumerate(kinds)}
     y = list(range(len(measured)))[::-1]
     bx.barh(y, med, xerr=[lo, hi], color=[kcolour[(r.backend, r.precision)] for r in measured], edgecolor="black",
             linewidth=0.6, capsize=3, error_kw={"elinewidth": 0.9})
@@ -163,7 +164,6 @@ def write_plot(rows: Sequence[Row], path: str | Path, metric: str | None = None,
         _labels(ax, [(x, y, f"{r.model}\n{r.backend} {r.precision}") for r, x, y in zip(scored, xs, ys)])
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     return write_atomic(path, buf.getvalue())
 
 

@@ -80,10 +80,22 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one `error:` line and exit status 2."""
 
-    warnings.showwarning = _show_warning
-    warnings.simplefilter("default", EdgeirstWarning)  # once per distinct message
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    # warnings shown as `warning:` lines and SIGTERM as an exception while a command runs; an
+    # in-process caller (tests, a notebook) gets its own warning display and SIGTERM handler back
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        warnings.simplefilter("default", EdgeirstWarning)  # once per distinct message
+        sigterm = signal.getsignal(signal.SIGTERM)
+        if sigterm == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            _run(argv)
+        finally:
+            if sigterm == signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, sigterm)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="edgeirst", standalone_mode=False)
     except EdgeirstError as e:

@@ -1,7 +1,8 @@
 """``edgeirst run MODEL --source ...``: detect targets on live or recorded streams.
 
 A thin shell over ``edgeirst.runtime.pipeline.run_stream``: options become three objects
-(``BackendOptions`` with its TensorRT ``BuildOptions``, ``SinkOptions``, ``RunConfig``).
+(``BackendOptions`` with its TensorRT ``BuildOptions``, ``SinkOptions``, ``RunConfig``), the
+run and engine options through ``edgeirst.cli.stream_options``, as ``deploy``'s.
 """
 
 from __future__ import annotations
@@ -11,27 +12,14 @@ import sys
 
 import click
 
-from edgeirst.cli.options import POSITIVE_FLOAT, PROBABILITY
+from edgeirst.cli.stream_options import engine_options, pop_run_config, run_options
 from edgeirst.errors import EdgeirstError
 from edgeirst.runtime.backends import BackendOptions, BuildOptions
-from edgeirst.runtime.pipeline import RunConfig, run_stream
+from edgeirst.runtime.pipeline import run_stream
 from edgeirst.runtime.sinks import SinkOptions
-from edgeirst.runtime.tracker import TrackerConfig, parse_confirm
 
 # exit status after a signal, as a shell reports a process killed by it
 EXIT_STATUS = {"interrupted": 130, "terminated": 143}
-
-
-def parse_agc(text: str | None) -> tuple[float, float] | None:
-    if text is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise EdgeirstError(f"--agc expects LOW,HIGH percentiles (e.g. 0.5,99.5), got {text!r}") from None
-    if not 0 <= lo < hi <= 100:
-        raise EdgeirstError(f"--agc percentiles must satisfy 0 <= LOW < HIGH <= 100, got {text!r}")
-    return lo, hi
 
 
 def finish(summary, as_json: bool) -> None:
@@ -60,39 +48,27 @@ def finish(summary, as_json: bool) -> None:
 @click.option("--save", metavar="OUT.mp4", help="Write an annotated video (mp4v .mp4 or MJPG .avi).")
 @click.option("--show", is_flag=True, help="Show annotated frames in a window (q quits).")
 @click.option("--serve", metavar="HOST:PORT", help="Serve an MJPEG preview, e.g. 127.0.0.1:8080.")
-@click.option("--track/--no-track", default=True, show_default=True,
-              help="Report only targets confirmed by the temporal tracker, with track IDs.")
-@click.option("--confirm", default="3/5", show_default=True, help="Tracker M/N: confirm after M hits in N frames.")
-@click.option("--gate", default=8.0, show_default=True, type=POSITIVE_FLOAT, help="Tracker gate: largest centroid jump in pixels.")
-@click.option("--threshold", type=PROBABILITY, help="Score threshold in [0, 1] (default: the model's).")
+@run_options
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames per source.")
-@click.option("--agc", metavar="LOW,HIGH", help="16-bit automatic gain percentiles (default 0.5,100: the maximum is kept, small hot targets stay visible).")
-@click.option("--fixed-size", is_flag=True, default=None,
-              help="Scale frames to the model's input size instead of padding (implied with several sources).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="Inference threads (0 = backend default).")
 @click.option("--providers", help="onnxruntime providers: auto, cpu, cuda, tensorrt (comma separated).")
 @click.option("--fp16", is_flag=True, help="FP16 on TensorRT (engine build or onnxruntime's TensorRT provider).")
 @click.option("--int8", is_flag=True, help="TensorRT engine build: INT8 (from a QDQ model, or with --calibration-cache).")
 @click.option("--calibration-cache", type=click.Path(exists=True, dir_okay=False),
               help="TensorRT 8.x INT8 calibration cache for the engine build.")
-@click.option("--dla-core", type=click.IntRange(min=0), help="TensorRT engine build: run on this DLA core (GPU fallback on).")
-@click.option("--workspace-mb", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="TensorRT engine build: workspace limit in MiB.")
+@engine_options
 @click.option("--quiet", "-q", is_flag=True, help="No per-second progress lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def command(model, sources, backend, jsonl, save, show, serve, track, confirm, gate, threshold, max_frames, agc,
-            fixed_size, threads, providers, fp16, int8, calibration_cache, dla_core, workspace_mb, quiet, as_json):
+def command(model, sources, backend, jsonl, save, show, serve, max_frames, threads, providers, fp16, int8,
+            calibration_cache, dla_core, workspace_mb, quiet, as_json, **settings):
     """Detect targets in MODEL (.pt, .onnx, .engine or `default`) on one or more streams."""
 
     if as_json and jsonl == "-":
         raise EdgeirstError("--json and --jsonl - both write to stdout; send the JSON lines to a file")
-    m, n = parse_confirm(confirm)
     build = BuildOptions(fp16=fp16, int8=int8, calibration_cache=calibration_cache, dla_core=dla_core,
                          workspace_mb=workspace_mb)
     summary = run_stream(model, list(sources),
                          BackendOptions(backend=backend, threads=threads, providers=providers, build=build),
                          SinkOptions(jsonl=jsonl, save=save, show=show, serve=serve),
-                         RunConfig(threshold=threshold, track=track, agc=parse_agc(agc), fixed=fixed_size,
-                                   max_frames=max_frames, tracker=TrackerConfig(gate=gate, m=m, n=n),
-                                   report_every=0 if quiet else 1.0))
+                         pop_run_config(settings, max_frames=max_frames, report_every=0 if quiet else 1.0))
     finish(summary, as_json)

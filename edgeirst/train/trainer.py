@@ -190,9 +190,11 @@ def _worker(rank: int, cfg: TrainConfig, progress: bool, port: int | None, model
         if device.type == "cuda":
             device = torch.device("cuda", rank % torch.cuda.device_count())
             torch.cuda.set_device(device)
+    threads = torch.get_num_threads()  # --threads holds for this run only: the caller's setting comes back
     try:
         return _Run(cfg, device, rank, progress, model, callbacks).fit()
     finally:
+        torch.set_num_threads(threads)
         dd.shutdown()
 
 

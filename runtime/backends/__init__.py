@@ -37,9 +37,8 @@ SUFFIXES = {".onnx": ("onnxruntime", "tensorrt"), ".pt": ("torch",), ".pth": ("t
             ".engine": ("tensorrt",), ".plan": ("tensorrt",), ".trt": ("tensorrt",)}
 
 
-TENSORRT_ONLY = ("build", "fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "calibration_data",
-                 "calibration_split", "calibration_images", "cache_dir", "max_batch", "max_hw", "device_id", "zero_copy",
-                 "cuda_api")
+BUILD_FIELDS = tuple(f.name for f in dataclasses.fields(BuildOptions))
+TENSORRT_BACKEND_ONLY = ("cuda_api", "zero_copy")  # TensorRTBackend's own keywords
 
 
 @dataclass
@@ -60,21 +59,14 @@ class BackendOptions:
         return dataclasses.replace(self, build=build)
 
     def load(self, model: str | Path) -> Backend:
-        options: dict[str, Any] = {"build": self.build}
+        options: dict[str, Any] = {}
         if self.threads:
             options["threads"] = self.threads
         if self.providers:
             options["providers"] = self.providers
-        if self.build.fp16:
-            options["fp16"] = True
-        # engine-only choices the user made stay visible, so a backend that cannot honour them says so
-        defaults = BuildOptions()
-        for key in ("int8", "calibration_cache", "calibration_data", "dla_core"):
-            if getattr(self.build, key) != getattr(defaults, key):
-                options[key] = getattr(self.build, key)
         if self.device:
             options["device"] = self.device
-        return load_backend(model, self.backend, **options)
+        return load_backend(model, self.backend, self.build, **options)
 
 
 def tensorrt_available() -> bool:
@@ -83,41 +75,41 @@ def tensorrt_available() -> bool:
     return has("tensorrt") is not None and (has("pycuda") is not None or has("cuda") is not None)
 
 
-def load_backend(model: str | Path, backend: str = "auto", **options: Any) -> Backend:
+def load_backend(model: str | Path, backend: str = "auto", build: BuildOptions | None = None,
+                 **options: Any) -> Backend:
     """Load ``model`` (a ``.pt``/``.onnx``/``.engine`` path or ``default``) on ``backend``
-    (``auto`` picks by file type). ``options`` go to the backend class (e.g. ``providers``,
-    ``threads`` for onnxruntime; ``device`` for torch; ``fp16``, ``int8``, ``dla_core``,
-    ``workspace_mb`` for tensorrt)."""
+    (``auto`` picks by file type). ``build`` is the TensorRT engine build (its fields may also be
+    given as keywords, e.g. ``fp16=True``); onnxruntime takes its ``fp16`` and ``cache_dir`` for
+    its TensorRT provider. Other ``options`` go to the backend class (``providers``, ``threads``
+    for onnxruntime; ``device`` for torch; ``device_id``, ``cuda_api``, ``zero_copy`` for tensorrt)."""
     backend = ALIASES.get(backend, backend)
     if backend != "auto" and backend not in BACKENDS:
         raise EdgeirstError(f"unknown backend {backend!r}; expected auto, {', '.join(BACKENDS)}")
     path = resolve_model(model, backend)
     allowed = SUFFIXES[path.suffix.lower()]
     options = dict(options)
-    build = options.pop("build", None)
+    build = dataclasses.replace(build or BuildOptions(), **{k: options.pop(k) for k in BUILD_FIELDS if k in options})
     if backend == "auto":
         if path.suffix.lower() == ".onnx" and tensorrt_available():
             # TensorRT when it imports and an engine can be built (cached per GPU and TRT
             # version), else onnxruntime: the documented `--backend auto` behaviour.
             try:
-                return load_backend(path, "tensorrt", **options, **({"build": build} if build is not None else {}))
+                return load_backend(path, "tensorrt", build, **options)
             except EdgeirstError as e:
                 print(f"warning: TensorRT engine not usable ({e}); falling back to onnxruntime", file=sys.stderr)
-                options = {k: v for k, v in options.items() if k not in TENSORRT_ONLY}
+                build = BuildOptions(fp16=build.fp16, cache_dir=build.cache_dir)
+                options = {k: v for k, v in options.items() if k not in TENSORRT_BACKEND_ONLY}
         backend = allowed[0]
     elif backend not in allowed:
         raise EdgeirstError(f"backend {backend!r} cannot run {path.name}: a {path.suffix} file runs on "
                             f"{' or '.join(allowed)}" + ("; export the checkpoint to ONNX with `edgeirst export`"
                                                           if path.suffix.lower() in (".pt", ".pth") else ""))
     if backend == "tensorrt" and path.suffix.lower() == ".onnx":
-        build_keys = ("fp16", "int8", "dla_core", "workspace_mb", "calibration_cache", "calibration_data",
-                      "calibration_split", "calibration_images", "cache_dir", "max_batch", "max_hw")
-        loose = {k: options.pop(k) for k in build_keys if k in options}
-        if build is not None:
-            loose = {**dataclasses.asdict(build), **loose}
-        if "device_id" in options:
-            loose["device_id"] = options["device_id"]
-        path = cached_engine(path, **loose)
+        path = cached_engine(path, build, device_id=options.get("device_id", 0))
+    else:
+        # engine-only choices the user made stay visible, so a backend that cannot honour them says so
+        options.update({k: getattr(build, k) for k in ("fp16", "cache_dir") if getattr(build, k)})
+        options.update({k: getattr(build, k) for k in build.engine_only()})
     module, name = BACKENDS[backend]
     cls = getattr(importlib.import_module(module), name)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "path", "meta"}

@@ -33,7 +33,8 @@ class TorchBackend(Backend):
         except ImportError:
             raise missing_extra("torch", "train") from None
 
-        if self.threads:
+        if self.threads:  # torch's thread count is process-wide: set while this backend lives, restored by close()
+            self._threads_before = torch.get_num_threads()
             torch.set_num_threads(int(self.threads))
         model, self.meta, _ = load_checkpoint(self.path, self.meta)
         return self._adopt(model, torch.device(self.device_name))
@@ -80,4 +81,7 @@ class TorchBackend(Backend):
 
     def close(self) -> None:
         self.model = None
+        if getattr(self, "_threads_before", None):
+            self._torch.set_num_threads(self._threads_before)
+            self._threads_before = None
         super().close()
