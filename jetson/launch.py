@@ -29,6 +29,7 @@ from shutil import which
 import edgeirst
 from edgeirst import __version__
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import ENGINE, publish
 from edgeirst.jetson.config import LaunchConfig, load_config
 from edgeirst.jetson.detect import detect_local
 from edgeirst.jetson.power import jetson_clocks, set_power_mode
@@ -120,7 +121,7 @@ def trtexec_engine(trtexec: str, onnx: Path, meta: ModelMeta, opts: dict, trt_ve
         raise EdgeirstError(f"trtexec failed to build {onnx.name}: {' | '.join(tail)}")
     info_d = {"tensorrt": trt_version, "device": info.model, "builder": "trtexec", "onnx": str(onnx), "options": opts}
     sidecar_path(engine).write_text(json.dumps({**meta.to_dict(), "engine": info_d}, sort_keys=True, default=str))
-    os.replace(tmp, engine)
+    publish(tmp, engine, kind=ENGINE)
     return engine
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import ENGINE, publish
 from edgeirst.meta import ONNX_KEY, ModelMeta
 from edgeirst.runtime.backends.onnxruntime import no_metadata_error
 from edgeirst.runtime.backends.tensorrt import import_tensorrt, sidecar_path
@@ -161,7 +162,7 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
         info = {"tensorrt": trt.__version__, "device": dev.name, "compute_capability": list(dev.compute_capability),
                 "onnx": str(onnx_path), "options": asdict(opts)}
         sidecar_path(engine_path).write_text(json.dumps({**meta.to_dict(), "engine": info}, sort_keys=True, default=str))
-        os.replace(tmp, engine_path)  # the plan appears last: a cache hit always has its sidecar
+        publish(tmp, engine_path, kind=ENGINE)  # the plan appears last: a cache hit always has its sidecar
     finally:
         dev.close()
     return engine_path
@@ -237,7 +238,7 @@ def _calibrator(trt, dev, network, meta: ModelMeta, opts: BuildOptions):
                 return None
             tmp = cache.with_name(cache.name + ".tmp")
             tmp.write_bytes(bytes(data))
-            os.replace(tmp, cache)
+            publish(tmp, cache)
             return None
 
         def free(self) -> None:
