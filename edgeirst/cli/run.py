@@ -12,7 +12,7 @@ import sys
 import click
 
 from edgeirst.cli.options import POSITIVE_FLOAT, PROBABILITY
-from edgeirst.errors import EdgeirstError
+from edgeirst.errors import EdgeirstError, finite_number
 from edgeirst.runtime.backends import BackendOptions, BuildOptions
 from edgeirst.runtime.pipeline import RunConfig, run_stream
 from edgeirst.runtime.sinks import SinkOptions
@@ -26,8 +26,8 @@ def parse_agc(text: str | None) -> tuple[float, float] | None:
     if text is None:
         return None
     try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
+        lo, hi = (finite_number(v, "--agc") for v in text.split(","))
+    except (ValueError, EdgeirstError):
         raise EdgeirstError(f"--agc expects LOW,HIGH percentiles (e.g. 0.5,99.5), got {text!r}") from None
     if not 0 <= lo < hi <= 100:
         raise EdgeirstError(f"--agc percentiles must satisfy 0 <= LOW < HIGH <= 100, got {text!r}")

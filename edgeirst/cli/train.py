@@ -57,7 +57,7 @@ _RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste")  # None: Tra
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for PyTorch (default: torch's choice).")
 @click.option("--augment", default="strong", show_default=True, type=click.Choice(["none", "basic", "strong"]),
               help="Augmentation: basic = scale, crop, flips, brightness/contrast; strong adds transpose, gamma, noise, blur.")
-@click.option("--ema", default=0.1, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--ema", default=0.1, show_default=True, type=PROBABILITY,
               help="Average the weights (EMA) over this fraction of all steps; validation and checkpoints use the average. 0 = off.")
 @click.option("--channels-last/--no-channels-last", default=None, help="Memory format (default: the model's measured choice).")
 @click.option("--bf16/--no-bf16", "cpu_bf16", default=None, help="bf16 autocast on CPUs with native bf16 (default: the model's measured choice).")
