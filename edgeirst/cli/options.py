@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 
 import click
@@ -43,6 +44,15 @@ class FiniteFloatRange(click.FloatRange):
 
 
 FINITE_FLOAT = FiniteFloatRange()
+
+# Threads and processes a command may start: a few per core (more only thrash, and 100000 threads
+# exhaust memory before anything runs).
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+
+
+def threads(minimum: int = 0) -> click.IntRange:
+    """The type of every thread or process count option: ``minimum`` to ``MAX_THREADS``."""
+    return click.IntRange(minimum, MAX_THREADS)
 POSITIVE_FLOAT = FiniteFloatRange(min=0, min_open=True)
 PROBABILITY = FiniteFloatRange(0, 1)
 

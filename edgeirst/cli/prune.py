@@ -7,7 +7,7 @@ import math
 
 import click
 
-from edgeirst.cli.options import POSITIVE_FLOAT, FiniteFloatRange
+from edgeirst.cli.options import POSITIVE_FLOAT, FiniteFloatRange, threads
 
 ROWS = (("params", "params", "{:,}"), ("gmacs", "GMACs", "{:.3f}"), ("iou", "IoU", "{:.4f}"), ("niou", "nIoU", "{:.4f}"),
         ("pd", "Pd", "{:.4f}"), ("fa", "Fa", "{:.2e}"), ("ap50", "AP50", "{:.4f}"))
@@ -42,7 +42,7 @@ def table(result: dict) -> str:
               help="Epochs of the model's own training after each step (best epoch on --val-split).")
 @click.option("--lr", type=POSITIVE_FLOAT, help="Fine-tuning learning rate (default: the model's training rate).")
 @click.option("--batch", type=click.IntRange(min=1), help="Fine-tuning batch size (default: the model's).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for PyTorch.")
+@click.option("--threads", type=threads(1), help="CPU threads for PyTorch.")
 @click.option("--count-size", default=320, show_default=True, type=click.IntRange(min=16), help="Square input for counting GMACs.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pruned checkpoint to write (.pt).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from edgeirst.cli.options import POSITIVE_FLOAT, PROBABILITY
+from edgeirst.cli.options import POSITIVE_FLOAT, PROBABILITY, threads
 from edgeirst.errors import EdgeirstError, finite_number
 from edgeirst.runtime.backends import BackendOptions, BuildOptions
 from edgeirst.runtime.pipeline import RunConfig, run_stream
@@ -69,7 +69,7 @@ def finish(summary, as_json: bool) -> None:
 @click.option("--agc", metavar="LOW,HIGH", help="16-bit automatic gain percentiles (default 0.5,100: the maximum is kept, small hot targets stay visible).")
 @click.option("--fixed-size", is_flag=True, default=None,
               help="Scale frames to the model's input size instead of padding (implied with several sources).")
-@click.option("--threads", type=click.IntRange(min=0), default=0, help="Inference threads (0 = backend default).")
+@click.option("--threads", type=threads(0), default=0, help="Inference threads (0 = backend default).")
 @click.option("--providers", help="onnxruntime providers: auto, cpu, cuda, tensorrt (comma separated).")
 @click.option("--fp16", is_flag=True, help="FP16 on TensorRT (engine build or onnxruntime's TensorRT provider).")
 @click.option("--int8", is_flag=True, help="TensorRT engine build: INT8 (from a QDQ model, or with --calibration-cache).")
