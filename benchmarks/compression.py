@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeirst.io import write_text
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -152,9 +154,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        tmp_out = args.out.with_name(args.out.name + ".tmp")
-        tmp_out.write_text(text + "\n")
-        os.replace(tmp_out, args.out)
+        write_text(args.out, text + "\n")
 
 
 if __name__ == "__main__":

@@ -28,3 +28,16 @@ def missing_extra(package: str, extra: str) -> EdgeirstError:
     return EdgeirstError(
         f"{package} is not installed; install it with: pip install 'edgeirst[{extra}]'"
     )
+
+
+def finite_number(value, what: str) -> float:
+    """``value`` (a number or its text) as a finite float, or the EdgeirstError that names ``what``:
+    the one check behind every float a user gives (options, URL parameters, ranges), since nan
+    passes every comparison and inf passes every lower bound."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise EdgeirstError(f"{what}: {value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise EdgeirstError(f"{what}: {value!r} is not a finite number")
+    return number

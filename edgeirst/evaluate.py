@@ -23,7 +23,7 @@ from edgeirst.errors import EdgeirstError
 from edgeirst.meta import BOX_DECODERS
 from edgeirst.metrics import Evaluator, components_cropped, match_targets
 from edgeirst.postprocess import Prediction, cluster_targets, components, decode_outputs
-from edgeirst.preprocess import prepare, to_unit
+from edgeirst.preprocess import prepare, refuse_over_memory, to_unit
 
 AP_SCORE_FLOOR = 0.05
 
@@ -65,6 +65,7 @@ def evaluate_backend(backend: Any, dataset: MaskDataset, threshold: float | None
         decode_thr = min(thr, AP_SCORE_FLOOR) if det_threshold is None else float(det_threshold)
 
     def predict(sample: Any) -> Prediction:
+        refuse_over_memory(sample.image, meta, f"image {sample.id}")
         x, box = prepare(sample.image, meta)
         out = backend.infer(x[None])
         return decode_outputs({k: v[0] for k, v in out.items()}, meta, box, decode_thr)
@@ -117,6 +118,7 @@ def fit_confidence(backend: Any, dataset: Any, progress: bool = True) -> dict[st
     feats, labels = [], []
     for i in tqdm(range(len(dataset)), desc="calibrate", unit="img", file=sys.stderr, disable=not progress, leave=False):
         sample = dataset[i]
+        refuse_over_memory(sample.image, meta, f"image {sample.id}")
         x, box = prepare(sample.image, meta)
         out = backend.infer(x[None])
         logit = box.map_to_source(np.ascontiguousarray(out[LOGIT_OUTPUT][0][0], np.float32))

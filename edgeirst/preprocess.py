@@ -18,21 +18,78 @@ import numpy as np
 from edgeirst.errors import EdgeirstError
 from edgeirst.meta import ModelMeta
 
+try:
+    import resource  # Unix
+except ImportError:  # pragma: no cover
+    resource = None
+
 
 DEFAULT_BYTES_PER_PIXEL = 1000.0  # models without a measured figure (onnxruntime CPU: MSHNet w0.5 ~370)
 
 
+def _read_number(path: str, key: str | None = None) -> int | None:
+    """An integer from a /proc or /sys file (its first field, or the line starting with ``key``;
+    ``max`` or a missing file: None)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if key is None or line.startswith(key):
+                    field = line.split()[1 if key else 0]
+                    return None if field == "max" else int(field)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+# cgroup v2, then v1: (limit, usage)
+CGROUP_FILES = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"))
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: the least of the machine's free memory
+    (``MemAvailable``), what its address-space limit leaves (``RLIMIT_AS`` minus its size now)
+    and what its cgroup's limit leaves (``memory.max`` minus ``memory.current``; v1 files too).
+    None where none of them is known (not Linux)."""
+    known = []
+    free = _read_number("/proc/meminfo", "MemAvailable:")
+    if free is not None:
+        known.append(free * 1024)
+    if resource is not None:
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        pages = _read_number("/proc/self/statm")
+        if soft != resource.RLIM_INFINITY and pages is not None:
+            known.append(max(0, soft - pages * resource.getpagesize()))
+    for limit_file, usage_file in CGROUP_FILES:
+        limit = _read_number(limit_file)
+        if limit is not None and limit < 1 << 60:  # v1 writes "no limit" as a huge number
+            known.append(max(0, limit - (_read_number(usage_file) or 0)))
+            break
+    return min(known) if known else None
+
+
 def memory_pixel_budget(meta: ModelMeta, share: float = 0.5) -> int | None:
     """The most input pixels one inference may take so that it uses at most ``share`` of the
-    memory available now (``MemAvailable``, Linux; None elsewhere), from the model's measured
-    bytes per input pixel (``meta.memory_per_pixel``, written by ``edgeirst export``)."""
-    try:
-        with open("/proc/meminfo") as f:
-            avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):
+    memory this process may still use (``available_memory``; None where unknown), from the
+    model's measured bytes per input pixel (``meta.memory_per_pixel``, written by ``edgeirst export``)."""
+    avail = available_memory()
+    if avail is None:
         return None
     per_pixel = meta.memory_per_pixel or DEFAULT_BYTES_PER_PIXEL
     return max(1, int(avail * share / per_pixel))
+
+
+def refuse_over_memory(image: np.ndarray, meta: ModelMeta, what: str) -> None:
+    """EdgeirstError when ``image`` at its own resolution (as eval, calibrate and quantize run
+    them: metrics belong to the image as it is, so it is refused, not scaled) needs more memory
+    than ``memory_pixel_budget`` allows, instead of an allocation failure deep in a backend."""
+    h, w = image.shape[:2]
+    budget = memory_pixel_budget(meta)
+    if budget is not None and h * w > budget:
+        per_pixel = meta.memory_per_pixel or DEFAULT_BYTES_PER_PIXEL
+        raise EdgeirstError(f"{what} is {w}x{h}: at its own resolution it needs about {h * w * per_pixel / 2**30:.1f} "
+                            f"GiB, more than half of the {2 * budget * per_pixel / 2**30:.1f} GiB this process may use "
+                            "(free memory, ulimit -v, cgroup); crop or resize it, or leave it out of the split")
 
 
 DEFAULT_AGC = (0.5, 100.0)

@@ -37,6 +37,7 @@ import tomli_w
 from edgeirst import __version__
 from edgeirst.checkpoint import load_checkpoint, read_checkpoint
 from edgeirst.errors import EdgeirstError, missing_extra
+from edgeirst.io import publish
 from edgeirst.export import export_onnx
 from edgeirst.jetson import templates
 from edgeirst.jetson.config import DeviceSettings, LaunchConfig, ModelSettings, PowerSettings, SourceSettings
@@ -383,7 +384,7 @@ def _wheels(b: _Builder, extra: list[Path]) -> None:
         def wheel(target: Path) -> None:
             built = build_wheel(root, files, target.parent)
             if built != target:
-                os.replace(built, target)
+                publish(built, target)
 
         b.make(name, key, f"build {name} from {root} (pip wheel --no-deps, offline)", wheel)
     for w in extra:
@@ -440,8 +441,7 @@ def _commit(b: _Builder, result: BundleResult) -> None:
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(dst.name + ".tmp")
         shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o755 if name in EXECUTABLE else 0o644)
-        os.replace(tmp, dst)
+        publish(tmp, dst, mode=0o755 if name in EXECUTABLE else 0o644)
         result.written.append(name)
     for name in sorted(set(b.old.get("files", {})) - set(b.files)):
         if not confined(name):  # a tampered manifest never makes deploy delete outside the bundle

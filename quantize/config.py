@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeirst.errors import EdgeirstError
+from edgeirst.errors import EdgeirstError, finite_number
 from edgeirst.metrics import METRICS
 
 PRECISIONS = ("int8", "fp16")
@@ -76,8 +76,8 @@ def parse_max_drop(text: str) -> dict[str, float]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
         try:
-            out[key.strip().lower()] = float(value)
-        except ValueError:
+            out[key.strip().lower()] = finite_number(value, "--max-drop")
+        except EdgeirstError:
             sep = ""
         if not sep:
             raise EdgeirstError(f"--max-drop expects METRIC=VALUE pairs such as iou=0.01,pd=0.01, got {text!r}")

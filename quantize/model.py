@@ -18,7 +18,7 @@ import edgeirst.quantize.graph as graph
 import edgeirst.quantize.guard as guard
 import edgeirst.quantize.policy as policy
 from edgeirst.errors import EdgeirstError
-from edgeirst.io import same_file, write_text
+from edgeirst.io import ONNX, check_output, refuse_input_as_output, write_text
 from edgeirst.meta import ModelMeta
 from edgeirst.quantize.config import QuantConfig, QuantResult
 from edgeirst.quantize.fp16 import convert_fp16
@@ -79,7 +79,8 @@ def _say(progress: bool, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-def _resolve(model: str | Path, out: str | Path, suffix: str | None = ".onnx") -> tuple[Path, Path]:
+def _resolve(model: str | Path, out: str | Path, suffix: str | None = ".onnx",
+             kind: str | None = ONNX) -> tuple[Path, Path]:
     """The input model file and the output path, refusing an output that is the input."""
 
     src = resolve_model(model, "onnxruntime")
@@ -88,8 +89,8 @@ def _resolve(model: str | Path, out: str | Path, suffix: str | None = ".onnx") -
         raise EdgeirstError(f"output {dst} must be a {suffix} file")
     if dst.is_dir():
         raise EdgeirstError(f"output {dst} is a directory; pass a file name ending in .onnx")
-    if dst.exists() and same_file(src, dst):
-        raise EdgeirstError(f"output {dst} is the input model; write the quantized model to another file")
+    refuse_input_as_output(dst, src, option="output")
+    check_output(dst, kind)  # now, not after calibrating: a link, or a model of another kind, is refused
     return src, dst
 
 
@@ -360,7 +361,7 @@ def write_calibration_cache(model: str | Path, out: str | Path, data: str, split
     edgeirst's engine builder rewrites the header to the running version).
     """
     cfg = QuantConfig(data=data, split=split, calib_images=calib_images, method=method, val_split=None).check()
-    src, dst = _resolve(model, out, suffix=None)
+    src, dst = _resolve(model, out, suffix=None, kind=None)
     _, meta = graph.load_edgeirst_onnx(src)
     inputs = calibration_inputs(cfg.data, cfg.split, cfg.calib_images, meta)
     _say(progress, f"calibrating on {len(inputs)} images of {cfg.data} [{cfg.split}] ({cfg.method}, symmetric)")

@@ -25,7 +25,7 @@ import numpy as np
 from edgeirst.data.sirst import SirstDataset
 from edgeirst.errors import EdgeirstError
 from edgeirst.meta import ModelMeta
-from edgeirst.preprocess import prepare
+from edgeirst.preprocess import prepare, refuse_over_memory
 
 # JetPack 5.1.x ships TensorRT 8.5.2; the header must name the TensorRT that reads the cache
 # (the engine builder rewrites it to the running version with ``retarget_cache``).
@@ -40,7 +40,11 @@ def calibration_inputs(data: Union[str, Path], split: str, n: int, meta: ModelMe
     if len(ds) == 0:
         raise EdgeirstError(f"split {split!r} of {data} has no images to calibrate on")
     idx = np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int))
-    return [prepare(ds[int(i)].image, meta, fixed=fixed)[0][None] for i in idx]
+    samples = [ds[int(i)] for i in idx]
+    if not ((not meta.dynamic) if fixed is None else fixed):  # images at their own resolution
+        for s in samples:
+            refuse_over_memory(s.image, meta, f"calibration image {s.id}")
+    return [prepare(s.image, meta, fixed=fixed)[0][None] for s in samples]
 
 
 def trt_version_tag(version: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.io import write_text
+from edgeirst.io import ENGINE, publish, write_text
 from edgeirst.meta import ONNX_KEY, ModelMeta
 from edgeirst.runtime.backends.onnxruntime import no_metadata_error
 from edgeirst.runtime.backends.tensorrt import import_tensorrt, sidecar_path
@@ -204,7 +204,7 @@ def publish_engine(plan: Path, engine: Path, meta: ModelMeta, info: dict) -> Pat
     sidecar first, the plan last, so a cache hit always has its sidecar. The one writer of engine
     sidecars, for edgeirst's builder and trtexec's."""
     write_text(sidecar_path(engine), json.dumps({**meta.to_dict(), "engine": info}, sort_keys=True, default=str))
-    os.replace(plan, engine)
+    publish(plan, engine, kind=ENGINE)
     return engine
 
 
@@ -278,7 +278,7 @@ def _calibrator(trt, dev, network, meta: ModelMeta, opts: BuildOptions):
                 return None
             tmp = cache.with_name(cache.name + ".tmp")
             tmp.write_bytes(bytes(data))
-            os.replace(tmp, cache)
+            publish(tmp, cache)
             return None
 
         def free(self) -> None:

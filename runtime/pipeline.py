@@ -24,7 +24,7 @@ from edgeirst.postprocess import decode_outputs
 from edgeirst.preprocess import Letterbox, memory_pixel_budget, prepare
 from edgeirst.errors import EdgeirstError
 from edgeirst.runtime.backends import BackendOptions
-from edgeirst.runtime.backends.base import Backend
+from edgeirst.runtime.backends.base import Backend, OutOfMemory
 from edgeirst.runtime.capture import Capture, Frame
 from edgeirst.runtime.sinks import Detection, FrameResult, Sink, SinkOptions, open_sinks
 from edgeirst.runtime.sources import open_source
@@ -98,12 +98,14 @@ class Summary:
     skipped: int = 0  # unreadable frames (e.g. a corrupt image in a folder), skipped
     error: str | None = None  # what ended the run early, if anything did
     frames_with_detections: int = 0  # on a background-only source: the frames with a false alarm
+    frames_skipped: int = 0  # frames whose inference could not get its memory, skipped (one error line each)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
     def text(self) -> str:
         skipped = f", {self.skipped} unreadable skipped" if self.skipped else ""
+        skipped += f", {self.frames_skipped} skipped (out of memory)" if self.frames_skipped else ""
         per_frame = (f" ({self.detections / self.frames:.3f} per frame, {self.frames_with_detections / self.frames:.1%} "
                      "of frames with any)") if self.frames else ""
         parts = [f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), {self.detections} detections"
@@ -131,6 +133,7 @@ class Pipeline:
         self._budget: int | None = None
         self._budget_checked = 0
         self._warned_size = False
+        self.frames_skipped = 0
 
     def stop(self, reason: str = "stopped") -> None:
         """End the run after the current frame (from any thread or a signal handler)."""
@@ -183,11 +186,18 @@ class Pipeline:
         hws = {Letterbox.plan(f.image.shape[:2], meta, fixed, cap).dst_hw for f in frames}
         if len(hws) > 1:  # dynamic model, sources of different sizes: one common input size
             fixed, hws, cap = True, {tuple(meta.input_size)}, None
-        batch = self.backend.input_buffer((len(frames), meta.in_chans) + hws.pop())
-        boxes = [prepare(f.image, meta, fixed, out=batch[k], agc=self.cfg.agc, max_pixels=cap)[1]
-                 for k, f in enumerate(frames)]
-        t1 = time.perf_counter()
-        outputs = self.backend.infer(batch)
+        try:
+            batch = self.backend.input_buffer((len(frames), meta.in_chans) + hws.pop())
+            boxes = [prepare(f.image, meta, fixed, out=batch[k], agc=self.cfg.agc, max_pixels=cap)[1]
+                     for k, f in enumerate(frames)]
+            t1 = time.perf_counter()
+            outputs = self.backend.infer(batch)
+        except (OutOfMemory, MemoryError) as e:  # this frame only: the stream goes on
+            self.frames_skipped += len(frames)
+            h, w = frames[0].image.shape[:2]
+            self.log(f"error: frame {frames[0].index} of {frames[0].source} ({w}x{h}) skipped: "
+                     f"{e if isinstance(e, OutOfMemory) else 'out of memory'}")
+            return []
         t2 = time.perf_counter()
         results = []
         for k, (i, f) in enumerate(zip(idx, frames)):
@@ -256,7 +266,7 @@ class Pipeline:
         return Summary(frames, round(seconds, 3), round(frames / seconds, 2) if seconds > 0 else 0.0,
                        sum(c.dropped for c in self.sources), sum(c.reconnects for c in self.sources), detections,
                        self.times.summary(), self.stopped_by, sum(c.skipped for c in self.sources),
-                       self.error, with_detections)
+                       self.error, with_detections, self.frames_skipped)
 
     def _progress(self, n: int, dt: float, since: int, results: list[FrameResult]) -> str:
         st = self.times.summary(since)

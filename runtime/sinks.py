@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.io import os_error, refuse_input_as_output
+from edgeirst.io import check_output, open_stream, os_error, publish, refuse_input_as_output
 from edgeirst.preprocess import to_unit
 from edgeirst.runtime.capture import Frame
 from edgeirst.runtime.preview import MJPEGServer
@@ -73,8 +74,10 @@ class JsonlSink(Sink):
         path = Path(target)
         if path.is_dir():
             raise EdgeirstError(f"cannot write {path}: it is a directory, expected a file name for --jsonl")
+        # a device or fifo is written into, never truncated; a file must not be an input or a model
+        stream = check_output(path, kind=None) == "stream"
         try:
-            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            self.fd = open_stream(path) if stream else os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as e:
             raise os_error(e, path) from None
 
@@ -143,7 +146,10 @@ class VideoSink(Sink):
             raise EdgeirstError(f"cannot write {self.path}: it is a directory, expected a video file name")
         if not self.path.parent.is_dir():
             raise EdgeirstError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        # the frames go to a temporary file (beside the video, or in the temp folder for a device
+        # or fifo), which publish() puts in place
+        folder = self.path.parent if check_output(self.path) == "file" else Path(tempfile.gettempdir())
+        self.tmp = folder / f".{self.path.stem}.{os.getpid()}.partial{self.path.suffix}"
         try:  # fail now, with the real cause, rather than after the first frame
             os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT, 0o644))
         except OSError as e:
@@ -172,10 +178,11 @@ class VideoSink(Sink):
         if self.writer is not None:
             self.writer.release()
             self.writer = None
-        if self.tmp.exists():
-            if self.frames and self.tmp.stat().st_size > 0:
-                os.replace(self.tmp, self.path)
-            else:
+        try:
+            if self.tmp.exists() and self.frames and self.tmp.stat().st_size > 0:
+                publish(self.tmp, self.path)
+        finally:
+            with contextlib.suppress(OSError):
                 self.tmp.unlink()
 
 

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from edgeirst.data.synth import SynthSequence
-from edgeirst.errors import EdgeirstError, EdgeirstWarning
+from edgeirst.errors import EdgeirstError, EdgeirstWarning, finite_number
 from edgeirst.runtime.capture import Backoff, Capture, Reader, SourceLost
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm")
@@ -158,9 +158,9 @@ class SyntheticReader(Reader):
                 if key in options:
                     kw[key] = int(options[key])
             if "fps" in options:
-                kw["fps"] = float(options["fps"])
+                kw["fps"] = finite_number(options["fps"], "fps")
             if "noise" in options:
-                kw["noise"] = float(options["noise"])
+                kw["noise"] = finite_number(options["noise"], "noise")
             if "background" in options:
                 kw["background"] = options["background"]
             if "bits" in options or "bit_depth" in options:
@@ -174,10 +174,10 @@ class SyntheticReader(Reader):
             for key, typ in (("targets", int), ("scr", float), ("sizes", float), ("speed", float)):
                 if key in options:
                     lo, _, hi = options[key].partition("-")
-                    kw[key] = (typ(lo), typ(hi or lo))
+                    kw[key] = tuple(typ(v) if typ is int else finite_number(v, key) for v in (lo, hi or lo))
             self.frames = int(options["frames"]) if "frames" in options else None
             self.live = options.get("realtime", "0").lower() in ("1", "true", "yes")
-        except ValueError as e:
+        except (ValueError, EdgeirstError) as e:
             raise EdgeirstError(f"bad synthetic:// option in {name!r}: {e}") from None
         self.cfg = SynthConfig(**kw)
         self.name = name
@@ -209,7 +209,7 @@ def _camera(index: int, name: str, options: dict[str, str]) -> VideoCaptureReade
         props[cv2.CAP_PROP_CONVERT_RGB] = 0  # raw 16-bit counts, no RGB conversion
     for key, prop in (("width", cv2.CAP_PROP_FRAME_WIDTH), ("height", cv2.CAP_PROP_FRAME_HEIGHT), ("fps", cv2.CAP_PROP_FPS)):
         if key in options:
-            props[prop] = float(options[key])
+            props[prop] = finite_number(options[key], f"{name}: {key}")
     props[cv2.CAP_PROP_BUFFERSIZE] = 1
     return VideoCaptureReader(index, cv2.CAP_V4L2, name, True, props, y16,
                               f"check that /dev/video{index} exists, is a capture device and no other program holds it")

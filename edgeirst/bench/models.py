@@ -30,6 +30,7 @@ from edgeirst import __version__
 from edgeirst.checkpoint import load_checkpoint, meta_for, read_checkpoint, save_checkpoint
 from edgeirst.errors import EdgeirstError
 from edgeirst.export import export_onnx
+from edgeirst.io import publish, write_text
 from edgeirst.meta import ModelMeta
 from edgeirst.quantize import QuantConfig, quantize_model
 from edgeirst.runtime.engine_build import read_onnx_meta
@@ -210,7 +211,7 @@ class ModelFiles:
             with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
                 warnings.simplefilter("ignore")
                 export_onnx(model, meta, tmp, input_size=(self.size, self.size), dynamic=False)
-            os.replace(tmp, path)
+            publish(tmp, path)
         return path
 
     def checkpoint(self, src: ModelSource) -> Path:
@@ -241,7 +242,7 @@ class ModelFiles:
                               calib_images=calib_images, val_split=None)
             tmp = path.with_name(path.name + ".tmp.onnx")
             result = quantize_model(src.shipped or source, tmp, cfg, progress=progress)
-            os.replace(Path(getattr(result, "path", tmp)), path)
+            publish(Path(getattr(result, "path", tmp)), path)
         return path
 
     def describe(self, src: ModelSource) -> dict[str, Any]:
@@ -271,9 +272,7 @@ class ModelFiles:
                 d = model.spec.size_divisor
                 info = {"params": count_params(model), "macs": None if self.size % d else
                         count_macs(model, self.size, in_chans), "size_divisor": d}
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text(json.dumps(info))
-                os.replace(tmp, path)
+                write_text(path, json.dumps(info))
             d = info["size_divisor"]
             if self.size % d:
                 raise EdgeirstError(f"--size {self.size} is not a multiple of {d}, which {src.label} needs; try "

@@ -21,6 +21,7 @@ from typing import Any
 
 from edgeirst.bench.rows import METRIC_KEYS, Row
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import check_output, protect_inputs, write_bytes
 from edgeirst.machine import describe
 from edgeirst.runtime.pipeline import STAGES
 
@@ -165,17 +166,8 @@ def to_markdown(rows: Sequence[Row], settings: str = "", extra: Sequence[str] = 
 
 # -- files -------------------------------------------------------------------------------------
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to a temporary name beside ``path``, then rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise EdgeirstError(f"cannot write {path}: {e.strerror or e}") from None
-    return path
+    """Write a report (text or PNG bytes) through ``edgeirst.io`` (atomic, devices written into)."""
+    return write_bytes(path, data.encode() if isinstance(data, str) else data)
 
 
 def _writable(folder: Path) -> bool:
@@ -190,6 +182,7 @@ def _writable(folder: Path) -> bool:
 def check_outputs(outputs: dict[str, str | Path | None], inputs: Sequence[str | Path] = ()) -> dict[str, Path]:
     """Validate output paths before anything runs: a writable folder, not a folder itself, not
     the same file twice, not one of the command's inputs. Returns ``{option: Path}``."""
+    protect_inputs(*inputs)  # and at write time too (edgeirst.io)
     out: dict[str, Path] = {}
     seen: dict[Path, str] = {}
     resolved_inputs = {Path(p).expanduser().resolve(): p for p in inputs if p}
@@ -204,6 +197,7 @@ def check_outputs(outputs: dict[str, str | Path | None], inputs: Sequence[str | 
             raise EdgeirstError(f"{option} {path}: folder {parent} does not exist")
         if not _writable(parent) or (path.exists() and not os.access(path, os.W_OK)):
             raise EdgeirstError(f"{option} {path} is not writable")
+        check_output(path, kind=None)  # not a link, socket or other special file (a device or fifo is written into)
         real = path.resolve()
         if real in seen:
             raise EdgeirstError(f"{option} and {seen[real]} both write {path}; give different files")

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from edgeirst import __version__
 from edgeirst.errors import EdgeirstError, EdgeirstWarning
-from edgeirst.io import os_error
+from edgeirst.io import command_scope, os_error
 
 # click >= 8.2 raises this for a bare `edgeirst` in non-standalone mode; older versions print help.
 _NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -58,8 +58,12 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgeirst")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Infrared small-target detection, from training to a camera stream on a Jetson."""
+    # Every write of the command checks its output against the inputs the command names
+    # (edgeirst.io.protect_inputs); the scope ends with the command.
+    ctx.with_resource(command_scope())
 
 
 class Terminated(Exception):

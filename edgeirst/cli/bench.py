@@ -11,7 +11,7 @@ import click
 from edgeirst.bench import BenchConfig, run_bench
 from edgeirst.bench.plot import INSTALL_HINT, plot_available, write_plot
 from edgeirst.bench.report import check_outputs, format_table, to_csv, to_json, to_markdown, write_atomic
-from edgeirst.cli.options import one_or_list
+from edgeirst.cli.options import FiniteFloatRange, one_or_list, threads
 from edgeirst.errors import EdgeirstError
 from edgeirst.machine import describe
 
@@ -38,10 +38,10 @@ def _split(text: str) -> tuple[str, ...]:
               help="Untimed runs per row before timing (at least one is always run).")
 @click.option("--rounds", default=None, type=click.IntRange(min=1),
               help="Interleaved rounds the runs are split into. [default: min(runs, 10)]")
-@click.option("--settle", "settle_ms", default=200.0, show_default=True, type=click.FloatRange(0, 10000),
+@click.option("--settle", "settle_ms", default=200.0, show_default=True, type=FiniteFloatRange(0, 10000),
               help="Idle milliseconds before each interleaved chunk (untimed), so the previous row's spinning "
                    "worker threads are quiet.")
-@click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--threads", default=0, show_default=True, type=threads(0),
               help="Intra-op threads for every row (0 = the library's default).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of random weights, input and row order.")
 @click.option("--data", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),

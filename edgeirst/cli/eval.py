@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
+from edgeirst.cli.options import FiniteFloatRange
 from edgeirst.data.sirst import describe_sources, open_datasets
 from edgeirst.errors import EdgeirstError
 from edgeirst.evaluate import evaluate_backend, evaluate_predictions
+from edgeirst.io import check_output
 from edgeirst.metrics import METRICS, write_roc
 from edgeirst.runtime import load_backend
 
@@ -41,7 +43,7 @@ def _table(metrics: dict, source: str, where: str) -> str:
                    "one for every --data or one per --data.")
 @click.option("--predictions", type=click.Path(path_type=Path), default=None,
               help="Folder of saved predictions <id>.png (8-bit, value/255 = probability) instead of a model.")
-@click.option("--threshold", type=click.FloatRange(0, 1, max_open=True), default=None,
+@click.option("--threshold", type=FiniteFloatRange(0, 1, max_open=True), default=None,
               help="Foreground threshold on the probability (default: the model's own, 0.5 for predictions).")
 @click.option("--roc", "roc_path", type=click.Path(path_type=Path), default=None,
               help="Write the Pd-Fa curve to this CSV and a PNG plot beside it.")
@@ -72,6 +74,8 @@ def command(model: str | None, data_dirs: tuple[Path, ...], splits: tuple[str, .
     else:
         source = model
         with load_backend(model, backend) as runner:
+            if roc_path is not None:
+                check_output(roc_path, kind=None)  # before the evaluation: --roc may not replace the model (or data)
             metrics, roc = evaluate_backend(runner, dataset, threshold, progress=not quiet)
     # the metrics first: a --roc file that cannot be written must not lose them
     if as_json:

@@ -9,7 +9,7 @@ import click
 from edgeirst.checkpoint import load_checkpoint
 from edgeirst.cli.options import SIZE
 from edgeirst.export import export_onnx, parity
-from edgeirst.io import refuse_input_as_output
+from edgeirst.io import ONNX, allow_replacing_models, check_output, refuse_input_as_output
 from edgeirst.weights import resolve_model
 
 
@@ -20,13 +20,18 @@ from edgeirst.weights import resolve_model
 @click.option("--static", is_flag=True, help="Fixed input shape (TensorRT without profiles); default dynamic H/W.")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(11, 20), help="ONNX opset.")
 @click.option("--check/--no-check", default=True, show_default=True, help="Compare onnxruntime with torch on a random input.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a file at --out that holds another kind of model (a .pt checkpoint, a TensorRT engine).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(checkpoint, out, size, static, opset, check, as_json):
+def command(checkpoint, out, size, static, opset, check, overwrite, as_json):
     """Export a self-describing checkpoint (a .pt file, `default` or another shipped model's name)
     to ONNX, metadata inside (metadata_props['edgeirst'])."""
 
     source = resolve_model(checkpoint, "torch")
     refuse_input_as_output(out, source)
+    if overwrite:
+        allow_replacing_models()
+    check_output(out, ONNX)  # before the export: a link or another kind of model is refused now
     model, meta, _ = load_checkpoint(source)
     path = export_onnx(model, meta, out, input_size=size, dynamic=not static, opset=opset)
     result = {"onnx": str(path), "outputs": list(meta.outputs), "input_size": list(size or meta.input_size)}

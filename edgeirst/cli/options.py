@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ast
-import math
+import os
 import re
 
 import click
 
-from edgeirst.errors import EdgeirstError
+from edgeirst.errors import EdgeirstError, finite_number
 
 
 def parse_kv(pairs: tuple[str, ...]) -> dict:
@@ -36,12 +36,23 @@ class FiniteFloatRange(click.FloatRange):
     range would let it through)."""
 
     def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
+        try:
+            finite_number(value, "value")
+        except EdgeirstError:
             self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
+        return super().convert(value, param, ctx)
 
 
+FINITE_FLOAT = FiniteFloatRange()
+
+# Threads and processes a command may start: a few per core (more only thrash, and 100000 threads
+# exhaust memory before anything runs).
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+
+
+def threads(minimum: int = 0) -> click.IntRange:
+    """The type of every thread or process count option: ``minimum`` to ``MAX_THREADS``."""
+    return click.IntRange(minimum, MAX_THREADS)
 POSITIVE_FLOAT = FiniteFloatRange(min=0, min_open=True)
 PROBABILITY = FiniteFloatRange(0, 1)
 
@@ -86,9 +97,13 @@ SIZE = SizeType()
 def parse_range(text: str, option: str, kind=float) -> tuple:
     """``"8-15"`` or ``"8"`` -> (min, max) of ``kind``, both >= 0 and min <= max."""
     m = re.fullmatch(r"\s*([0-9.]+)\s*(?:-\s*([0-9.]+))?\s*", str(text))
+
+    def number(s: str):
+        return kind(s) if kind is not float else finite_number(s, option)  # "1" * 400 reads as inf
+
     try:
-        lo, hi = (kind(m.group(1)), kind(m.group(2) or m.group(1))) if m else (None, None)
-    except ValueError:
+        lo, hi = (number(m.group(1)), number(m.group(2) or m.group(1))) if m else (None, None)
+    except (ValueError, EdgeirstError):
         lo = hi = None
     if lo is None:
         raise EdgeirstError(f"{option} {text!r} is not N or MIN-MAX (non-negative {kind.__name__}s)")

@@ -7,7 +7,7 @@ import math
 
 import click
 
-from edgeirst.cli.options import POSITIVE_FLOAT
+from edgeirst.cli.options import POSITIVE_FLOAT, FiniteFloatRange, threads
 
 ROWS = (("params", "params", "{:,}"), ("gmacs", "GMACs", "{:.3f}"), ("iou", "IoU", "{:.4f}"), ("niou", "nIoU", "{:.4f}"),
         ("pd", "Pd", "{:.4f}"), ("fa", "Fa", "{:.2e}"), ("ap50", "AP50", "{:.4f}"))
@@ -30,7 +30,7 @@ def table(result: dict) -> str:
 @click.option("--data", type=click.Path(file_okay=False), help="Dataset for fine-tuning and validation (SIRST-style).")
 @click.option("--split", default="train", show_default=True, help="Fine-tuning split.")
 @click.option("--val-split", default="val", show_default=True, help="Validation split ('none' to skip).")
-@click.option("--ratio", type=click.FloatRange(0, 1, max_open=True), help="Fraction of channels to remove.")
+@click.option("--ratio", type=FiniteFloatRange(0, 1, max_open=True), help="Fraction of channels to remove.")
 @click.option("--target-gflops", type=POSITIVE_FLOAT, help="Prune until the model does at most this many GMACs at --count-size.")
 @click.option("--target-params", type=POSITIVE_FLOAT, help="Prune until the model has at most this many parameters.")
 @click.option("--importance", default="l1", show_default=True, type=click.Choice(["l1", "bn-scale", "taylor"]),
@@ -42,7 +42,7 @@ def table(result: dict) -> str:
               help="Epochs of the model's own training after each step (best epoch on --val-split).")
 @click.option("--lr", type=POSITIVE_FLOAT, help="Fine-tuning learning rate (default: the model's training rate).")
 @click.option("--batch", type=click.IntRange(min=1), help="Fine-tuning batch size (default: the model's).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for PyTorch.")
+@click.option("--threads", type=threads(1), help="CPU threads for PyTorch.")
 @click.option("--count-size", default=320, show_default=True, type=click.IntRange(min=16), help="Square input for counting GMACs.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pruned checkpoint to write (.pt).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from edgeirst.io import allow_replacing_models
 from edgeirst.quantize import QuantConfig, parse_max_drop, quantize_model
 from edgeirst.quantize.guard import report
 
@@ -39,13 +40,17 @@ def _metrics_line(name: str, m: dict | None) -> str:
 @click.option("--max-drop", default="iou=0.01,pd=0.01", show_default=True,
               help="Accuracy budget: largest allowed absolute drop per metric (a rise for Fa).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output .onnx file.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a file at --out that holds another kind of model (a .pt checkpoint, a TensorRT engine).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def command(model: str, precision: str, target: str, data_dir: Path | None, split: str, calib_images: int,
-            method: str, val_split: str, max_drop: str, out: Path, as_json: bool, quiet: bool) -> None:
+            method: str, val_split: str, max_drop: str, out: Path, overwrite: bool, as_json: bool, quiet: bool) -> None:
     """Quantize MODEL (an .onnx from `edgeirst export`, `default` or a shipped model's name) to
     INT8 (QDQ) or FP16, checked against the FP32 model on --val-split."""
 
+    if overwrite:
+        allow_replacing_models()
     val = None if val_split.lower() in ("none", "") else val_split
     cfg = QuantConfig(precision=precision, target=target, data=str(data_dir) if data_dir else None, split=split,
                       calib_images=calib_images, method=method, val_split=val, max_drop=parse_max_drop(max_drop))

@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from edgeirst.cli.options import threads
 from edgeirst.cli.stream_options import engine_options, pop_run_config, run_options
 from edgeirst.errors import EdgeirstError
 from edgeirst.runtime.backends import BackendOptions, BuildOptions
@@ -50,7 +51,7 @@ def finish(summary, as_json: bool) -> None:
 @click.option("--serve", metavar="HOST:PORT", help="Serve an MJPEG preview, e.g. 127.0.0.1:8080.")
 @run_options
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames per source.")
-@click.option("--threads", type=click.IntRange(min=0), default=0, help="Inference threads (0 = backend default).")
+@click.option("--threads", type=threads(0), default=0, help="Inference threads (0 = backend default).")
 @click.option("--providers", help="onnxruntime providers: auto, cpu, cuda, tensorrt (comma separated).")
 @click.option("--fp16", is_flag=True, help="FP16 on TensorRT (engine build or onnxruntime's TensorRT provider).")
 @click.option("--int8", is_flag=True, help="TensorRT engine build: INT8 (from a QDQ model, or with --calibration-cache).")

@@ -9,7 +9,7 @@ import click
 from click.core import ParameterSource
 
 from edgeirst.cli import Terminated
-from edgeirst.cli.options import DEVICE, POSITIVE_FLOAT, PROBABILITY, one_or_list, parse_kv
+from edgeirst.cli.options import DEVICE, POSITIVE_FLOAT, PROBABILITY, one_or_list, parse_kv, threads
 from edgeirst.errors import EdgeirstError
 from edgeirst.metrics import METRICS
 from edgeirst.train import TrainConfig
@@ -45,19 +45,19 @@ _RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste")  # None: Tra
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Extra model keyword argument (repeatable).")
 @click.option("--loss-arg", "loss_args", multiple=True, metavar="KEY=VALUE", help="Loss option, e.g. det_weight=3 (repeatable).")
 @click.option("--device", default="auto", show_default=True, type=DEVICE, help="auto, cpu, cuda or cuda:N.")
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(min=0), help="DataLoader worker processes.")
+@click.option("--workers", default=0, show_default=True, type=threads(0), help="DataLoader worker processes.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option("--init", help="Initialise matching weights from a checkpoint or a shipped model such as `default` (pretrain/fine-tune).")
 @click.option("--resume", type=click.Path(dir_okay=False), help="Continue a run from its last.pt, with the settings it was started with.")
-@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1), help="Data-parallel processes (gloo on CPU, nccl on CUDA).")
+@click.option("--nproc", default=1, show_default=True, type=threads(1), help="Data-parallel processes (gloo on CPU, nccl on CUDA).")
 @click.option("--val-every", default=1, show_default=True, type=click.IntRange(min=1), help="Validate every N epochs.")
 @click.option("--val-metric", default="iou", show_default=True, type=click.Choice(list(METRICS)), help="Metric that selects best.pt.")
 @click.option("--threshold", default=0.5, show_default=True, type=PROBABILITY, help="Score threshold stored in the model and used for validation.")
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision on CUDA.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for PyTorch (default: torch's choice).")
+@click.option("--threads", type=threads(1), help="CPU threads for PyTorch (default: torch's choice).")
 @click.option("--augment", default="strong", show_default=True, type=click.Choice(["none", "basic", "strong"]),
               help="Augmentation: basic = scale, crop, flips, brightness/contrast; strong adds transpose, gamma, noise, blur.")
-@click.option("--ema", default=0.1, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--ema", default=0.1, show_default=True, type=PROBABILITY,
               help="Average the weights (EMA) over this fraction of all steps; validation and checkpoints use the average. 0 = off.")
 @click.option("--channels-last/--no-channels-last", default=None, help="Memory format (default: the model's measured choice).")
 @click.option("--bf16/--no-bf16", "cpu_bf16", default=None, help="bf16 autocast on CPUs with native bf16 (default: the model's measured choice).")

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from edgeirst.errors import EdgeirstError, EdgeirstWarning
+from edgeirst.io import protect_inputs
 from edgeirst.postprocess import cluster_targets
 
 if TYPE_CHECKING:
@@ -253,12 +254,14 @@ class SirstDataset:
             if not self.ids:
                 raise EdgeirstError(f"no image in {self.images_dir} has a mask in {self.masks_dir}; "
                                     "expected masks named <id>.png or <id>_pixels0.png")
-            return
-        self.split_file = resolve_split(self.root, split)
-        self.ids = read_split(self.split_file)
-        if not self.ids:
-            raise EdgeirstError(f"split {split!r} is empty: {self.split_file} lists no ids; add ids, one per line")
-        self._check_ids()
+        else:
+            self.split_file = resolve_split(self.root, split)
+            self.ids = read_split(self.split_file)
+            if not self.ids:
+                raise EdgeirstError(f"split {split!r} is empty: {self.split_file} lists no ids; add ids, one per line")
+            self._check_ids()
+        # no output of the running command may replace the images, masks or list it reads
+        protect_inputs(self.split_file, *(self._images[i] for i in self.ids), *(self._masks[i] for i in self.ids))
 
     def _check_ids(self) -> None:
         no_image = [i for i in self.ids if i not in self._images]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import protect_inputs
 from edgeirst.runtime.backends.base import Backend, TensorInfo
 from edgeirst.runtime.engine_build import BuildOptions, cached_engine
 from edgeirst.weights import resolve_model
@@ -86,6 +87,7 @@ def load_backend(model: str | Path, backend: str = "auto", build: BuildOptions |
     if backend != "auto" and backend not in BACKENDS:
         raise EdgeirstError(f"unknown backend {backend!r}; expected auto, {', '.join(BACKENDS)}")
     path = resolve_model(model, backend)
+    protect_inputs(path)  # the model the command runs: none of its outputs may replace it
     allowed = SUFFIXES[path.suffix.lower()]
     options = dict(options)
     build = dataclasses.replace(build or BuildOptions(), **{k: options.pop(k) for k in BUILD_FIELDS if k in options})

@@ -7,6 +7,7 @@ tensorrt, pycuda) are imported inside ``load()`` so importing this module costs 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -17,6 +18,20 @@ from edgeirst.errors import EdgeirstError
 from edgeirst.meta import ModelMeta
 
 Dim = Union[int, str, None]  # a fixed size, a symbolic name, or unknown
+
+
+# what backends say when an allocation fails (onnxruntime: RuntimeException/Fail "bad_alloc",
+# "Failed to allocate memory"; CUDA and TensorRT: "out of memory")
+ALLOCATION_WORDS = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory")
+
+
+def is_allocation_failure(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or any(w in str(e).lower() for w in ALLOCATION_WORDS)
+
+
+class OutOfMemory(EdgeirstError):
+    """An inference that could not get its memory: the input is too large for what this process
+    may use now. A stream skips that frame and goes on."""
 
 
 @dataclass(frozen=True)
@@ -92,12 +107,20 @@ class Backend:
         if self._closed:
             raise EdgeirstError(f"{self.name} backend for {self.path.name} is closed")
         self.validate(batch)
-        if batch.shape[0] > 1 and self.inputs[0].shape[0] == 1:
-            # a model exported with batch 1: run the frames one by one, keep the batch dimension
-            parts = [self._infer_impl(batch[i:i + 1]) for i in range(batch.shape[0])]
-            out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        else:
-            out = self._infer_impl(batch)
+        try:
+            if batch.shape[0] > 1 and self.inputs[0].shape[0] == 1:
+                # a model exported with batch 1: run the frames one by one, keep the batch dimension
+                parts = [self._infer_impl(batch[i:i + 1]) for i in range(batch.shape[0])]
+                out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            else:
+                out = self._infer_impl(batch)
+        except Exception as e:  # noqa: BLE001 - only allocation failures are translated, the rest re-raised
+            if isinstance(e, EdgeirstError) or not is_allocation_failure(e):
+                raise
+            size = re.search(r"buffer of size (\d+)", str(e))
+            cause = f"a buffer of {int(size.group(1)) / 2**20:.0f} MiB" if size else type(e).__name__
+            raise OutOfMemory(f"{self.name} could not allocate the memory for a {batch.shape[3]}x{batch.shape[2]} "
+                              f"input ({cause}); --fixed-size runs every frame at the model's input size") from None
         missing = [n for n in self.meta.outputs if n not in out]
         if missing:
             raise RuntimeError(f"{self.name} backend returned {sorted(out)}, missing {missing}")

@@ -141,6 +141,8 @@ class OnnxRuntimeBackend(Backend):
             raise EdgeirstError(f"{self.path}: metadata names outputs {list(self.meta.outputs)} but the graph has "
                                 f"{sorted(names)}; re-export the model")
         self._output_names = list(self.meta.outputs)
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4  # a failed run raises (one error line); its log would say it twice
         return self
 
     @property
@@ -148,7 +150,7 @@ class OnnxRuntimeBackend(Backend):
         return self.session.get_providers() if self.session is not None else []
 
     def _infer_impl(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(self._output_names, {self.inputs[0].name: batch})
+        values = self.session.run(self._output_names, {self.inputs[0].name: batch}, self._run_options)
         return dict(zip(self._output_names, values))
 
     def close(self) -> None:
