@@ -426,6 +426,20 @@ def test_guard_keeps_the_most_sensitive_nodes_float_until_the_budget_holds(sirst
     assert r.within_budget and all(v <= 1e-12 for v in r.drops.values())
 
 
+@pytest.mark.slow  # about 40 s: one quantize + two evals + the sensitivity pass
+def test_over_budget_writes_nothing_and_says_the_drops(sirst_subset, tmp_path):
+    """No fallback round allowed and a zero budget these images miss (see the test above): the
+    guard raises OverBudget with the measured drops, and no file appears."""
+    from edgeirst.quantize import OverBudget, QuantConfig, quantize_model
+
+    cfg = QuantConfig(data=str(sirst_subset), calib_images=8, val_split="val", max_drop={"iou": 0.0, "niou": 0.0},
+                      max_fallback_rounds=0)
+    with pytest.raises(OverBudget, match="nothing written") as e:
+        quantize_model("default", tmp_path / "g.onnx", cfg, progress=False)
+    assert max(e.value.drops.values()) > 0 and e.value.kept_float == [] and e.value.candidates > 10
+    assert not list(tmp_path.iterdir())
+
+
 def test_cli_prints_decisions_and_writes_the_model(fp32_onnx, synth_root, tmp_path):
     out = tmp_path / "cli.int8.onnx"
     p = run_cli("quantize", fp32_onnx, "--data", synth_root, "--calib-images", "4", "--val-split", "none",
