@@ -42,16 +42,19 @@ from edgeirst.export import export_onnx
 from edgeirst.jetson import templates
 from edgeirst.jetson.config import DeviceSettings, LaunchConfig, ModelSettings, PowerSettings, SourceSettings
 from edgeirst.jetson.manifest import EDITABLE, MANIFEST, check_service_name, confined, sha256_file
-from edgeirst.jetson.preflight import PreflightResult, check_input_size, is_qdq, resolve_precision, run_preflight
+from edgeirst.jetson.preflight import (PreflightResult, check_input_size, int8_forms, is_qdq, resolve_precision,
+                                      run_preflight)
 from edgeirst.jetson.profiles import DeviceProfile, get_profile, select_releases
 from edgeirst.jetson.wheel import build_wheel, source_files, source_hash, source_root
 from edgeirst.meta import ModelMeta
 from edgeirst.quantize import QuantConfig, quantize_model, write_calibration_cache
+from edgeirst.quantize.qdq_check import require_tensorrt_layout, tensorrt_layout_problems
 from edgeirst.runtime.engine_build import BuildOptions, read_onnx_meta
 from edgeirst.runtime.pipeline import RunConfig
-from edgeirst.runtime.trt_versions import QDQ_MIN, takes_qdq, version_tuple
+from edgeirst.runtime.trt_policy import int8_form
+from edgeirst.runtime.trt_versions import version_tuple
 from edgeirst.runtime.sinks import SinkOptions
-from edgeirst.weights import resolve_model
+from edgeirst.weights import WEIGHTS_DIR, resolve_model
 
 FORMAT = 1
 SUMS, CONFIG = "SHA256SUMS", "edgeirst.toml"
@@ -245,8 +248,43 @@ def build_bundle(opts: BundleOptions, log: Callable[[str], None] | None = None, 
     return result
 
 
+def _fp32_source(src: Path) -> Path | None:
+    """The FP32 model an edgeirst INT8 file was quantized from (its metadata's ``quant.source``):
+    the shipped model of that name for a shipped file, else that file next to it; None when it
+    is not there or is not the same model in FP32."""
+    meta = read_onnx_meta(src)
+    name = Path(str((meta.quant or {}).get("source") or "")).name
+    if not name.lower().endswith(".onnx"):
+        return None
+    path = (WEIGHTS_DIR if src.resolve().parent == WEIGHTS_DIR else src.parent) / name
+    if not path.is_file() or path.resolve() == src.resolve():
+        return None
+    source = read_onnx_meta(path)
+    return path if not source.quant and source.name == meta.name and source.kwargs == meta.kwargs else None
+
+
+def _tensorrt_input(b: _Builder, src: Path) -> Path:
+    """``src``, or for an INT8 model TensorRT cannot build (onnxruntime's CPU layout) its FP32
+    source, re-quantized for TensorRT on the way; without a known source, one error line."""
+    if src.suffix.lower() != ".onnx" or not is_qdq(src):
+        return src
+    problems = tensorrt_layout_problems(src)
+    if not problems:
+        return src
+    target = (read_onnx_meta(src).quant or {}).get("target", "unknown")
+    source = _fp32_source(src)
+    if source is None:
+        raise EdgeirstError(f"{src.name} is INT8 quantized for target {target}, not TensorRT's layout "
+                            f"({'; '.join(problems)}), and its FP32 source is not known: deploy the FP32 model with "
+                            "--calib-data, or `edgeirst quantize` it with --target tensorrt")
+    b.log(f"note: {src.name} is INT8 for target {target}, not TensorRT's layout ({problems[0]}): using its FP32 "
+          f"source {source.name}, quantized for TensorRT here")
+    return source
+
+
 def _models(b: _Builder, profile: DeviceProfile, releases, src: Path, calib: Path | None):
     opts = b.opts
+    src = _tensorrt_input(b, src)
     qdq_input = src.suffix.lower() == ".onnx" and is_qdq(src)
     models: dict[str, dict] = {}
     float_path: Path | None = None
@@ -275,9 +313,7 @@ def _models(b: _Builder, profile: DeviceProfile, releases, src: Path, calib: Pat
         precision, warnings = resolve_precision(profile, opts.precision)
         pf = PreflightResult(precision, check_input_size(meta, opts.input_size), False, False, None,
                              profile.memory_mb, warnings + ["memory is checked after the export (skipped in a dry run)"])
-        trts = [r.tensorrt_tuple[:2] for r in releases]
-        pf.needs_qdq = precision == "int8" and any(t >= QDQ_MIN for t in trts)
-        pf.needs_cache = precision == "int8" and any(t < QDQ_MIN for t in trts)
+        pf.needs_qdq, pf.needs_cache = int8_forms(releases) if precision == "int8" else (False, False)
     for w in pf.warnings:
         b.log(f"warning: {w}")
     if float_path is not None or src.suffix.lower() in (".pt", ".pth"):
@@ -293,7 +329,7 @@ def _models(b: _Builder, profile: DeviceProfile, releases, src: Path, calib: Pat
 def _int8(b: _Builder, profile, releases, pf: PreflightResult, src: Path, qdq_input: bool, float_path: Path | None,
           calib: Path | None, models: dict) -> None:
     opts = b.opts
-    trt_old = sorted({r.tensorrt for r in releases if not takes_qdq(r.tensorrt)}, key=version_tuple)
+    trt_old = sorted({r.tensorrt for r in releases if int8_form(r.tensorrt) == "cache"}, key=version_tuple)
     if pf.needs_cache and qdq_input:
         raise EdgeirstError(f"{src.name} is already INT8 (QDQ), but TensorRT {', '.join(trt_old)} on {profile.module} "
                             "needs the float model and a calibration cache: pass the float .onnx/.pt with --calib-data, "
@@ -322,7 +358,9 @@ def _int8(b: _Builder, profile, releases, pf: PreflightResult, src: Path, qdq_in
                    f"{calib} split {opts.calib_split})", quantize)
         q = b.files.get(INT8_MODEL)
         qmeta = _float_meta(q) if q is not None else None
-        models[INT8_MODEL] = {"role": "QDQ INT8 for TensorRT >= 8.6", "qdq": True,
+        if q is not None:  # what TensorRT's explicit INT8 takes, checked here: the device has no onnx
+            require_tensorrt_layout(q, INT8_MODEL)
+        models[INT8_MODEL] = {"role": "QDQ INT8 for TensorRT >= 8.6", "qdq": True, "layout": "tensorrt",
                               "meta": qmeta.to_dict() if qmeta else None}
     if pf.needs_cache:
         def cache(target: Path) -> None:

@@ -2,8 +2,8 @@
 
 Checks, in the order a field engineer would hit them: the precision is supported there (INT8
 on a Nano or TX2 falls back to FP16 with a warning), INT8 has what the target's TensorRT needs
-(a QDQ model for TensorRT >= 8.6, a calibration cache for older ones, both from calibration
-images), the input size is valid for the model, the DLA core and power mode exist, and the
+(``trt_policy.int8_form``: a QDQ model for TensorRT >= 8.6, a calibration cache for older
+ones, both from calibration images), the input size is valid for the model, the DLA core and power mode exist, and the
 model fits the module's memory.
 
 The memory figure is an estimate, not a measurement: ``RUNTIME_FLOOR_MB`` for the CUDA context
@@ -23,7 +23,7 @@ from edgeirst.errors import EdgeirstError
 from edgeirst.jetson.profiles import DeviceProfile, JetPackRelease
 from edgeirst.meta import ModelMeta
 from edgeirst.runtime.engine_build import default_max_hw
-from edgeirst.runtime.trt_versions import QDQ_MIN
+from edgeirst.runtime.trt_policy import int8_form
 
 RUNTIME_FLOOR_MB = 500  # CUDA context + TensorRT/cuDNN libraries (assumed; JetPack 6 lazy loading is lower)
 OS_RESERVE_MB = 1024  # headless Ubuntu + JetPack services
@@ -47,13 +47,19 @@ class PreflightResult:
 
 
 def is_qdq(onnx_path: Path) -> bool:
-    """The model is already quantized (QuantizeLinear/DequantizeLinear nodes)."""
+    """The model is already quantized (QuantizeLinear/DequantizeLinear nodes). Whether TensorRT
+    takes its layout is ``edgeirst.quantize.qdq_check``'s to say."""
     try:
-        import onnx
-    except ImportError:  # op types are plain strings inside the protobuf
+        from edgeirst.quantize.qdq_check import has_qdq
+    except ImportError:  # no onnx: op types are plain strings inside the protobuf
         return b"QuantizeLinear" in Path(onnx_path).read_bytes()
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.node)
+    return has_qdq(onnx_path)
+
+
+def int8_forms(releases: list[JetPackRelease]) -> tuple[bool, bool]:
+    """(some release builds INT8 from a QDQ model, some from a calibration cache): ``trt_policy.int8_form``."""
+    forms = {int8_form(r.tensorrt) for r in releases}
+    return "qdq" in forms, "cache" in forms
 
 
 def resolve_precision(profile: DeviceProfile, requested: str) -> tuple[str, list[str]]:
@@ -128,10 +134,7 @@ def run_preflight(profile: DeviceProfile, releases: list[JetPackRelease], meta: 
     """All host checks; user errors raise EdgeirstError, soft problems become warnings."""
     effective, warnings = resolve_precision(profile, precision)
     size = check_input_size(meta, input_size)
-    trts = [r.tensorrt_tuple for r in releases]
-    int8 = effective == "int8"
-    needs_qdq = int8 and any(t[:2] >= QDQ_MIN for t in trts)
-    needs_cache = int8 and any(t[:2] < QDQ_MIN for t in trts)
+    needs_qdq, needs_cache = (int8_forms(releases) if effective == "int8" else (False, False))
     if dla_core is not None and dla_core >= 0:
         if profile.dla_cores == 0:
             raise EdgeirstError(f"{profile.module} has no DLA; drop --dla-core")

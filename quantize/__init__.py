@@ -9,7 +9,7 @@ the FP32 model on a val split and keeps sensitive nodes float when the drop is o
 model. Needs onnx and onnxruntime (the ``train`` extra).
 """
 
-from edgeirst.quantize.config import QuantConfig, QuantResult, parse_max_drop
+from edgeirst.quantize.config import OverBudget, QuantConfig, QuantResult, parse_max_drop
 from edgeirst.quantize.model import quantize_model, write_calibration_cache
 
-__all__ = ["QuantConfig", "QuantResult", "parse_max_drop", "quantize_model", "write_calibration_cache"]
+__all__ = ["OverBudget", "QuantConfig", "QuantResult", "parse_max_drop", "quantize_model", "write_calibration_cache"]

@@ -87,6 +87,15 @@ def parse_max_drop(text: str) -> dict[str, float]:
     return out
 
 
+class OverBudget(EdgeirstError):
+    """No placement held the accuracy budget: the measured drops (positive = worse), the nodes the
+    last attempt kept float and how many could have been. Nothing was written."""
+
+    def __init__(self, message: str, drops: dict[str, float], kept_float: list[str], candidates: int) -> None:
+        super().__init__(message)
+        self.drops, self.kept_float, self.candidates = drops, kept_float, candidates
+
+
 @dataclass
 class QuantResult:
     """What ``quantize_model`` wrote and measured.

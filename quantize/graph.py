@@ -315,3 +315,26 @@ def channel_reductions(proto, channels: dict[str, int]) -> int:
             proto.graph.node.insert(at + k, m)
         done += 1
     return done
+
+
+def insert_qdq(proto, node_name: str, tensor: str, scale: float):
+    """Put an int8 QuantizeLinear/DequantizeLinear pair (zero point 0, ``scale``) between ``tensor``
+    and node ``node_name``'s input of that name, for that reader alone (TensorRT's residual input)."""
+    import onnx
+    from onnx import numpy_helper
+
+    node = next(n for n in proto.graph.node if n.name == node_name)
+    base = f"{tensor}_{node_name}"
+    proto.graph.initializer.extend([numpy_helper.from_array(np.array(scale, np.float32), f"{base}_scale"),
+                                    numpy_helper.from_array(np.array(0, np.int8), f"{base}_zero_point")])
+    q = onnx.helper.make_node("QuantizeLinear", [tensor, f"{base}_scale", f"{base}_zero_point"], [f"{base}_quantized"],
+                              name=f"{base}_QuantizeLinear")
+    dq = onnx.helper.make_node("DequantizeLinear", [f"{base}_quantized", f"{base}_scale", f"{base}_zero_point"],
+                               [f"{base}_dequantized"], name=f"{base}_DequantizeLinear")
+    for k, name in enumerate(node.input):
+        if name == tensor:
+            node.input[k] = dq.output[0]
+    at = list(proto.graph.node).index(node)
+    proto.graph.node.insert(at, dq)
+    proto.graph.node.insert(at, q)
+    return proto

@@ -3,7 +3,7 @@
 | target | activations | weights | other options |
 |---|---|---|---|
 | cpu | uint8, asymmetric (per tensor) | int8, symmetric, per channel | Relu folded into the Q range |
-| tensorrt | int8, symmetric (zero point 0) | int8, symmetric, per channel | Relu kept, dedicated Q/DQ pair per consumer |
+| tensorrt | int8, symmetric (zero point 0) | int8, symmetric, per channel | inputs only (no Q/DQ on outputs), float biases, dedicated Q/DQ pair per consumer, residual inputs by ``graph.insert_qdq`` |
 
 Both read activation ranges from onnxruntime's JSON range cache written by
 ``calibration.save_ranges``, so re-quantizing with other nodes kept float costs no calibration.
@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgeirst.quantize.calibration import ort_method
+from edgeirst.quantize.graph import insert_qdq
 
 
-def target_options(target: str) -> dict:
+def target_options(target: str, op_types: Sequence[str] = ()) -> dict:
     """``quantize_static`` keyword arguments of a target (types and extra options)."""
     from onnxruntime.quantization import QuantType
 
@@ -27,15 +28,18 @@ def target_options(target: str) -> dict:
                     extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
     return dict(activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                 extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "DedicatedQDQPair": True,
-                               "QDQKeepRemovableActivations": True})
+                               "OpTypesToExcludeOutputQuantization": list(op_types),
+                               "QuantizeBias": False})  # TensorRT's parser takes int8 Q/DQ only: biases stay float
 
 
 def quantize_int8(float_model: Path, out: Path, ranges_cache: Path, method: str, target: str,
-                  op_types: Sequence[str], exclude: Sequence[str]) -> Path:
-    """Write the QDQ model of ``float_model`` (pre-processed) to ``out``."""
+                  op_types: Sequence[str], exclude: Sequence[str],
+                  input_qdq: Sequence[tuple[str, str, float]] = ()) -> Path:
+    """Write the QDQ model of ``float_model`` (pre-processed) to ``out``; ``input_qdq`` adds an int8
+    Q/DQ pair ``(node, input tensor, scale)`` per entry (TensorRT's residual inputs)."""
     from onnxruntime.quantization import QuantFormat, quantize_static
 
-    opts = target_options(target)
+    opts = target_options(target, op_types)
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_static warns about pre-processing we did on purpose
@@ -46,4 +50,11 @@ def quantize_int8(float_model: Path, out: Path, ranges_cache: Path, method: str,
                         calibration_cache_path=str(ranges_cache), **opts)
     finally:
         root.setLevel(level)
+    if input_qdq:
+        import onnx
+
+        proto = onnx.load(str(out))
+        for node, tensor, scale in input_qdq:
+            insert_qdq(proto, node, tensor, scale)
+        onnx.save(proto, str(out))
     return out

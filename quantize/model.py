@@ -20,9 +20,10 @@ import edgeirst.quantize.policy as policy
 from edgeirst.errors import EdgeirstError
 from edgeirst.io import ONNX, check_output, refuse_input_as_output, write_text
 from edgeirst.meta import ModelMeta
-from edgeirst.quantize.config import QuantConfig, QuantResult
+from edgeirst.quantize.config import OverBudget, QuantConfig, QuantResult
 from edgeirst.quantize.fp16 import convert_fp16
 from edgeirst.quantize.int8 import quantize_int8
+from edgeirst.quantize.qdq_check import require_tensorrt_layout
 from edgeirst.runtime.backends import resolve_model
 from edgeirst.runtime.backends.onnxruntime import session_options
 from edgeirst.runtime.calibration import DEFAULT_TRT_VERSION, calibration_inputs, format_cache
@@ -140,8 +141,9 @@ def quantize_model(model: str | Path, out: str | Path, cfg: QuantConfig | None =
 
     INT8: calibrate on ``cfg.calib_images`` real images of ``cfg.split``, write QDQ for
     ``cfg.target``, then (with ``cfg.val_split``) compare with the FP32 model on the val split;
-    over budget, keep the most sensitive nodes float until the drop holds or the rounds run out
-    (``QuantResult.within_budget`` says which). FP16: convert, then the same check.
+    over budget, keep the most sensitive nodes float (at most half of them) until the drop holds;
+    when it never does, raise ``OverBudget`` with the drops and write nothing. FP16: convert,
+    then the same check.
     """
     cfg = (cfg or QuantConfig()).check()
     src, dst = _resolve(model, out)
@@ -212,17 +214,19 @@ def _check(job: _Job, candidate: Path, fp32: dict | None) -> tuple[dict, dict, b
 
 
 def _fallback_sizes(n: int, rounds: int) -> list[int]:
-    """Cumulative numbers of nodes to keep float per round: 1, 2, 4, ... ending at all ``n``."""
-    sizes, k = [], 1
-    while k < n and len(sizes) < rounds - 1:
-        sizes.append(k)
-        k *= 2
-    return sizes + [n] if n else []
+    """Cumulative numbers of nodes to keep float per round, doubling up to half of ``n`` in at most
+    ``rounds`` rounds (n = 106: 2, 4, 7, 14, 27, 53). Never all: a model with every node float is
+    the FP32 model, not a quantized one."""
+    half = n // 2
+    if half < 1 or rounds < 1:
+        return []
+    return sorted({-(-half // 2 ** (rounds - r)) for r in range(1, rounds + 1)})
 
 
 def _guarded(job: _Job, first: Path, candidates: list[str], decisions: list[dict], build) -> _Checked:
     """Check ``first`` against FP32 on the val split; over budget, rank ``candidates`` by measured
-    SQNR loss and rebuild with the worst 1, 2, 4, ... (finally all) kept float until it holds."""
+    SQNR loss and rebuild with the worst few, then twice as many, ... (at most half) kept float
+    until it holds. Still over budget with half of them float: ``OverBudget``, nothing written."""
     cfg = job.cfg
     _say(job.progress, f"checking against FP32 on [{cfg.val_split}]")
     fp32, got, within = _check(job, first, None)
@@ -244,6 +248,12 @@ def _guarded(job: _Job, first: Path, candidates: list[str], decisions: list[dict
         fp32, got, within = _check(job, path, fp32)
         if within:
             break
+    if not within:
+        raise OverBudget(f"the {job.meta.name} {cfg.precision} model stays "
+                         f"outside the accuracy budget on [{cfg.val_split}] even with {len(kept)} of {len(ranked)} "
+                         f"nodes (the most sensitive) kept float: {_drop_text(fp32, got, cfg)}; nothing written "
+                         "(a larger --max-drop, more --calib-images or another --method may hold it)",
+                         guard.drops(fp32, got, list(cfg.max_drop)), kept, len(ranked))
     for d in decisions:
         if d["node"] in kept:
             d.update(precision="float", reason="kept float by the accuracy guard")
@@ -283,10 +293,14 @@ def _int8(job: _Job, rewrites: _Rewrites) -> QuantResult:
                                         progress=job.progress)
     cache = calibration.save_ranges(ranges, job.tmpdir / "ranges.json")
 
+    residual = {d["node"]: d["qdq_input"] for d in decisions if "qdq_input" in d}
+    scales = calibration.scales_from_ranges(ranges, set(residual.values()))
+
     def build(keep_float: list[str], attempt: int) -> Path:
         followers = [d["node"] for d in decisions if d.get("follows") in keep_float]  # their Relus go float too
+        adds = [(node, t, scales[t]) for node, t in residual.items() if node not in keep_float and t in scales]
         return quantize_int8(job.float_model, job.tmpdir / f"q{attempt}.onnx", cache, cfg.method, cfg.target, ops,
-                             exclude + keep_float + followers)
+                             exclude + keep_float + followers, adds)
 
     checked = _Checked(build([], 0))
     if cfg.val_split:
@@ -300,6 +314,8 @@ def _int8(job: _Job, rewrites: _Rewrites) -> QuantResult:
              "weights": "int8 symmetric per-channel",
              "calibration": {"data": str(cfg.data), "split": cfg.split, "images": len(inputs), "method": cfg.method},
              "int8_nodes": sum(d["precision"] == "int8" and "follows" not in d for d in decisions),
+             "int8_convs": sum(d["precision"] == "int8" and d["op"] in ("Conv", "ConvTranspose") for d in decisions),
+             "convs": sum(n.op in ("Conv", "ConvTranspose") for n in job.nodes),
              "merged_convs": rewrites.merged, "widened_convs": rewrites.widened,
              "channel_reductions_rewritten": rewrites.reductions, "split_convs": list(rewrites.split)}
     if cfg.target == "cpu":
@@ -307,6 +323,8 @@ def _int8(job: _Job, rewrites: _Rewrites) -> QuantResult:
         _say(job.progress, "session layout: " + ", ".join(
             f"{_hint_text(h)} {med[i]:.1f} ms" for i, h in enumerate(CPU_SESSION_CANDIDATES)) +
             f" -> {_hint_text(quant['onnxruntime'])}")
+    if cfg.target == "tensorrt":  # what TensorRT's explicit INT8 takes; a failure here is our bug, said in one line
+        require_tensorrt_layout(checked.path, f"the model quantized from {job.src.name}")
     trt_cache = _write_trt_cache(ranges, job.src, job.dst.with_suffix(".calib")) if cfg.target == "tensorrt" else None
     return _finish(job, checked, quant, decisions, trt_cache)
 

@@ -15,8 +15,16 @@ onnxruntime 1.31; benchmarks/RESULTS.md has the numbers):
   float: in int8 they measured no faster once their extra Q/DQ passes are paid, and under
   onnxruntime's NHWC layout their channel broadcasts run several times slower.
 
-``tensorrt``: every convolution and the ops TensorRT fuses into int8 kernels around it
-(residual Add, Concat, pools, Resize) get symmetric int8 QDQ; TensorRT decides the rest.
+``tensorrt`` follows TensorRT's Q/DQ placement rules (developer guide, "Q/DQ Layer-Placement
+Recommendations"): quantize the *inputs* of weighted layers (activation per tensor, weights per
+output channel, int8, zero point 0), never their outputs, and let TensorRT propagate the scales
+through pools, Concat and Resize. A residual Add whose other input is the output of an int8
+convolution gets a Q/DQ on that other input: TensorRT then fuses the Add into the convolution
+in int8. Attention stays float (Sigmoid, the products it scales, its 1x1 pooled convs' Add),
+as NVIDIA ModelOpt leaves it. Convolutions with fewer than 16 input or output channels run in
+int8 only where TensorRT has kernels for them (one group, a side a multiple of 8, a square
+kernel, the other side >= 16 or the graph input): the same 97 of the default's 126 convolutions
+ModelOpt's ONNX PTQ quantizes.
 """
 
 from __future__ import annotations
@@ -28,8 +36,8 @@ from dataclasses import replace
 from edgeirst.quantize.graph import NodeInfo
 
 CPU_OPS = ("Conv",)
-TENSORRT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Concat", "MaxPool", "AveragePool",
-                "GlobalAveragePool", "Resize")
+TENSORRT_OPS = ("Conv", "ConvTranspose")  # quantize_static's op types; residual Adds get their Q/DQ afterwards
+TRT_MIN_CHANNELS = 16  # TensorRT's int8 convolution kernels; smaller sides need the exceptions of trt_int8_conv
 FP16_SENSITIVE = ("Resize", "ReduceMean", "ReduceSum", "Softmax", "Exp", "Log", "Pow", "Sqrt", "Div")
 
 
@@ -129,8 +137,7 @@ def select(nodes: Sequence[NodeInfo], target: str) -> tuple[list[str], list[str]
     decisions: list[dict] = []
     exclude: list[str] = []
     if target != "cpu":
-        return list(TENSORRT_OPS), [], [{"node": n.name, "op": n.op, "precision": "int8",
-                                        "reason": "TensorRT explicit int8 (QDQ)"} for n in nodes if n.op in TENSORRT_OPS]
+        return _select_tensorrt(nodes)
     int8_outputs = {}
     for n in nodes:
         if n.op in CPU_OPS:
@@ -154,3 +161,48 @@ def select(nodes: Sequence[NodeInfo], target: str) -> tuple[list[str], list[str]
         else:
             exclude.append(n.name)
     return list(CPU_OPS) + ["Relu"], exclude, decisions
+
+
+def trt_int8_conv(n: NodeInfo, graph_input: str | None = None) -> tuple[bool, str]:
+    """Whether TensorRT runs convolution ``n`` in int8 (see the module docstring)."""
+    if n.in_channels is None:
+        return False, "weights are not a constant"
+    cin, cout = n.in_channels, n.out_channels
+    shape = f"{cin}->{cout} channels, {'x'.join(map(str, n.kernel))}"
+    if cin >= TRT_MIN_CHANNELS and cout >= TRT_MIN_CHANNELS:
+        return True, f"{shape}: TensorRT int8 kernel"
+    if n.groups == 1 and (cin % 8 == 0 or cout % 8 == 0) and len(set(n.kernel)) <= 1 \
+            and (max(cin, cout) >= TRT_MIN_CHANNELS or n.inputs[0] == graph_input):
+        return True, f"{shape}: TensorRT int8 kernel (a side a multiple of 8)"
+    if n.groups > 1 and cout % 8 == 0 and all(k >= 3 for k in n.kernel):
+        return True, f"{shape}, {n.groups} groups: TensorRT int8 grouped kernel"
+    return False, f"{shape}: no TensorRT int8 kernel for so few channels"
+
+
+def _select_tensorrt(nodes: Sequence[NodeInfo]) -> tuple[list[str], list[str], list[dict]]:
+    """``select`` for ``tensorrt``: convolutions by ``trt_int8_conv``; residual Adds fused into an int8
+    convolution get ``"qdq_input"``, the tensor whose Q/DQ ``graph.insert_qdq`` adds."""
+    graph_input = nodes[0].inputs[0] if nodes else None
+    readers: dict[str, list[NodeInfo]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            readers.setdefault(i, []).append(n)
+    producer = {o: n for n in nodes for o in n.outputs}
+    decisions, exclude, int8_convs = [], [], {}
+    for n in nodes:
+        if n.op in TENSORRT_OPS:
+            ok, why = trt_int8_conv(n, graph_input)
+            decisions.append({"node": n.name, "op": n.op, "precision": "int8" if ok else "float", "reason": why})
+            if ok:
+                int8_convs[n.outputs[0]] = n.name
+            else:
+                exclude.append(n.name)
+    for n in nodes:
+        if n.op != "Add" or len(n.inputs) != 2 or any(r.op == "Sigmoid" for r in readers.get(n.outputs[0], [])):
+            continue  # an Add into a Sigmoid is attention: float
+        convs = [i for i in n.inputs if i in int8_convs and len(readers[i]) == 1]
+        other = [i for i in n.inputs if i not in convs]
+        if len(convs) == 1 and len(other) == 1 and other[0] in producer:
+            decisions.append({"node": n.name, "op": n.op, "precision": "int8", "qdq_input": other[0],
+                              "reason": f"residual input quantized: TensorRT fuses the Add into int8 {int8_convs[convs[0]]}"})
+    return list(TENSORRT_OPS), exclude, decisions

@@ -326,12 +326,39 @@ def test_int8_bundle_for_orin_nano_verifies_and_is_idempotent(tmp_path, wheel, s
     assert _snapshot(out) == before
 
 
-def test_int8_for_jetpack6_only_needs_no_calibration_cache(tmp_path, wheel, sirst_root):
+def test_cpu_int8_default_is_remade_from_its_fp32_source_for_jetpack6(tmp_path, wheel, sirst_root):
+    """The shipped default-int8 is onnxruntime's CPU layout: the bundle holds its FP32 source and a
+    TensorRT-layout QDQ model quantized from it (no calibration cache for JetPack 6 only)."""
+    import onnx
+
+    from edgeirst.quantize.qdq_check import tensorrt_layout_problems
+
     out = tmp_path / "B"
     r = _deploy("--device", "jetson", "--profile", "orin-nx", "--jetpack", "6.2", "--precision", "int8",
-                "--calib-data", str(sirst_root), "--out", str(out), "--wheel", str(wheel), "default", timeout=1200)
+                "--calib-data", str(sirst_root), "--calib-images", "8", "--out", str(out), "--wheel", str(wheel),
+                "default-int8", timeout=1200)
     assert r.returncode == 0, r.stderr
+    assert "not TensorRT's layout" in r.stderr and "using its FP32 source mshnet-w05-xs.onnx" in r.stderr
+    assert (out / "model.onnx").read_bytes() == shipped_model("default").read_bytes()
     assert (out / "model.int8.onnx").is_file() and not (out / "calibration.cache").exists()
+    assert tensorrt_layout_problems(out / "model.int8.onnx") == []
+    m = onnx.load(str(out / "model.int8.onnx"))
+    producer = {o: n.op_type for n in m.graph.node for o in n.output}
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    int8 = [n for n in convs if producer.get(n.input[1]) == "DequantizeLinear"]
+    assert 2 * len(int8) >= len(convs), (len(int8), len(convs))
+    assert json.loads((out / "manifest.json").read_text())["models"]["model.int8.onnx"]["layout"] == "tensorrt"
+
+
+def test_cpu_int8_without_its_fp32_source_is_refused(tmp_path, wheel):
+    lone = tmp_path / "in" / "q.onnx"
+    lone.parent.mkdir()
+    shutil.copyfile(shipped_model("default-int8"), lone)  # its source is not next to it
+    _one_error_line(_deploy("--device", "jetson", "--profile", "orin-nano", "--precision", "int8", "--jetpack", "6.2",
+                            "--out", str(tmp_path / "B"), "--wheel", str(wheel), str(lone)),
+                    "quantized for target cpu, not TensorRT's layout", "81 QuantizeLinear uint8",
+                    "37 non-zero zero point", "FP32 source is not known")
+    assert not (tmp_path / "B").exists()
 
 
 # -- a checkpoint is exported on the way ---------------------------------------------------------
@@ -357,8 +384,8 @@ def test_checkpoint_is_exported_to_onnx_with_metadata(tmp_path, wheel):
 
 @pytest.fixture(scope="module")
 def qdq_model(tmp_path_factory) -> Path:
-    """A real QDQ (S8S8, TensorRT's layout) export of the shipped default, made with onnxruntime's
-    quantizer on two random frames: its accuracy does not matter here, its form does."""
+    """A real QDQ (S8S8 symmetric, float biases: TensorRT's layout) export of the shipped default, made
+    with onnxruntime's quantizer on two random frames: its accuracy does not matter here, its form does."""
     import numpy as np
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -372,7 +399,8 @@ def qdq_model(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("qdq") / "default.int8.onnx"
     quantize_static(str(shipped_model("default")), str(out), Frames(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                    extra_options={"ActivationSymmetric": True, "QuantizeBias": False})
     return out
 
 

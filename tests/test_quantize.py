@@ -98,20 +98,73 @@ def test_cpu_target_is_uint8_activations_and_symmetric_int8_weights(fp32_onnx, s
     assert np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.9
 
 
-def test_tensorrt_target_is_symmetric_int8_everywhere(fp32_onnx, synth_root, tmp_path):
+def test_tensorrt_target_follows_tensorrts_qdq_placement(fp32_onnx, synth_root, tmp_path):
+    """Symmetric int8 on the inputs of the convolutions TensorRT has int8 kernels for (weights per
+    output channel), nothing on their outputs, float biases, attention float, a residual Add's
+    other input quantized; the file passes the TensorRT layout check."""
+    from edgeirst.quantize.qdq_check import tensorrt_layout_problems
     from edgeirst.runtime.calibration import parse_cache
 
     r = _quantize(fp32_onnx, synth_root, tmp_path / "trt.onnx", target="tensorrt", method="entropy")
     act_zps, convs, m = _qdq(r.path)
+    assert tensorrt_layout_problems(r.path) == []
     assert act_zps and all(z.dtype == np.int8 and not np.any(z) for z in act_zps)
+    int8 = {d["node"] for d in r.decisions if d["op"] == "Conv" and d["precision"] == "int8"}
     n_conv = sum(n.op_type == "Conv" for n in m.graph.node)
-    assert len(convs) == n_conv  # every convolution has int8 weights for TensorRT
-    assert all(w == np.int8 and not np.any(z) for w, z, _ in convs.values())
+    assert set(convs) == int8 and 2 * len(convs) >= n_conv, (len(convs), n_conv)
+    assert all(w == np.int8 and not np.any(z) for w, z, _ in convs.values())  # per channel: the layout check
+    q = ModelMeta.from_json({p.key: p.value for p in m.metadata_props}["edgeirst"]).quant
+    assert (q["int8_convs"], q["convs"]) == (len(convs), n_conv)
+    producer = {o: n for n in m.graph.node for o in n.output}
+    assert not any(n.op_type == "QuantizeLinear" and n.input[0] in producer and producer[n.input[0]].op_type == "Conv"
+                   for n in m.graph.node)  # inputs only
+    assert not any(producer.get(i) is not None and producer[i].op_type == "DequantizeLinear"
+                   for n in m.graph.node if n.op_type in ("Sigmoid", "Mul") for i in n.input)  # attention float
+    fused = [d for d in r.decisions if d["op"] == "Add" and d["precision"] == "int8"]
+    assert fused, "no residual Add fused into an int8 convolution"
+    for d in fused:
+        add = next(n for n in m.graph.node if n.name == d["node"])
+        kinds = [producer[i].op_type for i in add.input]
+        assert kinds.count("DequantizeLinear") == 1 and kinds.count("Conv") == 1, kinds
     assert r.calibration_cache is not None and r.calibration_cache.is_file()
     _, calibrator, scales = parse_cache(r.calibration_cache.read_text())
     assert calibrator == "EntropyCalibration2" and "images" in scales
-    out = _run(r.path, _sample(synth_root))
-    assert np.isfinite(out).all()
+    out, ref = _run(r.path, _sample(synth_root)), _run(fp32_onnx, _sample(synth_root))
+    assert np.isfinite(out).all() and np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.9
+
+
+def test_qdq_check_names_what_tensorrt_cannot_take(fp32_onnx, synth_root, tmp_path):
+    """The shipped CPU INT8 default: uint8 activations, non-zero zero points, int32 biases; a weight
+    scaled per channel on the wrong axis is found too."""
+    import onnx
+
+    from edgeirst.quantize.qdq_check import require_tensorrt_layout, tensorrt_layout_problems
+    from edgeirst.weights import shipped_model
+
+    problems = tensorrt_layout_problems(shipped_model("default-int8"))
+    assert problems[0] == "81 QuantizeLinear uint8 node(s) (TensorRT takes int8 only)", problems
+    assert any(p.startswith("37 non-zero zero point(s)") for p in problems)
+    assert any("int32" in p for p in problems)
+    assert tensorrt_layout_problems(shipped_model("default")) == []  # no Q/DQ at all
+    r = _quantize(fp32_onnx, synth_root, tmp_path / "trt.onnx", target="tensorrt", calib_images=2)
+    m = onnx.load(str(r.path))
+    _, convs, _ = _qdq(r.path)
+    producer = {o: n for n in m.graph.node for o in n.output}
+    conv = next(n for n in m.graph.node if n.name in convs)
+    dq = producer[conv.input[1]]
+    del dq.attribute[:]
+    dq.attribute.append(onnx.helper.make_attribute("axis", 1))
+    assert tensorrt_layout_problems(m) == [f"1 weight(s) scaled per channel on an axis other than the output "
+                                           f"channels (first: {conv.name})"]
+    with pytest.raises(EdgeirstError, match="not in TensorRT's INT8 layout"):
+        require_tensorrt_layout(m, "model")
+
+
+def test_fallback_keeps_at_most_half_float():
+    from edgeirst.quantize.model import _fallback_sizes
+
+    assert _fallback_sizes(106, 6) == [2, 4, 7, 14, 27, 53]
+    assert _fallback_sizes(10, 6) == [1, 2, 3, 5] and _fallback_sizes(1, 6) == [] and _fallback_sizes(40, 1) == [20]
 
 
 def test_cpu_rewrites_are_exact_and_reach_the_fast_int8_kernel(fp32_onnx, synth_root, tmp_path):
@@ -347,13 +400,20 @@ def sirst_subset(sirst_root, tmp_path_factory) -> Path:
 @pytest.mark.slow  # 25-55 s on the 2-core VM: several quantize + eval rounds of the shipped model
 def test_guard_keeps_the_most_sensitive_nodes_float_until_the_budget_holds(sirst_subset, tmp_path):
     """The shipped default on real images with a zero IoU/nIoU budget: INT8 loses a little on these
-    images, so the guard must rank nodes by measured SQNR loss, keep the worst float and re-check
-    until the drop is zero or every int8 node is float."""
-    from edgeirst.quantize import QuantConfig, quantize_model
+    images, so the guard must rank nodes by measured SQNR loss and keep the worst float, re-checking,
+    never more than half of them; still over budget then, it writes nothing and says the drops."""
+    from edgeirst.quantize import OverBudget, QuantConfig, quantize_model
 
     cfg = QuantConfig(data=str(sirst_subset), calib_images=8, val_split="val", max_drop={"iou": 0.0, "niou": 0.0},
                       max_fallback_rounds=4)
-    r = quantize_model("default", tmp_path / "g.onnx", cfg, progress=False)
+    out = tmp_path / "g.onnx"
+    try:
+        r = quantize_model("default", out, cfg, progress=False)
+    except OverBudget as e:
+        assert not out.exists() and not list(tmp_path.iterdir())
+        assert max(e.drops.values()) > 0 and "nothing written" in str(e) and "kept float" in str(e)
+        assert e.candidates > 10 and len(e.kept_float) == e.candidates // 2  # the last round: half, not all
+        return
     assert r.kept_float, f"INT8 did not lose IoU/nIoU on these images ({r.drops}); the guard was not exercised"
     scored = [d for d in r.decisions if d.get("sqnr_drop_db") is not None]
     assert len(scored) > 10 and all(d["sqnr_drop_db"] >= 0 for d in scored)
@@ -363,7 +423,21 @@ def test_guard_keeps_the_most_sensitive_nodes_float_until_the_budget_holds(sirst
     assert all(d["precision"] == "float" and d["reason"] == "kept float by the accuracy guard" for d in kept)
     _, convs, _ = _qdq(r.path)
     assert not set(r.kept_float) & set(convs)  # really float in the file
-    assert r.within_budget == all(v <= 1e-12 for v in r.drops.values())
+    assert r.within_budget and all(v <= 1e-12 for v in r.drops.values())
+
+
+@pytest.mark.slow  # about 40 s: one quantize + two evals + the sensitivity pass
+def test_over_budget_writes_nothing_and_says_the_drops(sirst_subset, tmp_path):
+    """No fallback round allowed and a zero budget these images miss (see the test above): the
+    guard raises OverBudget with the measured drops, and no file appears."""
+    from edgeirst.quantize import OverBudget, QuantConfig, quantize_model
+
+    cfg = QuantConfig(data=str(sirst_subset), calib_images=8, val_split="val", max_drop={"iou": 0.0, "niou": 0.0},
+                      max_fallback_rounds=0)
+    with pytest.raises(OverBudget, match="nothing written") as e:
+        quantize_model("default", tmp_path / "g.onnx", cfg, progress=False)
+    assert max(e.value.drops.values()) > 0 and e.value.kept_float == [] and e.value.candidates > 10
+    assert not list(tmp_path.iterdir())
 
 
 def test_cli_prints_decisions_and_writes_the_model(fp32_onnx, synth_root, tmp_path):
