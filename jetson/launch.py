@@ -40,7 +40,8 @@ from edgeirst.runtime.backends import BackendOptions, tensorrt_available
 from edgeirst.runtime.engine_build import (BuildOptions, _profile_shapes, cache_dir, cache_key, cached_engine,
                                            publish_engine, read_onnx_meta)
 from edgeirst.runtime.pipeline import run_stream
-from edgeirst.runtime.trt_versions import has_memory_pool, takes_qdq
+from edgeirst.runtime.trt_policy import int8_form
+from edgeirst.runtime.trt_versions import has_memory_pool
 
 
 def _log(line: str) -> None:
@@ -73,7 +74,7 @@ def engine_plan(cfg: LaunchConfig, bundle: Path, trt_version: str) -> tuple[Path
     m = cfg.model
     build = dataclasses.replace(cfg.engine, max_hw=tuple(m.input_size), fp16=m.precision != "fp32")
     if m.precision == "int8":
-        if takes_qdq(trt_version) and m.onnx_int8:
+        if int8_form(trt_version) == "qdq" and m.onnx_int8:
             return bundle / m.onnx_int8, dataclasses.replace(build, int8=True)
         if m.calibration_cache and m.onnx:
             return bundle / m.onnx, dataclasses.replace(build, int8=True,

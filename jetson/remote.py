@@ -25,7 +25,7 @@ from typing import Callable
 
 from edgeirst.errors import EdgeirstError
 from edgeirst.jetson.detect import DeviceInfo, match_profile, parse_probe, python_ok
-from edgeirst.runtime.trt_versions import takes_qdq
+from edgeirst.runtime.trt_policy import int8_form
 
 PROBE = r"""
 PY={py}
@@ -191,7 +191,7 @@ def remote_preflight(info: DeviceInfo, manifest: dict, bundle_bytes: int, opts: 
     has_cache = "calibration.cache" in manifest.get("files", {})
     has_qdq = "model.int8.onnx" in manifest.get("files", {})
     if info.tensorrt:
-        qdq = takes_qdq(info.tensorrt)
+        qdq = int8_form(info.tensorrt) == "qdq"
         if precision == "int8" and not (has_qdq if qdq else has_cache):
             raise EdgeirstError(f"the device has TensorRT {info.tensorrt}, and this INT8 bundle has no form for it "
                                 f"({'QDQ model' if qdq else 'calibration cache'}); redeploy with --jetpack "

@@ -35,11 +35,6 @@ def version_tuple(text: str) -> Tuple[int, ...]:
     return tuple(out)
 
 
-def takes_qdq(version: str) -> bool:
-    """INT8 from a QDQ model (True), or from a float model and a calibration cache (False)."""
-    return version_tuple(version)[:2] >= QDQ_MIN
-
-
 def has_memory_pool(version: str) -> bool:
     return version_tuple(version)[:2] >= MEMORY_POOL_MIN
 
