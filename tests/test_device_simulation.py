@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from test_device_python import _pyenv, _venv
+from test_device_python import REPO, _pyenv, _venv
 
 SOURCE = "synthetic://?seed=5&size=128x96&frames=40&targets=2"
 
@@ -111,3 +111,22 @@ def test_install_on_jetpack4s_python_is_refused_in_one_line(fresh_bundle, tmp_pa
     lines = (r.stdout + r.stderr).strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1, lines
     assert lines[0].startswith("error: ") and "is Python 3.6" in lines[0] and "needs Python >= 3.8" in lines[0]
+
+
+def test_deploy_works_from_a_plain_pip_install(tmp_path, fresh_bundle):
+    """No source tree, no editable install: the device wheel is packed from the installed modules,
+    byte for byte the same as from this checkout."""
+    python = _venv("host")
+    site = tmp_path / "site"
+    r = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--no-build-isolation",
+                        "--disable-pip-version-check", "--target", str(site), str(REPO)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(site), "PIP_NO_INDEX": "1"}
+    r = subprocess.run([str(python), "-m", "edgeirst", "deploy", "bundle", "default", "--profile", "orin-nano",
+                        "--out", str(tmp_path / "B"), "--source", SOURCE], capture_output=True, text=True, timeout=600,
+                       env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "of the installed edgeirst" in r.stderr and str(site) in r.stderr  # the model came from the install
+    for whl in (fresh_bundle / "wheels").glob("*.whl"):
+        assert (tmp_path / "B" / "wheels" / whl.name).read_bytes() == whl.read_bytes(), whl.name

@@ -3,7 +3,9 @@
 ``device``: numpy, opencv-python-headless and onnxruntime (standing in for JetPack's numpy, OpenCV
 and TensorRT) plus pytest, on pyenv's Python 3.8 or 3.10 (JetPack 5 and 6). ``trt10``/``trt11``:
 NVIDIA's ``tensorrt-lean`` runtime of each major (they install and import without a GPU), with
-cuda-bindings, numpy and OpenCV (edgeirst.runtime imports them), to check the names the runtime calls against the real modules.
+cuda-bindings, numpy and OpenCV (edgeirst.runtime imports them), to check the names the runtime
+calls against the real modules. ``host``: edgeirst's core dependencies, setuptools and wheel, for a
+plain (non-editable) install of edgeirst.
 
 Each lives in ``$EDGEIRST_TEST_VENVS`` (default ``~/.cache/edgeirst-test``) under a folder keyed by
 the interpreter's version and the package list, built once (pip, from the index) and reused; CI
@@ -27,6 +29,7 @@ PACKAGES = {
     "device": ("numpy", "opencv-python-headless", "onnxruntime", "pytest"),
     "trt10": ("tensorrt-lean==10.*", "cuda-bindings", "numpy", "opencv-python-headless"),
     "trt11": ("tensorrt-lean==11.*", "numpy", "opencv-python-headless"),
+    "host": ("numpy", "opencv-python-headless", "onnxruntime", "click", "tqdm", "tomli-w", "setuptools>=64", "wheel"),
 }
 DEVICE_PYTHONS = ("3.8", "3.10")  # JetPack 5.1.x and 6.x
 
@@ -76,7 +79,7 @@ def venv(kind: str, python: Path | None = None, timeout: float = 1200) -> Path:
 
 def main() -> int:
     """Build every venv the tests use (CI, before pytest); prints what could not be built."""
-    wanted = [("trt10", None), ("trt11", None)]
+    wanted = [("trt10", None), ("trt11", None), ("host", None)]
     for v in DEVICE_PYTHONS:
         try:
             wanted.append(("device", pyenv_python(v)))
