@@ -154,6 +154,7 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
             if calibrated and not api.calibration:
                 raise EdgeirstError(f"TensorRT {trt.__version__} has no INT8 calibrators; quantize the ONNX model to "
                                     "QDQ (edgeirst quantize) and build with --int8")
+            strong = api.strong(typed_by_model)  # types from the model: no precision flags
             network = builder.create_network(api.network_flags(trt, typed_by_model))
             parser = trt.OnnxParser(network, logger)
             if not parser.parse_from_file(str(onnx_path)):
@@ -161,13 +162,13 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
                 raise EdgeirstError(f"TensorRT cannot parse {onnx_path}: {errs[:400]}")
             config = builder.create_builder_config()
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(opts.workspace_mb) << 20)
-            if fp16 and not typed_by_model:
+            if fp16 and not strong:
                 if not builder.platform_has_fast_fp16:
                     raise EdgeirstError(f"{dev.name} has no fast FP16; build without --fp16")
                 config.set_flag(trt.BuilderFlag.FP16)
             calibrator = None
-            if opts.int8 and not typed_by_model:
-                config.set_flag(trt.BuilderFlag.INT8)  # a QDQ graph quantizes explicitly
+            if opts.int8 and not strong:
+                config.set_flag(trt.BuilderFlag.INT8)  # TensorRT 8.x needs it for QDQ graphs too
                 if calibrated:
                     calibrator = _calibrator(trt, dev, network, meta, opts)
                     config.int8_calibrator = calibrator

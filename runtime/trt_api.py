@@ -74,14 +74,18 @@ class TrtApi:
         optional = set(WEAK_TYPING) | set(CALIBRATION) | {EXPLICIT_BATCH, STRONGLY_TYPED}
         return frozenset(optional - self.names())
 
+    def strong(self, typed_by_model: bool) -> bool:
+        """Whether the network is strongly typed: on 10.x when the precision is the model's own (fp32,
+        or QDQ INT8 alone), else weakly typed so the FP16/INT8 builder flags apply (onnxruntime's
+        TensorRT provider decides the same way); never on 8.x; always on 11.x."""
+        return self.typed_only or (self.strongly_typed and typed_by_model)
+
     def network_flags(self, trt, typed_by_model: bool) -> int:
-        """``create_network``'s flags: explicit batch on 8.x; on 10.x strongly typed when the
-        precision is the model's own (fp32, or QDQ INT8 alone), else weakly typed so the FP16/INT8
-        builder flags apply (onnxruntime's TensorRT provider decides the same way); 11.x is always
-        strongly typed and takes no flag."""
+        """``create_network``'s flags: explicit batch on 8.x, ``STRONGLY_TYPED`` on 10.x when
+        ``strong``, none on 11.x (always strongly typed; the flag is ignored there)."""
         if not self.strongly_typed:
             return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-        if typed_by_model and not self.typed_only:
+        if self.strong(typed_by_model) and not self.typed_only:
             return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
         return 0
 

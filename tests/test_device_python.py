@@ -166,6 +166,9 @@ def test_network_flags_by_release():
     assert trt_api.api_for("10.3.0").network_flags(_Flags, typed_by_model=True) == 2  # strongly typed
     assert trt_api.api_for("10.3.0").network_flags(_Flags, typed_by_model=False) == 0  # FP16 flag applies
     assert trt_api.api_for("11.4.0").network_flags(_Flags, typed_by_model=True) == 0  # always typed
+    # precision flags apply exactly where the network is not strongly typed (INT8 on 8.x QDQ models too)
+    assert [trt_api.api_for(v).strong(True) for v in ("8.5.2", "8.6.2", "10.3.0", "11.4.0")] == [False, False, True, True]
+    assert [trt_api.api_for(v).strong(False) for v in ("8.6.2", "10.3.0", "11.4.0")] == [False, False, True]
 
 
 # The objects edgeirst's TensorRT code calls methods on, by the names it gives them.
