@@ -17,7 +17,7 @@ class EdgeirstWarning(UserWarning):
     one ``warning: ...`` line, once per message."""
 
 
-EXTRAS = ("train", "jetson", "deploy", "plot", "test")  # pyproject's optional dependency groups
+EXTRAS = ("train", "jetson", "plot", "test")  # pyproject's optional dependency groups
 
 
 def missing_extra(package: str, extra: str) -> EdgeirstError:

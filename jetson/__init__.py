@@ -6,8 +6,8 @@
 | ``detect`` | which Jetson this is: nv_tegra_release, device tree, nvidia-l4t-core |
 | ``preflight`` | host checks: precision, INT8 forms, input size, DLA, memory |
 | ``bundle`` | the bundle: models, edgeirst.toml, scripts, wheel, manifest; idempotent |
-| ``wheel`` | a wheel of edgeirst for the offline device install |
-| ``config`` | edgeirst.toml as dataclasses (read without tomllib on Python 3.10) |
+| ``wheel`` | the device wheel (``edgeirst-device``, Python >= 3.8) and its dependencies' wheels, for the offline install |
+| ``config`` | edgeirst.toml as dataclasses (read without tomllib on Python 3.8-3.10) |
 | ``templates`` | launch.sh, install.sh, the systemd unit |
 | ``remote`` | SSH push: probe, copy, install, engine build, service, first output |
 | ``launch`` | on the device: engine build/cache or onnxruntime fallback, then the run |

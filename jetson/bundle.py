@@ -9,7 +9,7 @@
     launch.sh            builds/caches the engine on the device, then runs the detector
     install.sh           offline install (wheels unpacked into ./lib) + device check [+ --service]
     edgeirst.service     systemd unit (install.sh --service fills in the paths)
-    wheels/edgeirst-*.whl
+    wheels/edgeirst_device-*.whl   the device side of edgeirst (Python >= 3.8), and tqdm's wheel
     manifest.json        sha256 of every file, the profile, the versions it expects, the pre-flight
     SHA256SUMS           the same hashes for `sha256sum -c` (covers manifest.json; not edgeirst.toml, the user's to edit)
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -41,11 +42,12 @@ from edgeirst.io import publish
 from edgeirst.export import export_onnx
 from edgeirst.jetson import templates
 from edgeirst.jetson.config import DeviceSettings, LaunchConfig, ModelSettings, PowerSettings, SourceSettings
-from edgeirst.jetson.manifest import EDITABLE, MANIFEST, check_service_name, confined, sha256_file
+from edgeirst.jetson.manifest import DEVICE_PYTHON, EDITABLE, MANIFEST, check_service_name, confined, sha256_file
 from edgeirst.jetson.preflight import (PreflightResult, check_input_size, int8_forms, is_qdq, resolve_precision,
                                       run_preflight)
 from edgeirst.jetson.profiles import DeviceProfile, get_profile, select_releases
-from edgeirst.jetson.wheel import build_wheel, source_files, source_hash, source_root
+from edgeirst.jetson.wheel import (DEVICE_DEPENDENCIES, device_files, device_wheel, device_wheel_name, files_hash,
+                                   installed_wheel)
 from edgeirst.meta import ModelMeta
 from edgeirst.quantize import QuantConfig, quantize_model, write_calibration_cache
 from edgeirst.quantize.qdq_check import require_tensorrt_layout, tensorrt_layout_problems
@@ -405,26 +407,36 @@ def config_text(cfg: LaunchConfig, header: str = "") -> str:
 
 
 def _wheels(b: _Builder, extra: list[Path]) -> None:
+    """The device wheel (or the --wheel given), and a wheel of each pure-Python dependency the device
+    path imports (repacked from this host's install, unless an --extra-wheel already brings it)."""
     opts = b.opts
     if opts.wheel:
         w = Path(opts.wheel).expanduser()
         b.make(f"wheels/{w.name}", _key("copy", sha256_file(w)), f"copy the edgeirst wheel {w}",
                lambda t: shutil.copyfile(w, t))
     else:
-        root = source_root()
-        if root is None:
-            raise EdgeirstError("cannot find the source tree this edgeirst was installed from, to build its wheel; "
-                                "pass a wheel with --wheel FILE (pip wheel --no-deps edgeirst)")
-        files = source_files(root)
-        key = _key("wheel", source_hash(root, files))
-        name = f"wheels/edgeirst-{__version__}-py3-none-any.whl"
+        files = device_files()
+        name = f"wheels/{device_wheel_name()}"
+        b.make(name, _key("device-wheel", files_hash(files)),
+               f"build {name} ({len(files)} files of the installed edgeirst, Python >= 3.8)",
+               lambda t: device_wheel(t.parent, files))
+    brought = {w.name.split("-", 1)[0].lower().replace("_", "-") for w in extra}
+    for dist in DEVICE_DEPENDENCIES:
+        if dist in brought:
+            continue
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            raise EdgeirstError(f"{dist} is not installed on this host; the bundle carries it for the device "
+                                f"(pip install {dist}, or pass its wheel with --extra-wheel)") from None
 
-        def wheel(target: Path) -> None:
-            built = build_wheel(root, files, target.parent)
-            if built != target:
-                publish(built, target)
+        def repack(t: Path, dist: str = dist) -> None:
+            built = installed_wheel(dist, t.parent)
+            if built != t:
+                publish(built, t)
 
-        b.make(name, key, f"build {name} from {root} (pip wheel --no-deps, offline)", wheel)
+        b.make(f"wheels/{dist}-{version}-py3-none-any.whl", _key("installed-wheel", dist, version),
+               f"pack {dist} {version} from this host for the device", repack)
     for w in extra:
         if w == (Path(opts.wheel).expanduser() if opts.wheel else None):
             continue
@@ -440,7 +452,8 @@ def _manifest(b: _Builder, profile: DeviceProfile, releases, pf: PreflightResult
         "precision": {"requested": b.opts.precision, "effective": pf.precision},
         "expects": {"jetpack": [r.jetpack for r in releases], "l4t": [r.l4t for r in releases],
                     "tensorrt": sorted({r.tensorrt for r in releases}, key=version_tuple),
-                    "cuda": sorted({r.cuda for r in releases}, key=version_tuple), "python": ">=3.10",
+                    "cuda": sorted({r.cuda for r in releases}, key=version_tuple),
+                    "python": ">=%d.%d" % DEVICE_PYTHON,
                     "jetpack_python": sorted({r.python for r in releases}, key=version_tuple)},
         "models": models, "preflight": pf.to_dict(), "inputs": dict(sorted(b.inputs.items())), "files": files,
     }

@@ -1,23 +1,24 @@
 """Device check after install: ``python -m edgeirst.jetson.check BUNDLE``.
 
 Verifies the bundle's files against its manifest and what Python will import when the service
-runs: edgeirst from the bundle, numpy, click, OpenCV (JetPack's, with GStreamer, not a PyPI
-wheel that would shadow it and break ``csi://`` cameras), a backend (TensorRT with pycuda or
-cuda-python, or onnxruntime), and that the runtime never imports PyTorch. Prints ``ok:``,
-``warning:`` and ``error:`` lines; exit status 1 when there is an error.
+runs: Python >= 3.8, edgeirst from the bundle, numpy, OpenCV (JetPack's, with GStreamer, not a
+PyPI wheel that would shadow it and break ``csi://`` cameras), a backend (TensorRT >= 8.5 with
+pycuda, cuda-python or JetPack's libcudart, or onnxruntime), and that the runtime never imports
+PyTorch. Prints ``ok:``, ``warning:`` and ``error:`` lines, each with its fix; exit status 1 when
+there is an error. Imports only the standard library and edgeirst's pure-Python modules at the
+top, so a bare device gets the advice lines, never a traceback.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import importlib.util
 import sys
 from pathlib import Path
 
 import edgeirst
 from edgeirst.errors import EdgeirstError
-from edgeirst.jetson.manifest import verify_bundle
+from edgeirst.jetson.manifest import DEVICE_PYTHON, verify_bundle
 
 PYPI_OPENCV = ("opencv-python", "opencv-contrib-python", "opencv-python-headless", "opencv-contrib-python-headless")
 
@@ -34,11 +35,30 @@ def _version(module: str) -> str | None:
         return str(getattr(mod, "__version__", "?"))
 
 
+def bindings_only(trt_version: str) -> str:
+    """Why TensorRT ``trt_version`` cannot run edgeirst's engines ("" when it can)."""
+    try:  # edgeirst.runtime's package imports numpy: when it is missing, its own error line says so
+        from edgeirst.runtime.trt_api import MIN_JETPACK, api_for
+    except ImportError:
+        return ""
+    return "" if api_for(trt_version) else (f"TensorRT {trt_version} has only the bindings API (edgeirst needs >= "
+                                            f"8.5, JetPack {MIN_JETPACK}+): running on onnxruntime")
+
+
+def cuda_apis() -> list:
+    """The CUDA bindings the TensorRT backend can use here (edgeirst.runtime.cuda needs numpy)."""
+    try:
+        from edgeirst.runtime.cuda import available_apis
+    except ImportError:  # numpy is missing: its own error line says so
+        return []
+    return available_apis()
+
+
 def opencv_findings() -> list[tuple[str, str]]:
     """(level, message) about the OpenCV Python imports."""
     try:
         import cv2
-    except ImportError as e:
+    except ImportError as e:  # missing, or built for another numpy
         return [("error", f"OpenCV does not import ({e}); on a Jetson: sudo apt install python3-opencv (JetPack's, "
                           "with GStreamer); do not pip install opencv-python")]
     out = [("ok", f"OpenCV {cv2.__version__} from {Path(cv2.__file__).resolve().parent}")]
@@ -62,8 +82,9 @@ def run_checks(bundle: Path | None) -> list[tuple[str, str]]:
     findings: list[tuple[str, str]] = []
     add = findings.append
     py = sys.version_info
-    add(("ok" if py >= (3, 10) else "error", f"Python {py[0]}.{py[1]}.{py[2]} ({sys.executable})"
-         + ("" if py >= (3, 10) else ": edgeirst needs >= 3.10")))
+    good = py[:2] >= DEVICE_PYTHON
+    add(("ok" if good else "error", f"Python {py[0]}.{py[1]}.{py[2]} ({sys.executable})"
+         + ("" if good else ": edgeirst's device side needs >= %d.%d (JetPack 5.1 or newer)" % DEVICE_PYTHON)))
 
     where = Path(edgeirst.__file__).resolve().parent
     inside = bundle is not None and (bundle.resolve() / "lib") in where.parents
@@ -73,33 +94,36 @@ def run_checks(bundle: Path | None) -> list[tuple[str, str]]:
     if bundle is not None:
         problems = verify_bundle(bundle)
         add(("error", "bundle files: " + "; ".join(problems)) if problems else ("ok", "bundle files match manifest.json"))
-    for module, fix in (("numpy", "sudo apt install python3-numpy"), ("click", "sudo apt install python3-click")):
-        v = _version(module)
-        add(("ok", f"{module} {v}") if v else ("error", f"{module} does not import: {fix}"))
+    v = _version("numpy")
+    add(("ok", f"numpy {v}") if v else ("error", "numpy does not import: sudo apt install python3-numpy"))
     findings += opencv_findings()
     trt, ort = _version("tensorrt"), _version("onnxruntime")
-    cuda = [m for m in ("pycuda", "cuda") if importlib.util.find_spec(m) is not None]
-    if trt and cuda:
+    cuda = cuda_apis()
+    if trt and bindings_only(trt):
+        add(("warning", bindings_only(trt)))
+        trt = None
+    elif trt and cuda:
         add(("ok", f"TensorRT {trt} with {cuda[0]}: engines are built and run on the GPU"))
     elif trt:
-        add(("warning", f"TensorRT {trt} imports but neither pycuda nor cuda-python does: running on onnxruntime "
-                        "(sudo apt install python3-pycuda, or pip install pycuda)"))
+        add(("warning", f"TensorRT {trt} imports but no CUDA binding does (pycuda, cuda-python or JetPack's "
+                        "libcudart): running on onnxruntime (sudo apt install python3-pycuda)"))
     else:
         add(("warning", "TensorRT does not import for this Python: running on onnxruntime"))
     if ort:
         add(("ok", f"onnxruntime {ort}"))
     elif not (trt and cuda):
-        add(("error", "no backend: neither TensorRT (+pycuda) nor onnxruntime imports"))
+        add(("error", "no backend: neither TensorRT (with a CUDA binding) nor onnxruntime imports (JetPack: sudo apt "
+                      "install python3-libnvinfer; elsewhere pip install onnxruntime)"))
     for module in ("edgeirst.jetson.launch", "edgeirst.runtime.pipeline"):  # the modules the service imports
         try:
             importlib.import_module(module)
-        except ImportError as e:
-            add(("error", f"{module} does not import ({e}): see the lines above for what to install"))
+        except Exception as e:  # noqa: BLE001 - a missing or broken dependency, named in the lines above
+            add(("error", f"{module} does not import ({type(e).__name__}: {e}): see the lines above for what to install"))
             return findings
     if bundle is not None:
         try:  # the reader imports the runtime (numpy...): a bare device gets the lines above, not a traceback
             from edgeirst.jetson.config import load_config
-        except ImportError as e:
+        except ImportError as e:  # as above
             add(("error", f"edgeirst.jetson.config does not import ({e})"))
             return findings
         try:

@@ -217,7 +217,7 @@ def parse_toml_subset(text: str, name: str = "edgeirst.toml") -> dict:
 
 def loads(text: str, name: str = "edgeirst.toml") -> dict:
     try:
-        import tomllib  # Python >= 3.11
+        import tomllib  # novermin (Python >= 3.11; the except below reads 3.8-3.10)
     except ImportError:
         try:
             import tomli as tomllib  # type: ignore[no-redef]

@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edgeirst.jetson.manifest import DEVICE_PYTHON
 from edgeirst.jetson.profiles import JETPACK_LINES, PROFILES, DeviceProfile, jetpack_for_l4t
 from edgeirst.runtime.trt_versions import version_tuple
 
@@ -224,5 +225,5 @@ def parse_probe(text: str) -> DeviceInfo:
     return info
 
 
-def python_ok(version: str | None, minimum: tuple[int, int] = (3, 10)) -> bool:
+def python_ok(version: str | None, minimum: tuple[int, int] = DEVICE_PYTHON) -> bool:
     return bool(version) and version_tuple(version)[:2] >= minimum

@@ -40,8 +40,8 @@ from edgeirst.runtime.backends import BackendOptions, tensorrt_available
 from edgeirst.runtime.engine_build import (BuildOptions, _profile_shapes, cache_dir, cache_key, cached_engine,
                                            publish_engine, read_onnx_meta)
 from edgeirst.runtime.pipeline import run_stream
+from edgeirst.runtime.trt_api import MIN_JETPACK, api_for
 from edgeirst.runtime.trt_policy import int8_form
-from edgeirst.runtime.trt_versions import has_memory_pool
 
 
 def _log(line: str) -> None:
@@ -66,13 +66,19 @@ def tensorrt_status() -> tuple[str | None, str]:
         return None, "tensorrt imports but neither pycuda nor cuda-python does (pip install 'edgeirst[jetson]')"
     import tensorrt
 
+    if api_for(tensorrt.__version__) is None:
+        return None, (f"TensorRT {tensorrt.__version__} has only the bindings API; edgeirst's engines need TensorRT "
+                      f">= 8.5 (JetPack {MIN_JETPACK}+)")
     return tensorrt.__version__, ""
 
 
 def engine_plan(cfg: LaunchConfig, bundle: Path, trt_version: str) -> tuple[Path, BuildOptions]:
     """(ONNX file, TensorRT build options) for this TensorRT version and the bundle's precision."""
     m = cfg.model
-    build = dataclasses.replace(cfg.engine, max_hw=tuple(m.input_size), fp16=m.precision != "fp32")
+    api = api_for(trt_version)
+    # FP16 for the float layers of INT8 too, where the release still has weak typing (not TensorRT 11)
+    fp16 = m.precision == "fp16" or m.precision == "int8" and api is not None and api.weak_typing
+    build = dataclasses.replace(cfg.engine, max_hw=tuple(m.input_size), fp16=fp16)
     if m.precision == "int8":
         if int8_form(trt_version) == "qdq" and m.onnx_int8:
             return bundle / m.onnx_int8, dataclasses.replace(build, int8=True)
@@ -98,13 +104,18 @@ def trtexec_engine(trtexec: str, onnx: Path, meta: ModelMeta, build: BuildOption
     folder.mkdir(parents=True, exist_ok=True)
     tmp = engine.with_name(engine.name + ".tmp")
     argv = [trtexec, f"--onnx={onnx}", f"--saveEngine={tmp}"]
-    argv += ["--fp16"] * bool(build.fp16) + ["--int8"] * bool(build.int8)
+    api = api_for(trt_version)
+    if api is not None and not api.weak_typing:  # TensorRT 11: strongly typed only, no --fp16/--int8
+        if build.fp16 or build.calibration_cache:
+            raise EdgeirstError(f"trtexec of TensorRT {trt_version} builds strongly typed networks only: set [model] "
+                                "precision = \"fp32\", or int8 from a QDQ model, in edgeirst.toml")
+    else:
+        argv += ["--fp16"] * bool(build.fp16) + ["--int8"] * bool(build.int8)
     if build.calibration_cache:
         argv.append(f"--calib={build.calibration_cache}")
     if build.dla_core is not None:
         argv += [f"--useDLACore={build.dla_core}", "--allowGPUFallback"]
-    argv.append(f"--memPoolSize=workspace:{build.workspace_mb}M" if has_memory_pool(trt_version)
-                else f"--workspace={build.workspace_mb}")
+    argv.append(f"--memPoolSize=workspace:{build.workspace_mb}M")
     if meta.dynamic:
         shape = (-1, meta.in_chans, -1, -1)
         for flag, dims in zip(("--minShapes", "--optShapes", "--maxShapes"), _profile_shapes(shape, meta, build)):

@@ -18,6 +18,11 @@ from typing import List, Union
 
 from edgeirst.errors import EdgeirstError
 
+# The oldest Python the device side (runtime, launcher, device check) runs on: JetPack 5's 3.8. The
+# bundle expects it (manifest.json), the device wheel says it (Requires-Python) and the device check
+# tests it; the host side (training, export, deploy) needs 3.10.
+DEVICE_PYTHON = (3, 8)
+
 MANIFEST = "manifest.json"
 EDITABLE = ("edgeirst.toml",)  # files a field engineer may edit: checked for validity, not by hash
 _UNIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")

@@ -148,11 +148,6 @@ def run_preflight(profile: DeviceProfile, releases: list[JetPackRelease], meta: 
         if names and power_mode.upper() not in names:
             raise EdgeirstError(f"power mode {power_mode!r} is not one of {profile.module}'s nvpmodel modes: "
                                 f"{', '.join(names)}")
-    pythons = sorted({r.python for r in releases})
-    if all(tuple(map(int, p.split("."))) < (3, 10) for p in pythons):
-        warnings.append(f"JetPack {releases[-1].jetpack} on {profile.module} ships Python {pythons[-1]}; edgeirst "
-                        "needs Python >= 3.10 on the device (install one and pass --remote-python; JetPack's "
-                        "TensorRT bindings exist only for its own Python, so such a device runs on onnxruntime)")
     usable = profile.memory_mb - OS_RESERVE_MB
     estimate, counted = estimate_memory_mb(onnx_path, meta, size, effective)
     if not counted:

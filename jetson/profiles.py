@@ -30,6 +30,8 @@ import difflib
 from dataclasses import dataclass
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.runtime.trt_api import MIN_JETPACK
+from edgeirst.runtime.trt_api import OLDEST as OLDEST_TENSORRT
 from edgeirst.runtime.trt_versions import version_tuple
 
 
@@ -217,14 +219,28 @@ def jetpack_for_l4t(l4t: str) -> str | None:
     return None
 
 
+def supported(release: JetPackRelease) -> bool:
+    """edgeirst runs there: TensorRT with the named-tensor API (>= 8.5) and Python >= 3.8."""
+    return release.tensorrt_tuple[:2] >= OLDEST_TENSORRT
+
+
 def select_releases(profile: DeviceProfile, jetpack: str | None = None) -> list[JetPackRelease]:
-    """The JetPack releases a bundle targets: all the profile supports, or the one asked for."""
-    if jetpack is None:
-        return profile.releases
-    if jetpack not in profile.jetpacks:
+    """The JetPack releases a bundle targets: the supported ones of the profile, or the one asked
+    for. JetPack 4 and 5.0.2 (TensorRT 8.0-8.4: bindings API only; Python 3.6 on JetPack 4) are
+    refused in one line naming the newest JetPack the module runs."""
+    if jetpack is not None and jetpack not in profile.jetpacks:
         raise EdgeirstError(f"JetPack {jetpack} does not run on {profile.module}; it supports "
                             f"{', '.join(profile.jetpacks)}")
-    return [JETPACKS[jetpack]]
+    wanted = [JETPACKS[jetpack]] if jetpack is not None else profile.releases
+    ok = [r for r in wanted if supported(r)]
+    if not ok:
+        newest = profile.releases[-1]
+        old = wanted[-1]
+        hint = (f"pass --jetpack {newest.jetpack} (the newest {profile.module} runs)" if supported(newest) else
+                f"{profile.module} runs at most JetPack {newest.jetpack}")
+        raise EdgeirstError(f"JetPack {old.jetpack} (TensorRT {old.tensorrt}, Python {old.python}) is not supported: "
+                            f"edgeirst needs JetPack {MIN_JETPACK} or newer (TensorRT >= 8.5, Python >= 3.8); {hint}")
+    return ok
 
 
 def profiles_table() -> list[dict]:

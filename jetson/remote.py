@@ -8,7 +8,9 @@ a foreground run of ``launch.sh`` for ``run_seconds`` whose output is reported.
 
 Host keys are checked as OpenSSH checks them: ``StrictHostKeyChecking=yes`` against known_hosts,
 or ``accept-new`` (trust on first use, never a changed key) with ``--accept-new-host-key``; never
-``no``. ``BatchMode=yes``: no password prompt ever blocks a deploy. SSH failures a user can cause
+``no``. ``BatchMode=yes``: no SSH password prompt ever blocks a deploy. ``--install-service`` where
+sudo wants a password runs the root step over ``ssh -t`` so the user types it, or, without a
+terminal, stops before copying and names the commands to allow without one. SSH failures a user can cause
 (unreachable host, refused key, unknown or changed host key) are one clear error line.
 """
 
@@ -18,13 +20,16 @@ import io
 import re
 import shlex
 import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.jetson import templates
 from edgeirst.jetson.detect import DeviceInfo, match_profile, parse_probe, python_ok
+from edgeirst.runtime.trt_api import MIN_JETPACK, api_for
 from edgeirst.runtime.trt_policy import int8_form
 
 PROBE = r"""
@@ -82,18 +87,29 @@ class SshTarget:
             opts += ["-i", str(Path(self.key).expanduser()), "-o", "IdentitiesOnly=yes"]
         return opts
 
-    def argv(self, command: str) -> list[str]:
-        return ["ssh", *self.options(), self.destination, command]
+    def argv(self, command: str, tty: bool = False) -> list[str]:
+        return ["ssh", *self.options(), *(["-t"] if tty else []), self.destination, command]
 
-    def run(self, command: str, stdin: bytes | None = None, timeout: float = 600, check: bool = True,
-            stream: Callable[[str], None] | None = None) -> subprocess.CompletedProcess:
-        """Run ``command`` on the device; SSH-level failures become one-line EdgeirstErrors."""
+    def _ssh(self, argv: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
         try:
-            r = subprocess.run(self.argv(command), input=stdin, capture_output=True, timeout=timeout)
+            return subprocess.run(argv, timeout=timeout, **kwargs)
         except FileNotFoundError:
             raise EdgeirstError("the ssh client is not installed on this machine (apt install openssh-client)") from None
         except subprocess.TimeoutExpired:
             raise EdgeirstError(f"{self.where}: the remote step did not finish in {timeout:.0f} s") from None
+
+    def run_on_terminal(self, command: str, timeout: float = 600) -> int:
+        """Run ``command`` with a terminal (``ssh -t``) on this one, so that the user can answer sudo's
+        password prompt; its output goes straight to the terminal. Returns the exit status."""
+        r = self._ssh(self.argv(command, tty=True), timeout)
+        if r.returncode == 255:
+            raise EdgeirstError(f"{self.where}: ssh failed (exit status 255)")
+        return r.returncode
+
+    def run(self, command: str, stdin: bytes | None = None, timeout: float = 600, check: bool = True,
+            stream: Callable[[str], None] | None = None) -> subprocess.CompletedProcess:
+        """Run ``command`` on the device; SSH-level failures become one-line EdgeirstErrors."""
+        r = self._ssh(self.argv(command), timeout, input=stdin, capture_output=True)
         out = r.stdout.decode("utf-8", "replace")
         err = r.stderr.decode("utf-8", "replace")
         if r.returncode == 255:
@@ -173,8 +189,8 @@ def remote_preflight(info: DeviceInfo, manifest: dict, bundle_bytes: int, opts: 
     """Errors raise; returns warnings. ``manifest`` is the bundle's (profile, expected versions)."""
     warnings = []
     if not python_ok(info.python):
-        raise EdgeirstError(f"the device's {opts.python} is {info.python or 'missing'}; edgeirst needs Python >= 3.10 "
-                            "(JetPack 6+ has 3.10; elsewhere install one and pass --remote-python)")
+        raise EdgeirstError(f"the device's {opts.python} is {info.python or 'missing'}; edgeirst needs Python >= 3.8 "
+                            "on the device (JetPack 5.1+ has 3.8; elsewhere install one and pass --remote-python)")
     if not info.is_jetson:
         warnings.append(f"the device is not a Jetson ({info.arch or '?'}, no /etc/nv_tegra_release): no TensorRT "
                         "engine there, the launcher falls back to onnxruntime")
@@ -190,6 +206,9 @@ def remote_preflight(info: DeviceInfo, manifest: dict, bundle_bytes: int, opts: 
     precision = manifest.get("precision", {}).get("effective")
     has_cache = "calibration.cache" in manifest.get("files", {})
     has_qdq = "model.int8.onnx" in manifest.get("files", {})
+    if info.tensorrt and api_for(info.tensorrt) is None:
+        raise EdgeirstError(f"the device has TensorRT {info.tensorrt} (JetPack {info.jetpack or '?'}): edgeirst needs "
+                            f"JetPack {MIN_JETPACK} or newer (TensorRT >= 8.5); upgrade JetPack")
     if info.tensorrt:
         qdq = int8_form(info.tensorrt) == "qdq"
         if precision == "int8" and not (has_qdq if qdq else has_cache):
@@ -239,6 +258,13 @@ def push(target: SshTarget, bundle: Path, manifest: dict, opts: PushOptions, log
         log(f"warning: {w}")
     d = info.directory or opts.remote_dir
     steps = plan_commands(d, opts)
+    on_terminal = opts.install_service and info.uid != 0 and \
+        target.run("sudo -n true", timeout=60, check=False).returncode != 0
+    if on_terminal and not sys.stdin.isatty():
+        raise EdgeirstError(f"--install-service: sudo on {target.destination} asks for a password and there is no "
+                            "terminal here to type it: deploy from a terminal, or allow these commands without a password "
+                            f"on the device (sudo visudo): {info.user or 'USER'} ALL=(root) NOPASSWD: "
+                            + ", ".join(templates.root_commands(d, opts.service)))
     log(f"copy {len(files)} files ({len(payload) / 2**20:.1f} MiB) to {target.destination}:{d}")
     target.run(steps["copy"], stdin=payload, timeout=1800)
     log("install on the device (offline: wheels unpacked, no dependency pulled), check imports")
@@ -255,6 +281,13 @@ def push(target: SshTarget, bundle: Path, manifest: dict, opts: PushOptions, log
     key = "service" if opts.install_service else "run"
     log(("install and start the systemd service" if opts.install_service else "run the launcher")
         + f", first {opts.run_seconds} s of output:")
+    if key == "service" and on_terminal:  # sudo asks for the password on this terminal; output shown there
+        log(f"sudo on {target.destination} asks for a password: answer it below (ssh -t)")
+        status = target.run_on_terminal(steps[key], timeout=opts.run_seconds + 600)
+        if status != 0:
+            raise EdgeirstError(f"{target.where}: installing the service failed with exit status {status} (see above)")
+        report.output, report.errors = "(shown above)", ""
+        return report
     r = target.run(steps[key], timeout=opts.run_seconds + 600)
     report.output, report.errors = r.stdout, r.stderr
     return report

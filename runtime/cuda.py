@@ -1,4 +1,6 @@
-"""CUDA memory for the TensorRT backend, on pycuda or on NVIDIA's cuda-python (``cuda.bindings``).
+"""CUDA memory for the TensorRT backend, on pycuda, on NVIDIA's cuda-python (``cuda.bindings``),
+or, where neither is installed (a bare JetPack), on JetPack's own ``libcudart`` through ctypes
+(as Polygraphy does): ``LibCudart`` answers the calls used here in cuda-python's form.
 
 Resources are objects that own and free themselves (the TensorRT samples' ``HostDeviceMem``
 idea, with a lifetime): ``CudaDevice`` holds the (primary) context and a stream;
@@ -20,7 +22,109 @@ import numpy as np
 from edgeirst.errors import EdgeirstError, missing_extra
 
 
-def _import_cudart():
+# libcudart's names, newest first: JetPack 5 (CUDA 11.4), 6 (12.2, 12.6), 7 (13.0); the CUDA default path last.
+CUDART_NAMES = ("libcudart.so", "libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0",
+                "/usr/local/cuda/lib64/libcudart.so")
+
+
+# Every CUDA runtime name used below, on cuda-python's module or LibCudart (tests check both have them).
+CUDART_CALLS = ("cudaGetDeviceCount", "cudaSetDevice", "cudaGetDeviceProperties", "cudaStreamCreate",
+                "cudaStreamSynchronize", "cudaStreamDestroy", "cudaHostAlloc", "cudaHostAllocDefault",
+                "cudaHostAllocMapped", "cudaHostGetDevicePointer", "cudaMalloc", "cudaFree", "cudaFreeHost",
+                "cudaMemcpyAsync", "cudaMemcpyKind.cudaMemcpyHostToDevice", "cudaMemcpyKind.cudaMemcpyDeviceToHost",
+                "cudaGetErrorString")
+
+
+class LibCudart:
+    """The CUDA runtime calls edgeirst makes, on ``libcudart`` through ctypes, in cuda-python's form:
+    each returns ``(status, *values)``. Device properties come from ``cudaDeviceGetAttribute``
+    and the name from the first 256 bytes of ``cudaDeviceProp`` (its one layout-stable field)."""
+
+    cudaHostAllocDefault, cudaHostAllocMapped = 0, 2
+
+    class cudaMemcpyKind:  # noqa: N801 - cuda-python's name
+        cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost = 1, 2
+
+    _ATTR = {"integrated": 18, "major": 75, "minor": 76}  # cudaDevAttrIntegrated, ComputeCapabilityMajor/Minor
+
+    def __init__(self, names: tuple | None = None) -> None:
+        self.lib, tried = None, []
+        for name in names or CUDART_NAMES:
+            try:
+                self.lib = ctypes.CDLL(name)
+                break
+            except OSError as e:
+                tried.append(f"{name} ({str(e).split(':')[-1].strip()})")
+        if self.lib is None:
+            raise ImportError("the CUDA runtime library is not found: " + ", ".join(tried))
+        self.lib.cudaGetErrorString.restype = ctypes.c_char_p
+
+    def _call(self, fn: str, *args):
+        return (getattr(self.lib, fn)(*args),)
+
+    def _out(self, fn: str, ctype, *args):
+        value = ctype()
+        err = getattr(self.lib, fn)(ctypes.byref(value), *args)
+        return err, value.value if value.value is not None else 0
+
+    def cudaGetErrorString(self, err):
+        return 0, self.lib.cudaGetErrorString(int(err))
+
+    def cudaGetDeviceCount(self):
+        return self._out("cudaGetDeviceCount", ctypes.c_int)
+
+    def cudaSetDevice(self, device: int):
+        return self._call("cudaSetDevice", int(device))
+
+    def cudaGetDeviceProperties(self, device: int):
+        class Props:
+            pass
+
+        props = Props()
+        for key, attr in self._ATTR.items():
+            err, value = self._out("cudaDeviceGetAttribute", ctypes.c_int, attr, int(device))
+            if err:
+                return err, None
+            setattr(props, key, value)
+        raw = ctypes.create_string_buffer(8192)  # larger than any CUDA release's cudaDeviceProp
+        fn = getattr(self.lib, "cudaGetDeviceProperties_v2", None) or self.lib.cudaGetDeviceProperties
+        err = fn(raw, int(device))
+        props.name = raw.raw[:256].split(b"\0", 1)[0]
+        return err, props
+
+    def cudaStreamCreate(self):
+        return self._out("cudaStreamCreate", ctypes.c_void_p)
+
+    def cudaStreamSynchronize(self, stream):
+        return self._call("cudaStreamSynchronize", ctypes.c_void_p(int(stream)))
+
+    def cudaStreamDestroy(self, stream):
+        return self._call("cudaStreamDestroy", ctypes.c_void_p(int(stream)))
+
+    def cudaHostAlloc(self, size: int, flags: int):
+        return self._out("cudaHostAlloc", ctypes.c_void_p, ctypes.c_size_t(size), ctypes.c_uint(flags))
+
+    def cudaHostGetDevicePointer(self, host, flags: int):
+        return self._out("cudaHostGetDevicePointer", ctypes.c_void_p, ctypes.c_void_p(int(host)), ctypes.c_uint(flags))
+
+    def cudaMalloc(self, size: int):
+        return self._out("cudaMalloc", ctypes.c_void_p, ctypes.c_size_t(size))
+
+    def cudaFree(self, ptr):
+        return self._call("cudaFree", ctypes.c_void_p(int(ptr)))
+
+    def cudaFreeHost(self, ptr):
+        return self._call("cudaFreeHost", ctypes.c_void_p(int(ptr)))
+
+    def cudaMemcpyAsync(self, dst, src, size: int, kind: int, stream):
+        return self._call("cudaMemcpyAsync", ctypes.c_void_p(int(dst)), ctypes.c_void_p(int(src)),
+                          ctypes.c_size_t(size), ctypes.c_int(int(kind)), ctypes.c_void_p(int(stream)))
+
+
+def _import_cudart(api: str = "cuda-python"):
+    """cuda-python's runtime module, or with ``api="libcudart"`` the ctypes binding."""
+    if api == "libcudart":
+        return LibCudart()
     try:
         from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
     except ImportError:
@@ -29,8 +133,10 @@ def _import_cudart():
 
 
 def available_apis() -> list[str]:
+    """The CUDA bindings that import here, in the order ``auto`` tries them."""
     out = []
-    for name, probe in (("pycuda", lambda: __import__("pycuda.driver")), ("cuda-python", _import_cudart)):
+    for name, probe in (("pycuda", lambda: __import__("pycuda.driver")), ("cuda-python", _import_cudart),
+                        ("libcudart", lambda: _import_cudart("libcudart"))):
         try:
             probe()
             out.append(name)
@@ -41,7 +147,7 @@ def available_apis() -> list[str]:
 
 class CudaDevice:
     """One GPU: its context (made current by ``active()``) and a stream. ``api`` is
-    ``pycuda``, ``cuda-python`` or ``auto``."""
+    ``pycuda``, ``cuda-python``, ``libcudart`` or ``auto`` (the first of those that imports)."""
 
     def __init__(self, device_id: int = 0, api: str = "auto") -> None:
         apis = available_apis()
@@ -51,7 +157,8 @@ class CudaDevice:
             api = apis[0]
         elif api not in apis:
             raise missing_extra("pycuda", "jetson") if api == "pycuda" else \
-                EdgeirstError("cuda-python is not installed; install it with: pip install cuda-python")
+                EdgeirstError("cuda-python is not installed; install it with: pip install cuda-python") \
+                if api == "cuda-python" else EdgeirstError("libcudart (the CUDA runtime) is not found on this machine")
         self.api = api
         self.device_id = device_id
         self._closed = False
@@ -75,8 +182,10 @@ class CudaDevice:
             self.compute_capability = self._dev.compute_capability()
             self.integrated = bool(attrs.get(cuda.device_attribute.INTEGRATED, 0))
         else:
-            self._rt = cudart = _import_cudart()
-            count = self.check(cudart.cudaGetDeviceCount())
+            self._rt = cudart = _import_cudart(api)
+            err, count = cudart.cudaGetDeviceCount()
+            if int(err) != 0:  # no driver, no GPU: a user's machine, not a bug
+                raise EdgeirstError(f"no usable CUDA GPU here ({api}): {self._error_text(err)}")
             if device_id >= count:
                 raise EdgeirstError(f"CUDA device {device_id} does not exist ({count} found)")
             self.check(cudart.cudaSetDevice(device_id))
@@ -91,9 +200,12 @@ class CudaDevice:
     def check(self, result):
         err, *values = result if isinstance(result, tuple) else (result,)
         if int(err) != 0:
-            _, text = self._rt.cudaGetErrorString(err)
-            raise RuntimeError(f"CUDA error {int(err)}: {text.decode() if isinstance(text, bytes) else text}")
+            raise RuntimeError(f"CUDA error {int(err)}: {self._error_text(err)}")
         return values[0] if len(values) == 1 else (tuple(values) if values else None)
+
+    def _error_text(self, err) -> str:
+        _, text = self._rt.cudaGetErrorString(err)
+        return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
 
     @contextlib.contextmanager
     def active(self) -> Iterator["CudaDevice"]:

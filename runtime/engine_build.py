@@ -1,7 +1,10 @@
 """Build TensorRT engines from ONNX: FP16, INT8 (explicit from QDQ graphs; implicit on TensorRT
 8.x from a calibration cache, or calibrated here from images with an ``IInt8EntropyCalibrator2``
 that also writes the cache), DLA with GPU fallback, a workspace limit, an optimisation
-profile for dynamic inputs. The result is a plain serialized plan plus the ``<engine>.json``
+profile for dynamic inputs. Calls are picked by ``edgeirst.runtime.trt_api``: strongly typed
+networks on TensorRT >= 10 where the model carries its precision, the FP16/INT8 builder flags
+only where the release has them (never on 11). Needs a GPU and the full ``tensorrt`` package:
+its tests are marked ``trt``. The result is a plain serialized plan plus the ``<engine>.json``
 metadata sidecar, cached per ONNX content, build options, GPU and TensorRT version (a plan
 only runs on the TensorRT version and GPU that built it).
 """
@@ -24,7 +27,8 @@ from edgeirst.runtime.backends.onnxruntime import no_metadata_error
 from edgeirst.runtime.backends.tensorrt import import_tensorrt, sidecar_path
 from edgeirst.runtime.calibration import calibration_inputs, retarget_cache
 from edgeirst.runtime.cuda import CudaDevice
-from edgeirst.runtime.trt_versions import explicit_only
+from edgeirst.runtime.trt_policy import needs_static_shapes
+from edgeirst.runtime.trt_api import api_for
 
 
 BUILDERS = ("edgeirst", "trtexec")
@@ -124,6 +128,8 @@ def _profile_shapes(shape: tuple[int, ...], meta: ModelMeta, opts: BuildOptions)
         else:
             size, top = (th, mh) if axis == 2 else (tw, mw)
             lo.append(d), opt.append(size), hi.append(-(-top // d) * d)
+    if needs_static_shapes(opts.dla_core):  # the DLA takes one shape: the largest
+        return tuple(hi), tuple(hi), tuple(hi)
     return tuple(lo), tuple(opt), tuple(hi)
 
 
@@ -139,30 +145,34 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
         with dev.active():
             logger = trt.Logger(trt.Logger.WARNING)
             builder = trt.Builder(logger)
-            explicit = explicit_only(trt.__version__)
-            flags = 0 if explicit else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-            network = builder.create_network(flags)
+            api = api_for(trt.__version__)  # import_tensorrt refused releases without a row
+            fp16 = opts.fp16 or opts.dla_core is not None and not opts.int8  # DLA runs FP16 or INT8 only
+            calibrated = opts.int8 and bool(opts.calibration_cache or opts.calibration_data)
+            # strongly typed where the precision is the model's own: fp32, or a QDQ model without FP16
+            typed_by_model = not fp16 and not calibrated
+            if not api.weak_typing and (fp16 or calibrated):
+                raise EdgeirstError(f"TensorRT {trt.__version__} builds strongly typed networks only: the precision "
+                                    "comes from the ONNX model (QDQ for INT8, FP16 tensors for FP16); deploy with "
+                                    "--precision fp32, or int8 from a QDQ model")
+            if calibrated and not api.calibration:
+                raise EdgeirstError(f"TensorRT {trt.__version__} has no INT8 calibrators; quantize the ONNX model to "
+                                    "QDQ (edgeirst quantize) and build with --int8")
+            strong = api.strong(typed_by_model)  # types from the model: no precision flags
+            network = builder.create_network(api.network_flags(trt, typed_by_model))
             parser = trt.OnnxParser(network, logger)
             if not parser.parse_from_file(str(onnx_path)):
                 errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
                 raise EdgeirstError(f"TensorRT cannot parse {onnx_path}: {errs[:400]}")
             config = builder.create_builder_config()
-            if hasattr(config, "set_memory_pool_limit"):
-                config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(opts.workspace_mb) << 20)
-            else:  # TensorRT < 8.4
-                config.max_workspace_size = int(opts.workspace_mb) << 20
-            fp16 = opts.fp16 or opts.dla_core is not None and not opts.int8  # DLA runs FP16 or INT8 only
-            if fp16:
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(opts.workspace_mb) << 20)
+            if fp16 and not strong:
                 if not builder.platform_has_fast_fp16:
                     raise EdgeirstError(f"{dev.name} has no fast FP16; build without --fp16")
                 config.set_flag(trt.BuilderFlag.FP16)
             calibrator = None
-            if opts.int8:
-                config.set_flag(trt.BuilderFlag.INT8)  # a QDQ graph quantizes explicitly
-                if opts.calibration_cache or opts.calibration_data:
-                    if explicit:
-                        raise EdgeirstError("calibration caches are TensorRT 8.x only; on TensorRT 10 quantize the "
-                                            "ONNX model to QDQ (edgeirst quantize) and build with --int8")
+            if opts.int8 and not strong:
+                config.set_flag(trt.BuilderFlag.INT8)  # TensorRT 8.x needs it for QDQ graphs too
+                if calibrated:
                     calibrator = _calibrator(trt, dev, network, meta, opts)
                     config.int8_calibrator = calibrator
                     if calibrator.shape is not None and any(d < 0 for d in network.get_input(0).shape):
@@ -179,7 +189,10 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
             shape = tuple(inp.shape)
             if any(s < 0 for s in shape):
                 profile = builder.create_optimization_profile()
-                profile.set_shape(inp.name, *_profile_shapes(shape, meta, opts))
+                lo, opt, hi = _profile_shapes(shape, meta, opts)
+                profile.set_shape(inp.name, lo, opt, hi)
+                if lo == hi and meta.dynamic:  # a static engine (DLA): frames are scaled to its one size
+                    meta = meta.replace(dynamic=False, input_size=tuple(hi[2:]))
                 config.add_optimization_profile(profile)
             try:
                 plan = builder.build_serialized_network(network, config)

@@ -11,11 +11,6 @@ from typing import Tuple
 # The INT8 form a TensorRT release builds from: a QDQ (explicitly quantized) ONNX model from 8.6,
 # a float model plus a calibration cache below (8.5's QDQ support misses ops our models use).
 QDQ_MIN = (8, 6)
-# IBuilderConfig.set_memory_pool_limit and trtexec's --memPoolSize exist from 8.4 (before: max_workspace_size, --workspace).
-MEMORY_POOL_MIN = (8, 4)
-# TensorRT 10: networks are always explicit-batch (the EXPLICIT_BATCH flag is gone) and calibration caches
-# cannot be built any more (INT8 only from QDQ models).
-EXPLICIT_ONLY_MIN = (10, 0)
 
 
 def version_tuple(text: str) -> Tuple[int, ...]:
@@ -33,12 +28,3 @@ def version_tuple(text: str) -> Tuple[int, ...]:
         if len(digits) != len(part):
             break
     return tuple(out)
-
-
-def has_memory_pool(version: str) -> bool:
-    return version_tuple(version)[:2] >= MEMORY_POOL_MIN
-
-
-def explicit_only(version: str) -> bool:
-    """No EXPLICIT_BATCH flag and no calibration caches (TensorRT >= 10)."""
-    return version_tuple(version)[:2] >= EXPLICIT_ONLY_MIN

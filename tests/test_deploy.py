@@ -4,6 +4,7 @@ test_deploy_ssh.py."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import shutil
 import subprocess
@@ -56,18 +57,19 @@ def bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def wheel(bundle) -> Path:
-    return next((bundle / "wheels").glob("edgeirst-*.whl"))
+    return next((bundle / "wheels").glob("edgeirst_device-*.whl"))
 
 
 def test_bundle_contents_and_manifest(bundle):
     names = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
     assert names == {"manifest.json", "SHA256SUMS", "edgeirst.toml", "launch.sh", "install.sh", "edgeirst.service",
-                     "model.onnx", "wheels/edgeirst-0.1.0-py3-none-any.whl"}
+                     "model.onnx", "wheels/edgeirst_device-0.1.0-py3-none-any.whl",
+                     f"wheels/tqdm-{importlib.metadata.version('tqdm')}-py3-none-any.whl"}
     assert verify_bundle(bundle) == []
     assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=bundle).returncode == 0
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["profile"]["name"] == "orin-nano" and manifest["profile"]["compute_capability"] == "8.7"
-    assert manifest["expects"]["tensorrt"] == ["8.5.2", "8.6.2", "10.3.0"] and manifest["expects"]["python"] == ">=3.10"
+    assert manifest["expects"]["tensorrt"] == ["8.5.2", "8.6.2", "10.3.0"] and manifest["expects"]["python"] == ">=3.8"
     assert manifest["precision"] == {"requested": "fp16", "effective": "fp16"}
     assert manifest["models"]["model.onnx"]["meta"]["name"] == "mshnet"
     assert set(manifest["files"]) == names - {"manifest.json", "SHA256SUMS"}
@@ -84,10 +86,10 @@ def test_bundle_contents_and_manifest(bundle):
     assert cfg.source.uri == "csi://0" and cfg.sinks.jsonl == "-"
     assert (bundle / "model.onnx").read_bytes() == shipped_model("default").read_bytes()
     assert (bundle / "launch.sh").stat().st_mode & 0o111 and (bundle / "install.sh").stat().st_mode & 0o111
-    with zipfile.ZipFile(next((bundle / "wheels").glob("*.whl"))) as whl:
+    with zipfile.ZipFile(next((bundle / "wheels").glob("edgeirst_device-*.whl"))) as whl:
         listed = whl.namelist()
     assert "edgeirst/jetson/launch.py" in listed and "edgeirst/runtime/engine_build.py" in listed
-    assert f"edgeirst/weights/{shipped_model('default').name}" in listed and not any(n.startswith("tests/") for n in listed)
+    assert not any(n.endswith((".onnx", ".pt")) or n.startswith("tests/") for n in listed)  # model.onnx is beside it
 
 
 def test_second_run_changes_no_file(bundle):
@@ -96,7 +98,7 @@ def test_second_run_changes_no_file(bundle):
                 "--json")
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
-    assert result["written"] == [] and result["removed"] == [] and len(result["unchanged"]) == 8
+    assert result["written"] == [] and result["removed"] == [] and len(result["unchanged"]) == 9
     assert _snapshot(bundle) == before  # bytes, modification times and inodes: nothing was rewritten
 
 
@@ -186,7 +188,7 @@ def test_stale_files_of_a_previous_bundle_are_removed(bundle, tmp_path, wheel):
     shutil.copytree(bundle, copy)
     result = build_bundle(BundleOptions(model="default", profile="orin-nano", out=copy, wheel=str(wheel),
                                         service="detector"), log=lambda _: None)
-    assert "edgeirst.service" in result.removed and "wheels/edgeirst-0.1.0-py3-none-any.whl" not in result.removed
+    assert result.removed == ["edgeirst.service"]
     assert (copy / "detector.service").is_file() and not (copy / "edgeirst.service").exists()
     assert verify_bundle(copy) == []
 
@@ -205,14 +207,15 @@ def test_dry_run_writes_nothing(tmp_path, wheel):
     assert "would run: ssh" in r.stderr and not out.exists()
 
 
-def test_int8_on_a_nano_falls_back_to_fp16_without_calibration(tmp_path, wheel):
-    r = _deploy("--device", "jetson", "--profile", "nano", "--precision", "int8", "--out", str(tmp_path / "B"),
-                "--wheel", str(wheel), "default")
-    assert r.returncode == 0, r.stderr
-    assert "warning: Jetson Nano (4GB) (compute capability 5.3) has no INT8" in r.stderr
-    assert "needs Python >= 3.10" in r.stderr  # JetPack 4 ships Python 3.6
-    assert load_config(tmp_path / "B" / "edgeirst.toml").model.precision == "fp16"
-    assert not (tmp_path / "B" / "model.int8.onnx").exists()
+def test_jetpack4_and_502_are_refused_in_one_line(tmp_path, wheel):
+    """TensorRT 8.0-8.4 has only the bindings API (and JetPack 4 Python 3.6): deploy names the way out."""
+    for args, needle in ((("--profile", "nano"), "JetPack 4.6.6 (TensorRT 8.2.1, Python 3.6) is not supported: "
+                          "edgeirst needs JetPack 5.1 or newer (TensorRT >= 8.5, Python >= 3.8); Jetson Nano (4GB) "
+                          "runs at most JetPack 4.6.6"),
+                         (("--profile", "xavier-nx", "--jetpack", "5.0.2"), "pass --jetpack 5.1.5")):
+        r = _deploy("bundle", "default", *args, "--out", str(tmp_path / "B"), "--wheel", str(wheel))
+        assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: ") and needle in r.stderr
+        assert "Traceback" not in r.stderr and not (tmp_path / "B").exists()
 
 
 def test_dla_core_input_size_and_power_mode_reach_the_toml(tmp_path, wheel):
@@ -231,8 +234,9 @@ def test_dla_core_input_size_and_power_mode_reach_the_toml(tmp_path, wheel):
 
 def test_systemd_unit_is_rendered_by_install(bundle, tmp_path):
     unit = (bundle / "edgeirst.service").read_text()
-    rendered = unit.replace("@BUNDLE@", str(tmp_path)).replace("@USER@", "jetson")
+    rendered = unit.replace("@BUNDLE@", str(tmp_path)).replace("@USER@", "jetson").replace("@CACHE@", "/home/jetson/c")
     assert f"ExecStart=/bin/sh {tmp_path}/launch.sh" in rendered and "User=jetson" in rendered
+    assert "Environment=EDGEIRST_CACHE=/home/jetson/c" in rendered  # the installing user's engines, shared
     assert "Restart=on-failure" in rendered and "WantedBy=multi-user.target" in rendered
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
@@ -260,7 +264,7 @@ def test_list_profiles(tmp_path):
 @pytest.mark.parametrize("args, needles", [
     (["--profile", "orin-nan"], ["unknown Jetson profile 'orin-nan'", "did you mean orin-nano"]),
     (["--profile", "orin-nano", "--precision", "int8"], ["INT8 on Jetson Orin Nano 8GB needs", "--calib-data"]),
-    (["--profile", "nano", "--input-size", "8192", "8192"], ["needs about", "MiB usable on Jetson Nano"]),
+    (["--profile", "orin-nano-4gb", "--input-size", "8192", "8192"], ["needs about", "MiB usable on Jetson Orin Nano 4GB"]),
     (["--profile", "orin-nano", "--input-size", "100", "200"], ["positive multiples of 16"]),
     (["--profile", "orin-nano", "--dla-core", "0"], ["has no DLA"]),
     (["--profile", "orin-nx", "--dla-core", "2"], ["has 2 DLA core(s)"]),

@@ -42,14 +42,6 @@ def test_without_tensorrt_the_error_says_what_to_install(base, tmp_path):
             load_backend(*args)
 
 
-@pytest.mark.skipif(bool(CUDA_APIS), reason="a CUDA Python API is installed")
-def test_without_pycuda_the_error_names_the_extra():
-    from edgeirst.runtime.cuda import CudaDevice
-
-    with pytest.raises(EdgeirstError, match=r"pip install 'edgeirst\[jetson\]'"):
-        CudaDevice(0)
-
-
 def test_engine_needs_its_sidecar(tmp_path):
     from edgeirst.runtime.backends.tensorrt import read_sidecar, sidecar_path
 

@@ -145,7 +145,7 @@ def bundle_options(f: Callable) -> Callable:
         click.option("--jetson-clocks", is_flag=True, help="Lock clocks at the mode's maximum at start (needs root)."),
         click.option("--no-tegrastats", is_flag=True, help="Do not sample power with tegrastats on the device."),
         click.option("--wheel", type=click.Path(exists=True, dir_okay=False),
-                     help="Use this edgeirst wheel instead of building one from the source tree."),
+                     help="Ship this edgeirst wheel instead of the device wheel built from the installed edgeirst."),
         click.option("--extra-wheel", multiple=True, type=click.Path(exists=True, dir_okay=False),
                      help="More wheels to ship and unpack (e.g. onnxruntime-gpu for JetPack); repeatable."),
         click.option("--service-name", default=BundleOptions.service, show_default=True, callback=_service_name,

@@ -24,6 +24,7 @@ from edgeirst.errors import EdgeirstError
 from edgeirst.io import protect_inputs
 from edgeirst.runtime.backends.base import Backend, TensorInfo
 from edgeirst.runtime.engine_build import BuildOptions, cached_engine
+from edgeirst.runtime.cuda import available_apis
 from edgeirst.weights import resolve_model
 
 # name -> (module, class)
@@ -71,9 +72,8 @@ class BackendOptions:
 
 
 def tensorrt_available() -> bool:
-    """TensorRT and a CUDA binding (pycuda or cuda-python) are importable."""
-    has = importlib.util.find_spec
-    return has("tensorrt") is not None and (has("pycuda") is not None or has("cuda") is not None)
+    """TensorRT and a CUDA binding (pycuda, cuda-python or libcudart) are importable."""
+    return importlib.util.find_spec("tensorrt") is not None and bool(available_apis())
 
 
 def load_backend(model: str | Path, backend: str = "auto", build: BuildOptions | None = None,

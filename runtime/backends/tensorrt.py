@@ -1,9 +1,9 @@
 """TensorRT backend for serialized plans (``.engine``) with a ``<engine>.json`` metadata sidecar.
 
-One class over two TensorRT APIs: the named-tensor API (TensorRT >= 8.5, the only one in 10:
-``set_input_shape``/``set_tensor_address``/``execute_async_v3``) and the bindings API of
-TensorRT 8.0-8.4 (``set_binding_shape``/``execute_async_v2``). Memory comes from
-``edgeirst.runtime.cuda`` (pycuda or cuda-python): the input buffer the pipeline writes into
+The named-tensor API (TensorRT >= 8.5: ``set_input_shape``/``set_tensor_address``/
+``execute_async_v3``; every name it calls is listed in ``edgeirst.runtime.trt_api.RUNTIME``).
+Older TensorRT (JetPack 4, 5.0.2: bindings only) is refused with one line. Memory comes from
+``edgeirst.runtime.cuda`` (pycuda, cuda-python or libcudart): the input buffer the pipeline writes into
 is page-locked host memory (zero-copy mapped on integrated GPUs such as Jetson), copied
 asynchronously on one stream.
 """
@@ -20,6 +20,7 @@ from edgeirst.errors import EdgeirstError
 from edgeirst.meta import ModelMeta
 from edgeirst.runtime.backends.base import Backend, TensorInfo
 from edgeirst.runtime.cuda import CudaDevice
+from edgeirst.runtime.trt_api import MIN_JETPACK, OLDEST, api_for
 
 
 def import_tensorrt():
@@ -29,6 +30,9 @@ def import_tensorrt():
         raise EdgeirstError("tensorrt is not installed: on a Jetson it ships with JetPack (apt install "
                             "python3-libnvinfer), on a desktop GPU pip install tensorrt; then pip install "
                             "'edgeirst[jetson]' for pycuda") from None
+    if api_for(trt.__version__) is None:
+        raise EdgeirstError(f"TensorRT {trt.__version__} has only the bindings API; edgeirst needs TensorRT >= "
+                            f"{'.'.join(map(str, OLDEST))} (JetPack {MIN_JETPACK} or newer)")
     return trt
 
 
@@ -52,7 +56,7 @@ def read_sidecar(engine: Path) -> tuple[ModelMeta, dict]:
 
 
 class _NamedIO:
-    """TensorRT >= 8.5: tensors addressed by name."""
+    """Tensors addressed by name (TensorRT >= 8.5)."""
 
     def __init__(self, trt, engine) -> None:
         self.trt, self.engine = trt, engine
@@ -81,36 +85,6 @@ class _NamedIO:
             if not ctx.set_tensor_address(name, ptr):
                 raise RuntimeError(f"TensorRT refused the address of tensor {name!r}")
         return bool(ctx.execute_async_v3(stream_handle))
-
-
-class _BindingIO:
-    """TensorRT 8.0-8.4: tensors addressed by binding index."""
-
-    def __init__(self, trt, engine) -> None:
-        self.trt, self.engine = trt, engine
-        self.names = [engine.get_binding_name(i) for i in range(engine.num_bindings)]
-        self.index = {n: i for i, n in enumerate(self.names)}
-
-    def is_input(self, name: str) -> bool:
-        return self.engine.binding_is_input(self.index[name])
-
-    def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self.engine.get_binding_shape(self.index[name]))
-
-    def dtype(self, name: str) -> np.dtype:
-        return np.dtype(self.trt.nptype(self.engine.get_binding_dtype(self.index[name])))
-
-    def profile_max(self, name: str) -> tuple[int, ...]:
-        return tuple(self.engine.get_profile_shape(0, self.index[name])[2])
-
-    def set_input_shape(self, ctx, name: str, shape: tuple[int, ...]) -> bool:
-        return bool(ctx.set_binding_shape(self.index[name], shape))
-
-    def context_shape(self, ctx, name: str) -> tuple[int, ...]:
-        return tuple(ctx.get_binding_shape(self.index[name]))
-
-    def execute(self, ctx, addresses: dict[str, int], stream_handle: int) -> bool:
-        return bool(ctx.execute_async_v2(bindings=[addresses[n] for n in self.names], stream_handle=stream_handle))
 
 
 class TensorRTBackend(Backend):
@@ -152,7 +126,7 @@ class TensorRTBackend(Backend):
         except BaseException:
             self.close()
             raise
-        self.io = _NamedIO(trt, self.engine) if hasattr(self.engine, "num_io_tensors") else _BindingIO(trt, self.engine)
+        self.io = _NamedIO(trt, self.engine)
         ins = [n for n in self.io.names if self.io.is_input(n)]
         outs = [n for n in self.io.names if not self.io.is_input(n)]
         self.inputs = [TensorInfo(n, self.io.shape(n), self.io.dtype(n)) for n in ins]
