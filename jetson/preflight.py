@@ -22,6 +22,7 @@ from pathlib import Path
 from edgeirst.errors import EdgeirstError
 from edgeirst.jetson.profiles import DeviceProfile, JetPackRelease
 from edgeirst.meta import ModelMeta
+from edgeirst.quantize.qdq_check import has_qdq
 from edgeirst.runtime.engine_build import default_max_hw
 from edgeirst.runtime.trt_policy import int8_form
 
@@ -50,8 +51,8 @@ def is_qdq(onnx_path: Path) -> bool:
     """The model is already quantized (QuantizeLinear/DequantizeLinear nodes). Whether TensorRT
     takes its layout is ``edgeirst.quantize.qdq_check``'s to say."""
     try:
-        from edgeirst.quantize.qdq_check import has_qdq
-    except ImportError:  # no onnx: op types are plain strings inside the protobuf
+        import onnx  # noqa: F401 - has_qdq reads the graph with it
+    except ImportError:  # a core install: op types are plain strings inside the protobuf
         return b"QuantizeLinear" in Path(onnx_path).read_bytes()
     return has_qdq(onnx_path)
 

@@ -37,7 +37,7 @@ DEVICE_MODULES = (
     "edgeirst.runtime", "edgeirst.runtime.calibration", "edgeirst.runtime.capture", "edgeirst.runtime.cuda",
     "edgeirst.runtime.engine_build", "edgeirst.runtime.pipeline", "edgeirst.runtime.preview",
     "edgeirst.runtime.sinks", "edgeirst.runtime.sources", "edgeirst.runtime.tracker", "edgeirst.runtime.trt_api",
-    "edgeirst.runtime.trt_versions", "edgeirst.runtime.backends", "edgeirst.runtime.backends.base",
+    "edgeirst.runtime.trt_policy", "edgeirst.runtime.trt_versions", "edgeirst.runtime.backends", "edgeirst.runtime.backends.base",
     "edgeirst.runtime.backends.onnxruntime", "edgeirst.runtime.backends.tensorrt",
     "edgeirst.jetson", "edgeirst.jetson.launch", "edgeirst.jetson.check", "edgeirst.jetson.config",
     "edgeirst.jetson.manifest", "edgeirst.jetson.detect", "edgeirst.jetson.power", "edgeirst.jetson.tegrastats",

@@ -14,14 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeirst.errors import EdgeirstError
+from edgeirst.errors import EdgeirstError, missing_extra
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1}  # the output-channel axis of the weights
 
 
 def _load(model):
-    import onnx
+    try:
+        import onnx
+    except ImportError:
+        raise missing_extra("onnx (to check a quantized model's layout)", "train") from None
 
     return onnx.load(str(model), load_external_data=False) if isinstance(model, (str, Path)) else model
 
@@ -29,10 +32,10 @@ def _load(model):
 def tensorrt_layout_problems(model) -> list[str]:
     """What keeps ``model`` (a path or ModelProto) from TensorRT's explicit-INT8 layout, one line
     per kind of problem with its count; empty when it has that layout (or no Q/DQ at all)."""
+    proto = _load(model)  # first: without onnx, one line naming the extra
     import onnx
     from onnx import numpy_helper
 
-    proto = _load(model)
     g = proto.graph
     init = {i.name: i for i in g.initializer}
     constants = {n.output[0]: n for n in g.node if n.op_type == "Constant"}
