@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from edgeirst.quantize import QuantConfig, parse_max_drop, quantize_model
-from edgeirst.quantize.guard import report
+from edgeirst.quantize.guard import report, summary
 
 
 def _metrics_line(name: str, m: dict | None) -> str:
@@ -41,8 +41,9 @@ def _metrics_line(name: str, m: dict | None) -> str:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output .onnx file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--verbose", "-v", is_flag=True, help="List every node's decision (int8 or float, and why).")
 def command(model: str, precision: str, target: str, data_dir: Path | None, split: str, calib_images: int,
-            method: str, val_split: str, max_drop: str, out: Path, as_json: bool, quiet: bool) -> None:
+            method: str, val_split: str, max_drop: str, out: Path, as_json: bool, quiet: bool, verbose: bool) -> None:
     """Quantize MODEL (an .onnx from `edgeirst export`, `default` or a shipped model's name) to
     INT8 (QDQ) or FP16, checked against the FP32 model on --val-split."""
 
@@ -54,9 +55,12 @@ def command(model: str, precision: str, target: str, data_dir: Path | None, spli
         click.echo(json.dumps(result.to_dict()))
     else:
         changed = [d for d in result.decisions if d["precision"] != precision]
-        click.echo(f"per-node decisions ({len(result.decisions) - len(changed)} {precision}, "
-                   f"{len(changed)} float):", err=True)
-        report(result.decisions, file=sys.stderr)
+        click.echo(f"per-node decisions ({len(result.decisions) - len(changed)} {precision}, {len(changed)} float"
+                   f"{'' if verbose else '; -v lists every node and why'}):", err=True)
+        if verbose:
+            report(result.decisions, file=sys.stderr)
+        else:
+            click.echo("\n".join(summary(result.decisions)), err=True)
         click.echo(f"wrote {result.path} ({result.precision}, target {result.target}, "
                    f"{result.path.stat().st_size / 2**20:.2f} MiB)")
         if result.calibration_cache:
@@ -70,7 +74,7 @@ def command(model: str, precision: str, target: str, data_dir: Path | None, spli
     if precision == "int8" and result.kept_float and not any(d["precision"] == "int8" and d["op"] != "Relu"
                                                           for d in result.decisions):
         click.echo(f"warning: every int8 node had to stay float to hold the budget {max_drop}: {result.path} "
-                   "computes in float (its first INT8 attempt lost more; see the decisions above)", err=True)
+                   "computes in float (its first INT8 attempt lost more; -v lists the decisions)", err=True)
     if result.within_budget is False:
         drops = ", ".join(f"{k} {v:+.4f}" for k, v in result.drops.items())
         click.echo(f"error: the {precision} model is outside the accuracy budget {max_drop} even with "

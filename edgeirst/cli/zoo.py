@@ -20,9 +20,9 @@ from importlib import resources
 from typing import Any
 
 import click
-from tqdm import tqdm
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.progress import progress_bar
 from edgeirst.runtime.engine_build import read_onnx_meta
 from edgeirst.weights import aliases, shipped_model, shipped_names
 
@@ -108,7 +108,7 @@ def describe_zoo(names: list[str] | None = None, size: int = 320, in_chans: int 
     """
 
     names = list(names) if names else sorted(recorded_facts())
-    bar = tqdm(names, desc="counting", unit="model", disable=None if progress else True)
+    bar = progress_bar(names, desc="counting", unit="model", disable=None if progress else True)
     catalog = shipped_catalog()
     return [{**describe_model(n, size, in_chans), "shipped": catalog.get(n, [])} for n in bar]
 
