@@ -52,6 +52,15 @@ def test_default_model_end_to_end(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["o.csv", "o.md", "out.json"]  # no temporaries left
 
 
+def test_int8_rows_name_the_session_settings_they_ran_with():
+    from edgeirst.bench.measure import BenchConfig, run_bench
+
+    result = run_bench(BenchConfig(models="default,default-int8", runs=1, warmup=0, settle_ms=0, size=64), progress=False)
+    notes = [n for n in result.notes if n.startswith("onnxruntime session settings")]
+    assert len(notes) == 1 and "of default-int8:" in notes[0]
+    assert "graph_optimization_level=ORT_ENABLE_EXTENDED" in notes[0] and "EnsureUniqueDQForNodeUnit" in notes[0]
+
+
 def test_random_variant_on_onnxruntime_and_torch(tmp_path, synth_root):
     """Export + checkpoint of random weights, torch fp32 and bf16 autocast, and the rows that
     cannot run here say why."""

@@ -124,3 +124,19 @@ def test_zoo_says_which_variants_have_shipped_weights_and_what_they_score():
         assert w["precision"] == meta.quant.get("precision", "fp32")
     default = aliases()["default"]
     assert f"{default}=default (" in format_table(list(rows.values()))
+
+
+def test_zoo_names_the_onnxruntime_session_settings_int8_files_need():
+    from edgeirst.runtime.engine_build import read_onnx_meta
+    from edgeirst.weights import shipped_model
+
+    rows = describe_zoo(["mshnet", "mtunet-siwd"])
+    lines = [line for line in format_table(rows).splitlines() if line.startswith("onnxruntime session settings")]
+    int8 = [w["name"] for r in rows for w in r["shipped"] if w["precision"] == "int8"]
+    assert len(lines) == 2 and int8  # MSHNet's settings and MTUNet-SIWD's differ
+    for name in int8:
+        hints = read_onnx_meta(shipped_model(name)).quant["onnxruntime"]
+        line = next(line for line in lines if f" {name}," in line or f" {name}:" in line)
+        level = {"extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}[hints["graph_optimization_level"]]
+        assert f"graph_optimization_level={level}" in line and all(o in line for o in hints["disabled_optimizers"])
+    assert not any(w["onnxruntime_session"] for r in rows for w in r["shipped"] if w["precision"] == "fp32")

@@ -28,6 +28,7 @@ from edgeirst.errors import EdgeirstError
 from edgeirst.evaluate import evaluate_backend
 from edgeirst.machine import machine_stamp
 from edgeirst.progress import progress_bar
+from edgeirst.runtime.backends.onnxruntime import session_hints, session_notes
 from edgeirst.runtime.sources import make_reader
 
 BACKEND_ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt", "pytorch": "torch"}
@@ -270,6 +271,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True, prepare_only: bool = Fals
         result.notes.append(f"prepared {sum(r.file is not None for r in rows)} model file(s) in {files.root}")
         return result
     runners = _load(rows, cfg, cuda, progress)
+    result.notes += session_notes([(r.row.model, session_hints(r.meta)) for r in runners
+                                   if r.row.backend == "onnxruntime" and r.row.device == "cpu"])
     try:
         if runners:
             _time(runners, cfg, progress, result.notes)

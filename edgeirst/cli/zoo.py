@@ -23,6 +23,7 @@ import click
 
 from edgeirst.errors import EdgeirstError
 from edgeirst.progress import progress_bar
+from edgeirst.runtime.backends.onnxruntime import session_hints, session_notes
 from edgeirst.runtime.engine_build import read_onnx_meta
 from edgeirst.weights import aliases, shipped_model, shipped_names
 
@@ -95,6 +96,7 @@ def shipped_catalog() -> dict[str, list[dict[str, Any]]]:
         catalog.setdefault(meta.name, []).append({
             "name": name, "aliases": sorted(alias_of.get(name, [])), "kwargs": meta.kwargs,
             "onnx_bytes": path.stat().st_size, "precision": meta.quant.get("precision", "fp32"),
+            "onnxruntime_session": session_hints(meta) or None,
             "pruned": "pruning" in train, "epochs": train.get("epochs"), "train_split": train.get("split"),
             "val": {k: meta.metrics[k] for k in keys if k in meta.metrics},
             "val_before_trainval": {k: v for k, v in (train.get("val_before_trainval") or {}).items() if k in keys}
@@ -145,6 +147,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     if any(w["val"].get("in_training") for r in rows for w in r.get("shipped", [])):
         lines.append("* trained on train+val after its schedule was fixed on val: its val score is not a held-out score "
                      "(`--json` has the score before)")
+    lines += session_notes([(w["name"], w.get("onnxruntime_session")) for r in rows for w in r.get("shipped", [])])
     lines.append(f"GFLOPs = {GFLOPS_MEANS}; ours counted with torch FlopCounterMode on a 1x{in_chans}x{size}x{size} "
                  f"input, paper figures at the size shown, 3-channel input.")
     return "\n".join(lines)
