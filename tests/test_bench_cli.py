@@ -61,6 +61,7 @@ def test_int8_rows_name_the_session_settings_they_ran_with():
     assert "graph_optimization_level=ORT_ENABLE_EXTENDED" in notes[0] and "EnsureUniqueDQForNodeUnit" in notes[0]
 
 
+@pytest.mark.slow  # 24 s: export, checkpoint and torch rows of a random variant (2-core VM, busy)
 def test_random_variant_on_onnxruntime_and_torch(tmp_path, synth_root):
     """Export + checkpoint of random weights, torch fp32 and bf16 autocast, and the rows that
     cannot run here say why."""

@@ -136,6 +136,7 @@ def test_run_default_on_the_synthetic_stream(tmp_path):
     assert len(out.read_text().splitlines()) == 20
 
 
+@pytest.mark.slow  # 23 s: export + fine-tune of the shipped default (2-core VM, busy)
 def test_export_and_finetune_accept_shipped_names(synth_root, tmp_path):
     pytest.importorskip("torch")
     p = run_cli("export", "default", "--out", tmp_path / "d.onnx", "--json", timeout=300)

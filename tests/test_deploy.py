@@ -265,6 +265,7 @@ def test_int8_for_jetpack6_only_needs_no_calibration_cache(tmp_path, wheel, sirs
 # -- a checkpoint is exported on the way ---------------------------------------------------------
 
 
+@pytest.mark.slow  # 41 s: export inside deploy (2-core VM, busy)
 def test_checkpoint_is_exported_to_onnx_with_metadata(tmp_path, wheel):
     pytest.importorskip("torch")
     out = tmp_path / "B"

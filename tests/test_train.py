@@ -72,6 +72,7 @@ def test_two_gloo_processes_end_with_equal_weights(tiny_data, tmp_path):
     assert weights_sha1(model) == sums[0]
 
 
+@pytest.mark.slow  # 39 s: three CLI subprocesses; training itself is tested fast above (2-core VM, busy)
 def test_cli_train_eval_export_chain(tiny_data, tmp_path):
     run = [sys.executable, "-m", "edgeirst"]
     out = tmp_path / "cli"

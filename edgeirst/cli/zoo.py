@@ -111,8 +111,9 @@ def describe_zoo(names: list[str] | None = None, size: int = 320, in_chans: int 
 
     names = list(names) if names else sorted(recorded_facts())
     bar = progress_bar(names, desc="counting", unit="model", disable=None if progress else True)
+    rows = [describe_model(n, size, in_chans) for n in bar]  # first: a size that needs torch fails at once
     catalog = shipped_catalog()
-    return [{**describe_model(n, size, in_chans), "shipped": catalog.get(n, [])} for n in bar]
+    return [{**row, "shipped": catalog.get(row["name"], [])} for row in rows]
 
 
 def _fmt(value: float | None, digits: int) -> str:
