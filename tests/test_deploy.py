@@ -237,6 +237,7 @@ def test_output_folder_must_be_new_empty_or_a_bundle(tmp_path, wheel):
 # -- INT8 (edgeirst.quantize) ------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 220 s: calibrates INT8 on real images, twice (2-core VM, busy)
 def test_int8_bundle_for_orin_nano_verifies_and_is_idempotent(tmp_path, wheel, sirst_root):
     out = tmp_path / "B"
     args = ["--device", "jetson", "--profile", "orin-nano", "--precision", "int8", "--calib-data", str(sirst_root),
@@ -254,6 +255,7 @@ def test_int8_bundle_for_orin_nano_verifies_and_is_idempotent(tmp_path, wheel, s
     assert _snapshot(out) == before
 
 
+@pytest.mark.slow  # 70 s: quantizes on real images; the QDQ deploy tests above are fast (2-core VM, busy)
 def test_int8_for_jetpack6_only_needs_no_calibration_cache(tmp_path, wheel, sirst_root):
     out = tmp_path / "B"
     r = _deploy("--device", "jetson", "--profile", "orin-nx", "--jetpack", "6.2", "--precision", "int8",

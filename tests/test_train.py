@@ -64,6 +64,7 @@ def test_init_copies_matching_weights(tiny_data, tmp_path):
     assert torch.allclose(a["stem.weight"], b["stem.weight"], atol=1e-6)
 
 
+@pytest.mark.slow  # 33 s on the busy 2-core VM: two training processes over gloo
 def test_two_gloo_processes_end_with_equal_weights(tiny_data, tmp_path):
     summary = train(_cfg(tiny_data, tmp_path / "ddp", nproc=2, epochs=2, max_steps=2), progress=False)
     sums = summary["rank_weights_sha1"]
