@@ -6,6 +6,8 @@ is a bug and propagates with its traceback. Messages say what was expected, what
 how to fix it.
 """
 
+from __future__ import annotations
+
 
 class EdgeirstError(Exception):
     """A user-caused error: missing file, bad dataset layout, corrupt model, unknown name."""
@@ -18,6 +20,33 @@ class EdgeirstWarning(UserWarning):
 
 
 EXTRAS = ("train", "jetson", "plot", "test")  # pyproject's optional dependency groups
+
+# Top-level module of every optional dependency -> (what to call it, the extra that installs it).
+# tests/test_packaging.py checks it against pyproject.toml's optional dependencies, both ways.
+OPTIONAL_MODULES = {
+    "torch": ("PyTorch", "train"),
+    "onnx": ("onnx", "train"),
+    "onnxslim": ("onnxslim", "train"),
+    "torch_pruning": ("torch-pruning", "train"),
+    "pycocotools": ("pycocotools", "train"),
+    "pycuda": ("pycuda", "jetson"),
+    "matplotlib": ("matplotlib", "plot"),
+    "pytest": ("pytest", "test"),
+    "scipy": ("scipy", "test"),
+    "importlinter": ("import-linter", "test"),
+}
+
+
+def missing_module(error: ModuleNotFoundError, command: str | None = None) -> EdgeirstError | None:
+    """The user error for an optional dependency that is not installed (``edgeirst export needs
+    PyTorch: pip install 'edgeirst[train]'``), or None when ``error`` names no optional module
+    (then it is a bug and keeps its traceback)."""
+    top = (error.name or "").partition(".")[0]
+    if top not in OPTIONAL_MODULES:
+        return None
+    label, extra = OPTIONAL_MODULES[top]
+    who = f"edgeirst {command}" if command else "this command"
+    return EdgeirstError(f"{who} needs {label}: pip install 'edgeirst[{extra}]'")
 
 
 def missing_extra(package: str, extra: str) -> EdgeirstError:

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from edgeirst.confidence import FEATURES, LOGIT_OUTPUT, component_features, fit_logistic
 from edgeirst.errors import EdgeirstError
@@ -24,6 +23,7 @@ from edgeirst.meta import BOX_DECODERS
 from edgeirst.metrics import Evaluator, components_cropped, match_targets
 from edgeirst.postprocess import Prediction, cluster_targets, components, decode_outputs
 from edgeirst.preprocess import prepare, refuse_over_memory, to_unit
+from edgeirst.progress import progress_bar
 
 AP_SCORE_FLOOR = 0.05
 
@@ -39,7 +39,7 @@ class MaskDataset(Protocol):
 
 def _run(dataset: MaskDataset, predict: Callable[[Any], Prediction], evaluator: Evaluator,
          desc: str, progress: bool) -> tuple[dict, list[dict]]:
-    with tqdm(total=len(dataset), desc=desc, unit="img", file=sys.stderr, disable=not progress,
+    with progress_bar(total=len(dataset), desc=desc, unit="img", file=sys.stderr, disable=not progress,
               dynamic_ncols=True, leave=False) as bar:  # closed (and cleared) before any error prints
         for i in range(len(dataset)):
             sample = dataset[i]
@@ -116,7 +116,7 @@ def fit_confidence(backend: Any, dataset: Any, progress: bool = True) -> dict[st
         raise EdgeirstError(f"{meta.name}: confidence calibration needs a segmentation model with a {LOGIT_OUTPUT!r} "
                             "output; re-export it with this edgeirst (`edgeirst export CHECKPOINT.pt`)")
     feats, labels = [], []
-    for i in tqdm(range(len(dataset)), desc="calibrate", unit="img", file=sys.stderr, disable=not progress, leave=False):
+    for i in progress_bar(range(len(dataset)), desc="calibrate", unit="img", file=sys.stderr, disable=not progress, leave=False):
         sample = dataset[i]
         refuse_over_memory(sample.image, meta, f"image {sample.id}")
         x, box = prepare(sample.image, meta)

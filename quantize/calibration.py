@@ -21,9 +21,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.progress import progress_bar
 
 
 def array_reader(name: str, arrays: Sequence[np.ndarray]):
@@ -67,7 +67,7 @@ def collect_ranges(model: Path, inputs: Sequence[np.ndarray], method: str, symme
     from onnxruntime.quantization.calibrate import TensorsData
 
     name = onnx.load(str(model), load_external_data=False).graph.input[0].name
-    bar = tqdm(total=len(inputs) * (1 if method == "minmax" else 2), desc=desc, unit="img", file=sys.stderr,
+    bar = progress_bar(total=len(inputs) * (1 if method == "minmax" else 2), desc=desc, unit="img", file=sys.stderr,
                disable=not progress, leave=False)
     with bar, tempfile.TemporaryDirectory(prefix="edgeirst-calib-") as tmp:
         calibrator = create_calibrator(model, [], augmented_model_path=str(Path(tmp) / "augmented.onnx"),

@@ -97,6 +97,16 @@ def node_sensitivity(float_model: Path, qdq_model: Path, inputs: Sequence[np.nda
     return out
 
 
+def summary(decisions: Sequence[dict]) -> list[str]:
+    """Per-node decisions counted: one line per precision, the op types with their counts."""
+    counts: dict[str, dict[str, int]] = {}
+    for d in decisions:
+        ops = counts.setdefault(d["precision"], {})
+        ops[d["op"]] = ops.get(d["op"], 0) + 1
+    return [f"  {precision:>5}  " + ", ".join(f"{op} {n}" for op, n in sorted(ops.items(), key=lambda kv: -kv[1]))
+            for precision, ops in sorted(counts.items())]
+
+
 def report(decisions: Sequence[dict], file=sys.stderr) -> None:
     """Print per-node decisions, one line each."""
     for d in decisions:

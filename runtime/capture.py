@@ -29,22 +29,25 @@ class SourceLost(Exception):
 @dataclass
 class Frame:
     """One captured frame: pixels as delivered (uint8 or uint16, never colour-converted here),
-    its index in the source, the wall-clock time it was captured, the source name and how long
-    the capture (grab + decode) took."""
+    its index in the source, the wall-clock time it was captured, the source name, how long
+    the capture (grab + decode) took, and the image file it was read from (image sources only)."""
 
     image: np.ndarray
     index: int
     time: float
     source: str
     capture_s: float
+    file: str | None = None
 
 
 class Reader:
     """One opened stream, read synchronously. Subclasses implement ``open``/``read``/``close``;
-    ``read`` returns an image, ``None`` at the end of a file, or raises ``SourceLost``."""
+    ``read`` returns an image, ``None`` at the end of a file, or raises ``SourceLost``;
+    ``current`` is the file the last image came from, for readers of image files."""
 
     live = False
     name = "source"
+    current = None
 
     def open(self) -> None:
         raise NotImplementedError
@@ -116,7 +119,8 @@ class Capture:
                     continue
                 if image is None:
                     return
-                self._put(Frame(image, self.frames, time.time(), self.name, time.perf_counter() - t0))
+                file = None if self.reader.current is None else str(self.reader.current)
+                self._put(Frame(image, self.frames, time.time(), self.name, time.perf_counter() - t0, file))
                 self.frames += 1
         except BaseException as e:  # handed to the pipeline thread, re-raised there
             self._error = e

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.io import check_output, open_stream, os_error, publish, refuse_input_as_output
+from edgeirst.io import check_output, open_stream, os_error, publish, refuse_input_as_output, same_file, write_bytes
 from edgeirst.preprocess import to_unit
 from edgeirst.runtime.capture import Frame
 from edgeirst.runtime.preview import MJPEGServer
@@ -57,7 +57,8 @@ class Sink:
 
 
 class JsonlSink(Sink):
-    """One JSON object per processed frame: frame, time, source, detections. ``-`` = stdout.
+    """One JSON object per processed frame: frame, time, source (and file, for image sources),
+    detections. ``-`` = stdout.
 
     Each line is written whole with one ``os.write`` loop and is durable in the file when
     ``write`` returns, so a killed run keeps every frame it reported; if the disk fills, the
@@ -83,6 +84,7 @@ class JsonlSink(Sink):
 
     def write(self, result: FrameResult) -> None:
         rec = {"frame": result.frame.index, "time": round(result.frame.time, 6), "source": result.frame.source,
+               **({"file": result.frame.file} if result.frame.file else {}),
                "detections": [d.to_dict() for d in result.detections]}
         line = json.dumps(rec) + "\n"
         if self.fd is None:
@@ -186,6 +188,36 @@ class VideoSink(Sink):
                 self.tmp.unlink()
 
 
+class ImageDirSink(Sink):
+    """One annotated image per input image, under the input's file name in ``folder``
+    (``--save-dir``). Refuses the folder an input image lies in, so no input is ever
+    overwritten, and two inputs of the same name (which would overwrite each other's output)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise EdgeirstError(f"--save-dir {self.folder} is a file; give a folder")
+        self.written: dict[str, str] = {}  # output name -> the input it annotates
+
+    def write(self, result: FrameResult) -> None:
+        frame = result.frame
+        if frame.file is None:
+            raise EdgeirstError(f"--save-dir writes one image per input image; source {frame.source} is a stream "
+                                "or video: use --save out.mp4 for it")
+        source = Path(frame.file)
+        if self.folder.is_dir() and same_file(self.folder, source.parent):
+            raise EdgeirstError(f"--save-dir {self.folder} is the folder of the input images ({source}): "
+                                "choose another folder, inputs are never overwritten")
+        if self.written.setdefault(source.name, frame.file) != frame.file:
+            raise EdgeirstError(f"--save-dir: inputs {self.written[source.name]} and {source} have the same name; "
+                                "their annotated images would overwrite each other")
+        ok, data = cv2.imencode(source.suffix, annotate(result))
+        if not ok:
+            raise EdgeirstError(f"OpenCV cannot encode an annotated {source.suffix} image for {source}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_bytes(self.folder / source.name, data.tobytes())
+
+
 class ShowSink(Sink):
     """An OpenCV window per source; ``q`` or Esc ends the run."""
 
@@ -223,18 +255,24 @@ class PreviewSink(Sink):
 @dataclass
 class SinkOptions:
     """Where ``edgeirst run`` sends results: ``jsonl`` (a file or ``-``), ``save`` (annotated
-    video; one file per source with several), ``show`` (window), ``serve`` (MJPEG HOST:PORT)."""
+    video; one file per source with several), ``save_dir`` (one annotated image per input
+    image), ``show`` (window), ``serve`` (MJPEG HOST:PORT)."""
 
     jsonl: str | None = None
     save: str | None = None
     show: bool = False
     serve: str | None = None
+    save_dir: str | None = None
 
     def check_against(self, sources: list[str]) -> None:
         """Refuse an output that is one of the run's input files."""
 
         for option, out in (("--jsonl", self.jsonl), ("--save", self.save)):
             refuse_input_as_output(out, *sources, option=option)
+        folders = [s if Path(s).is_dir() else Path(s).parent for s in sources if Path(s).exists()]
+        if self.save_dir and Path(self.save_dir).is_dir() and any(same_file(self.save_dir, f) for f in folders):
+            raise EdgeirstError(f"--save-dir {self.save_dir} is the folder of the input images: choose another "
+                                "folder, inputs are never overwritten")
 
 
 def open_sinks(options: SinkOptions, fps: float, agc: tuple[float, float] | None, n_sources: int) -> list[Sink]:
@@ -250,6 +288,8 @@ def open_sinks(options: SinkOptions, fps: float, agc: tuple[float, float] | None
                 p = Path(options.save)
                 sinks += [SourceFilter(i, VideoSink(str(p.with_name(f"{p.stem}_{i}{p.suffix}")), fps, agc))
                           for i in range(n_sources)]
+        if options.save_dir:
+            sinks.append(ImageDirSink(options.save_dir))
         if options.show:
             sinks.append(ShowSink(agc))
         if options.serve:

@@ -16,7 +16,7 @@ import pytest
 
 from edgeirst.bench.memory import PeakMemory, reset_peak_rss
 from edgeirst.bench.mtl import MTL_SETS, attach_mtl, describe_mtl
-from edgeirst.bench.plot import pareto_front, plot_available, write_plot
+from edgeirst.bench.plot import pareto_front, plot_available, plotted_accuracy, write_plot
 from edgeirst.bench.report import CSV_FIELDS, check_outputs, format_table, to_csv, to_json, to_markdown, write_atomic
 from edgeirst.bench.rows import Row
 from edgeirst.bench.timing import chunk_sizes, latency_stats, run_interleaved, schedule
@@ -237,6 +237,16 @@ def test_plot_writes_a_png(tmp_path):
             _row("mshnet", median=30), _row(precision="int8", median=None, note="n/a")]
     path = write_plot(rows, tmp_path / "p.png", title="test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and os.listdir(tmp_path) == ["p.png"]
+
+
+def test_plot_places_models_by_recorded_val_metrics_when_none_were_measured():
+    rows = [_row("default", weights="shipped", recorded={"iou": 0.74, "ap50": 0.81, "split": "val"}),
+            _row("mshnet"), _row("tiny", weights="shipped", recorded={"ap50": 0.59})]
+    assert plotted_accuracy(rows, None) == ("iou", {0: 0.74}, True)
+    assert plotted_accuracy(rows, "ap50") == ("ap50", {0: 0.81, 2: 0.59}, True)
+    rows[1].iou = 0.5  # one measured row: the measured metrics win, the recorded ones are not mixed in
+    assert plotted_accuracy(rows, None) == ("iou", {1: 0.5}, False)
+    assert plotted_accuracy([_row()], None) == (None, {}, False)
 
 
 @pytest.mark.skipif(not reset_peak_rss(), reason="/proc/self/clear_refs is not writable here")

@@ -17,7 +17,8 @@ from edgeirst.bench.power import PowerMonitor
 from edgeirst.bench.rows import unavailable
 from edgeirst.errors import EdgeirstError
 from edgeirst.runtime.backends import tensorrt_available
-from edgeirst.weights import aliases
+from edgeirst.runtime.engine_build import read_onnx_meta
+from edgeirst.weights import aliases, shipped_model
 
 REQUIRED = {"model", "backend", "precision", "params", "gflops", "latency_ms", "fps", "machine"}
 FAST = ["--runs", "2", "--warmup", "0", "--settle", "0", "--size", "64", "-q"]
@@ -43,12 +44,24 @@ def test_default_model_end_to_end(tmp_path):
     assert row["runs"] == 2 and row["latency_ms"] > 0 and row["fps"] == pytest.approx(1e3 / row["latency_ms"], rel=1e-3)
     assert row["params"] > 0 and row["gflops"] > 0 and row["size"] == 64
     assert row["machine"]["libraries"]["onnxruntime"] and row["machine"]["date"].endswith("Z")
+    shipped = read_onnx_meta(shipped_model("default")).metrics  # no --data: the val metrics it ships with
+    assert row["iou"] is None and row["recorded"]["iou"] == shipped["iou"] and row["recorded"]["split"] == shipped["split"]
     assert "default" in r.stdout and "median ms" in r.stdout and "machine:" in r.stdout
     assert (tmp_path / "o.csv").read_text().startswith("model,weights,backend")
     assert (tmp_path / "o.md").read_text().startswith("| model |")
     assert sorted(os.listdir(tmp_path)) == ["o.csv", "o.md", "out.json"]  # no temporaries left
 
 
+def test_int8_rows_name_the_session_settings_they_ran_with():
+    from edgeirst.bench.measure import BenchConfig, run_bench
+
+    result = run_bench(BenchConfig(models="default,default-int8", runs=1, warmup=0, settle_ms=0, size=64), progress=False)
+    notes = [n for n in result.notes if n.startswith("onnxruntime session settings")]
+    assert len(notes) == 1 and "of default-int8:" in notes[0]
+    assert "graph_optimization_level=ORT_ENABLE_EXTENDED" in notes[0] and "EnsureUniqueDQForNodeUnit" in notes[0]
+
+
+@pytest.mark.slow  # 24 s: export, checkpoint and torch rows of a random variant (2-core VM, busy)
 def test_random_variant_on_onnxruntime_and_torch(tmp_path, synth_root):
     """Export + checkpoint of random weights, torch fp32 and bf16 autocast, and the rows that
     cannot run here say why."""

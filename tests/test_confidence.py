@@ -73,6 +73,7 @@ def test_threshold_for_budget_takes_the_lowest_that_fits() -> None:
     assert threshold_for_budget(roc[:2], 0.0) is None
 
 
+@pytest.mark.slow  # 32 s: calibrate + eval on real images; the fitting tests above are fast (2-core VM, busy)
 def test_calibrate_command_on_real_images(sirst_root: Path, tmp_path: Path) -> None:
     """A shipped model (the previous default, which raises a few false alarms on SIRST val),
     exported with its logit and calibrated on a few val images."""

@@ -63,6 +63,7 @@ def test_shipped_checkpoint_and_onnx_agree(name, sirst_root):
             np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=tol, err_msg=k)
 
 
+@pytest.mark.slow  # 87 s: the whole val split; run_default_on_real_images stays fast (2-core VM, busy)
 def test_eval_default_reproduces_the_recorded_val_metrics(sirst_root):
     """The default was selected on the cross-scene validation (NUAA val + benchmarks/xscene/val.txt):
     `edgeirst eval` on the same two sources gives the metrics its metadata records."""
@@ -136,6 +137,7 @@ def test_run_default_on_the_synthetic_stream(tmp_path):
     assert len(out.read_text().splitlines()) == 20
 
 
+@pytest.mark.slow  # 23 s: export + fine-tune of the shipped default (2-core VM, busy)
 def test_export_and_finetune_accept_shipped_names(synth_root, tmp_path):
     pytest.importorskip("torch")
     p = run_cli("export", "default", "--out", tmp_path / "d.onnx", "--json", timeout=300)

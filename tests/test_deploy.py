@@ -313,6 +313,7 @@ def test_output_folder_must_be_new_empty_or_a_bundle(tmp_path, wheel):
 # -- INT8 (edgeirst.quantize) ------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 220 s: calibrates INT8 on real images, twice (2-core VM, busy)
 def test_int8_bundle_for_orin_nano_verifies_and_is_idempotent(tmp_path, wheel, sirst_root):
     out = tmp_path / "B"
     args = ["--device", "jetson", "--profile", "orin-nano", "--precision", "int8", "--calib-data", str(sirst_root),
@@ -330,6 +331,7 @@ def test_int8_bundle_for_orin_nano_verifies_and_is_idempotent(tmp_path, wheel, s
     assert _snapshot(out) == before
 
 
+@pytest.mark.slow  # quantizes on real images (about 100 s on the busy 2-core VM)
 def test_cpu_int8_default_is_remade_from_its_fp32_source_for_jetpack6(tmp_path, wheel, sirst_root):
     """The shipped default-int8 is onnxruntime's CPU layout: the bundle holds its FP32 source and a
     TensorRT-layout QDQ model quantized from it (no calibration cache for JetPack 6 only)."""
@@ -368,6 +370,7 @@ def test_cpu_int8_without_its_fp32_source_is_refused(tmp_path, wheel):
 # -- a checkpoint is exported on the way ---------------------------------------------------------
 
 
+@pytest.mark.slow  # 41 s: export inside deploy (2-core VM, busy)
 def test_checkpoint_is_exported_to_onnx_with_metadata(tmp_path, wheel):
     pytest.importorskip("torch")
     out = tmp_path / "B"

@@ -171,6 +171,7 @@ def _ssh_args(server: LoopbackSshd, known_hosts: Path, key: Path | None = None) 
             "--known-hosts", str(known_hosts)]
 
 
+@pytest.mark.slow  # 44 s: a whole deploy over SSH; the connection checks stay fast (2-core VM, busy)
 def test_deploy_over_ssh_runs_the_model_on_the_device_and_leaves_no_process(sshd, tmp_path):
     device_home = tmp_path / "device-home"
     device_home.mkdir()

@@ -96,6 +96,7 @@ def test_jsonl_keeps_whole_lines_when_the_disk_fills(tmp_path):
     assert [r["frame"] for r in read_jsonl(out)] == list(range(len(text.splitlines())))
 
 
+@pytest.mark.slow  # 70 s: three training runs in subprocesses (2-core VM, busy)
 def test_train_refuses_a_folder_that_holds_a_run(synth_root, tmp_path):
     pytest.importorskip("torch")
     args = ["train", "mshnet", "--data", synth_root, "--width", "0.25", "--epochs", "1", "--batch", "2", "--size", "64",
@@ -111,6 +112,7 @@ def test_train_refuses_a_folder_that_holds_a_run(synth_root, tmp_path):
 
 # -- resume is exact --------------------------------------------------------------------------
 
+@pytest.mark.slow  # 17 s; test_train.py resumes in the fast set (2-core VM, busy)
 def test_resume_reproduces_the_uninterrupted_run(synth_root, tmp_path):
     torch = pytest.importorskip("torch")
     from edgeirst.train import TrainConfig
@@ -142,6 +144,7 @@ def _stop_after(epoch: int):
     return callback
 
 
+@pytest.mark.slow  # 43 s; test_train.py resumes in the fast set (2-core VM, busy)
 def test_resume_takes_the_runs_settings_and_refuses_contradictions(synth_root, tmp_path):
     pytest.importorskip("torch")
     out = tmp_path / "run"
@@ -223,7 +226,8 @@ def test_a_frame_too_large_for_memory_is_scaled_with_a_warning(tmp_path):
     assert json.loads(p.stdout)["frames"] == 3 and len(read_jsonl(tmp_path / "o.jsonl")) == 3
 
 
-@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig, status", [pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow),  # 29 s each
+                                         (signal.SIGTERM, 143)])
 def test_signals_end_training_with_the_shell_status(synth_root, tmp_path, sig, status):
     pytest.importorskip("torch")
     proc = subprocess.Popen(edgeirst_cmd("train", "mshnet", "--data", synth_root, "--width", "0.25", "--epochs", "50",

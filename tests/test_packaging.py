@@ -92,3 +92,21 @@ def test_messages_name_extras_that_exist():
             named |= set(re.findall(r"missing_extra\([^,]+,\s*\"(\w+)\"", text))
             named |= set(re.findall(r"edgeirst\[(\w+)\]", text))
     assert named and named <= extras, named - extras
+
+
+def test_optional_modules_are_pyprojects_extras():
+    """edgeirst.errors.OPTIONAL_MODULES (the CLI's one table for "needs X: pip install
+    'edgeirst[extra]'") names every optional dependency of pyproject.toml under its extra."""
+    import re
+    import tomllib
+
+    from edgeirst.errors import OPTIONAL_MODULES
+
+    import_name = {"torch-pruning": "torch_pruning", "import-linter": "importlinter"}
+    declared = {}
+    for extra, requirements in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"].items():
+        for req in requirements:
+            dist = re.match(r"[A-Za-z0-9_.-]+", req).group(0)
+            if dist != "edgeirst":  # test = edgeirst[train] + ...: the extra that installs it first
+                declared[import_name.get(dist, dist)] = extra
+    assert {m: extra for m, (_, extra) in OPTIONAL_MODULES.items()} == declared

@@ -96,6 +96,7 @@ def trained(synth_root, tmp_path_factory):
     return train(cfg, progress=False)["best"]
 
 
+@pytest.mark.slow  # 67 s: prune + fine-tune through the CLI; the library tests below are fast (2-core VM, busy)
 def test_prune_command_fine_tunes_and_writes_a_self_describing_checkpoint(trained, synth_root, tmp_path):
     out = tmp_path / "pruned.pt"
     r = run_cli("prune", trained, "--data", synth_root, "--ratio", "0.5", "--steps", "2", "--finetune-epochs", "1",

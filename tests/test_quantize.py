@@ -440,13 +440,21 @@ def test_over_budget_writes_nothing_and_says_the_drops(sirst_subset, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_cli_prints_decisions_and_writes_the_model(fp32_onnx, synth_root, tmp_path):
+def test_cli_summarises_decisions_lists_them_with_v_and_writes_the_model(fp32_onnx, synth_root, tmp_path):
     out = tmp_path / "cli.int8.onnx"
-    p = run_cli("quantize", fp32_onnx, "--data", synth_root, "--calib-images", "4", "--val-split", "none",
-                "--out", out, "-q", timeout=120)
+    args = ("quantize", fp32_onnx, "--data", synth_root, "--calib-images", "4", "--val-split", "none", "--out", out, "-q")
+    p = run_cli(*args, timeout=120)
     assert p.returncode == 0, p.stderr
     assert out.is_file() and f"wrote {out}" in p.stdout
-    assert re.search(r"^\s+int8\s+Conv\s", p.stderr, re.M) and re.search(r"^\s+float\s+Conv\s", p.stderr, re.M)
+    counted = re.findall(r"^\s+(int8|float)\s+(\w+ \d+(?:, \w+ \d+)*)$", p.stderr, re.M)  # "  int8  Conv 12, Relu 9"
+    assert sorted(precision for precision, _ in counted) == ["float", "int8"] and len(p.stderr.splitlines()) == 3
+    verbose = run_cli(*args, "-v", timeout=120)  # one line per node: precision, op, node (reason)
+    nodes = re.findall(r"^\s+(int8|float)\s+(\w+)\s+\S+\s+\(", verbose.stderr, re.M)
+    assert len(nodes) > 3
+    for precision, ops in counted:
+        for part in ops.split(", "):
+            op, n = part.split(" ")
+            assert nodes.count((precision, op)) == int(n), (precision, op)
 
 
 @pytest.mark.parametrize("case", ["missing-data", "not-onnx", "no-metadata", "int8-without-data", "bad-method",

@@ -87,6 +87,7 @@ def test_pruned_checkpoint_reloads_with_its_structure(pruned_ckpt):
     assert all(m.weight.shape[0] == m.out_channels and m.weight.shape[1] * m.groups == m.in_channels for m in convs)
 
 
+@pytest.mark.slow  # 17 s; the pruned-checkpoint reload tests below are fast (2-core VM, busy)
 def test_pruned_checkpoint_in_eval_export_and_run(pruned_ckpt, synth_root, tmp_path):
     path, _ = pruned_ckpt
     r = run_cli("eval", path, "--data", synth_root, "--split", "val", "--json", timeout=180)

@@ -64,6 +64,7 @@ def test_init_copies_matching_weights(tiny_data, tmp_path):
     assert torch.allclose(a["stem.weight"], b["stem.weight"], atol=1e-6)
 
 
+@pytest.mark.slow  # 33 s on the busy 2-core VM: two training processes over gloo
 def test_two_gloo_processes_end_with_equal_weights(tiny_data, tmp_path):
     summary = train(_cfg(tiny_data, tmp_path / "ddp", nproc=2, epochs=2, max_steps=2), progress=False)
     sums = summary["rank_weights_sha1"]
@@ -72,6 +73,7 @@ def test_two_gloo_processes_end_with_equal_weights(tiny_data, tmp_path):
     assert weights_sha1(model) == sums[0]
 
 
+@pytest.mark.slow  # 39 s: three CLI subprocesses; training itself is tested fast above (2-core VM, busy)
 def test_cli_train_eval_export_chain(tiny_data, tmp_path):
     run = [sys.executable, "-m", "edgeirst"]
     out = tmp_path / "cli"

@@ -6,11 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 
 from edgeirst.cli import main
-from edgeirst.cli.zoo import GFLOPS_MEANS, describe_zoo, format_table
+from edgeirst.cli.zoo import FACTS_SIZES, GFLOPS_MEANS, count_facts, describe_zoo, format_table, recorded_facts
 from edgeirst.models import create_model, list_models, model_entry
 from edgeirst.models.complexity import count_macs, count_params
 
@@ -76,9 +77,26 @@ def test_zoo_module_imports_no_torch():
     assert res.stdout.strip() == "False", res.stderr
 
 
+def test_recorded_facts_cover_the_registry_and_its_paper_figures():
+    """The cheap half of the check below: the recorded names, tasks, divisors and paper figures."""
+    facts = recorded_facts()
+    assert sorted(facts) == list_models()
+    for name, f in facts.items():
+        assert f["paper"] == asdict(model_entry(name).paper)
+        assert {f"{s}x{c}" for s, c in FACTS_SIZES} == set(f["macs"]) and {str(c) for _, c in FACTS_SIZES} == set(f["params"])
+
+
+@pytest.mark.slow
+def test_recorded_facts_are_the_counts():
+    """zoo_facts.json is what counting gives today (~40 s: every model at full width, twice);
+    `python tools/zoo_facts.py` rewrites it."""
+    facts = recorded_facts()
+    for name in list_models():
+        assert count_facts(name) == facts[name], f"{name}: run python tools/zoo_facts.py"
+
+
 def test_cli_json_lists_every_model():
-    # Every registered model at full width (the 29M / 45M ones included): ~15 s single-threaded on
-    # 2 busy cores (~35 s with two threads fighting for them); mark it slow if it grows past ~60 s.
+    # Every registered model at full width (the 29M / 45M ones included), from the recorded facts.
     res = zoo("--json", "--size", "320")
     assert res.returncode == 0, res.stderr
     rows = json.loads(res.stdout)
@@ -106,3 +124,19 @@ def test_zoo_says_which_variants_have_shipped_weights_and_what_they_score():
         assert w["precision"] == meta.quant.get("precision", "fp32")
     default = aliases()["default"]
     assert f"{default}=default (" in format_table(list(rows.values()))
+
+
+def test_zoo_names_the_onnxruntime_session_settings_int8_files_need():
+    from edgeirst.runtime.engine_build import read_onnx_meta
+    from edgeirst.weights import shipped_model
+
+    rows = describe_zoo(["mshnet", "mtunet-siwd"])
+    lines = [line for line in format_table(rows).splitlines() if line.startswith("onnxruntime session settings")]
+    int8 = [w["name"] for r in rows for w in r["shipped"] if w["precision"] == "int8"]
+    assert len(lines) == 2 and int8  # MSHNet's settings and MTUNet-SIWD's differ
+    for name in int8:
+        hints = read_onnx_meta(shipped_model(name)).quant["onnxruntime"]
+        line = next(line for line in lines if f" {name}," in line or f" {name}:" in line)
+        level = {"extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}[hints["graph_optimization_level"]]
+        assert f"graph_optimization_level={level}" in line and all(o in line for o in hints["disabled_optimizers"])
+    assert not any(w["onnxruntime_session"] for r in rows for w in r["shipped"] if w["precision"] == "fp32")

@@ -27,6 +27,8 @@ from edgeirst.data.sirst import open_datasets
 from edgeirst.errors import EdgeirstError
 from edgeirst.evaluate import evaluate_backend
 from edgeirst.machine import machine_stamp
+from edgeirst.progress import progress_bar
+from edgeirst.runtime.backends.onnxruntime import session_hints, session_notes
 from edgeirst.runtime.sources import make_reader
 
 BACKEND_ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt", "pytorch": "torch"}
@@ -117,7 +119,7 @@ def _na(e: EdgeirstError) -> str:
 
 
 def _bar(total: int, desc: str, progress: bool) -> tqdm:
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not progress, dynamic_ncols=True, leave=False)
+    return progress_bar(total=total, desc=desc, file=sys.stderr, disable=not progress, dynamic_ncols=True, leave=False)
 
 
 def _check_inputs(cfg: BenchConfig) -> Any:
@@ -164,6 +166,7 @@ def _load(rows: list[Row], cfg: BenchConfig, cuda: bool, progress: bool) -> list
             else:
                 row.mem_mb = None if mem.mb is None else round(mem.mb, 1)
                 row.mem_kind = mem.kind
+                row.recorded = {k: v for k, v in runner.meta.metrics.items() if k in (*METRIC_KEYS, "split")} or None
                 runners.append(runner)
             bar.update()
     return runners
@@ -196,7 +199,7 @@ def _time(runners: list[RowRunner], cfg: BenchConfig, progress: bool, notes: lis
         notes.append(why)
     if monitor:
         try:
-            for runner in tqdm(runners, desc="power", file=sys.stderr, disable=not progress, leave=False):
+            for runner in progress_bar(runners, desc="power", file=sys.stderr, disable=not progress, leave=False):
                 _set_watts(runner.row, monitor.burst(runner, BURST_S, cfg.settle_ms / 1e3))
         finally:
             monitor.stop()
@@ -268,6 +271,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True, prepare_only: bool = Fals
         result.notes.append(f"prepared {sum(r.file is not None for r in rows)} model file(s) in {files.root}")
         return result
     runners = _load(rows, cfg, cuda, progress)
+    result.notes += session_notes([(r.row.model, session_hints(r.meta)) for r in runners
+                                   if r.row.backend == "onnxruntime" and r.row.device == "cpu"])
     try:
         if runners:
             _time(runners, cfg, progress, result.notes)

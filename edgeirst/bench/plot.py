@@ -55,13 +55,20 @@ def _labels(ax, items: Sequence[tuple[float, float, str]]) -> None:
             a.remove()
 
 
-def _accuracy_metric(rows: Sequence[Row], metric: str | None) -> str | None:
-    if metric:
-        return metric
-    for key in ("iou", "ap50"):
-        if any(getattr(r, key) is not None for r in rows):
-            return key
-    return None
+RECORDED = "recorded val metrics, not measured here"
+
+
+def plotted_accuracy(rows: Sequence[Row], metric: str | None) -> tuple[str | None, dict[int, float], bool]:
+    """(metric, row index -> value, recorded): the accuracy the bench measured (``--data``), else
+    the val metrics recorded in the models' metadata, so a bench without data still places
+    every trained model (labelled as recorded, not measured)."""
+    for recorded in (False, True):
+        value = (lambda r, k: (r.recorded or {}).get(k)) if recorded else (lambda r, k: getattr(r, k))
+        for key in ([metric] if metric else ["iou", "ap50"]):
+            got = {i: value(r, key) for i, r in enumerate(rows) if value(r, key) is not None and r.fps}
+            if got:
+                return key, got, recorded
+    return metric, {}, False
 
 
 def write_plot(rows: Sequence[Row], path: str | Path, metric: str | None = None, title: str = "") -> Path:
@@ -72,8 +79,8 @@ def write_plot(rows: Sequence[Row], path: str | Path, metric: str | None = None,
     from matplotlib.figure import Figure
 
     measured = [r for r in rows if r.mode == "model" and r.latency_ms is not None]
-    metric = _accuracy_metric(measured, metric)
-    scored = [r for r in measured if metric and getattr(r, metric) is not None and r.fps]
+    metric, values, recorded = plotted_accuracy(measured, metric)
+    scored = [measured[i] for i in values]
     n_bars = max(1, len(measured))
     fig = Figure(figsize=(15, max(6.0, 0.32 * n_bars + 2.8)))
     FigureCanvasAgg(fig)
@@ -86,7 +93,7 @@ def write_plot(rows: Sequence[Row], path: str | Path, metric: str | None = None,
     if scored:
         g = [r.gflops or 0.0 for r in scored]
         scale = 1800.0 / max(max(g), 1e-9)
-        xs, ys = [r.fps for r in scored], [getattr(r, metric) for r in scored]
+        xs, ys = [r.fps for r in scored], list(values.values())
         for r, x, y, gm in zip(scored, xs, ys, g):
             ax.scatter(x, y, s=max(40.0, gm * scale), color=colour[r.model], alpha=0.45, edgecolor="black",
                        linewidth=0.8, marker=MARKERS.get(r.backend, "o"), zorder=3)
@@ -113,13 +120,14 @@ def write_plot(rows: Sequence[Row], path: str | Path, metric: str | None = None,
             ax.set_xlim(max(0.0, min(xs) - 0.3 * span_x), max(xs) + 0.45 * span_x)
         ax.set_ylim(min(ys) - 0.6 * span_y, max(ys) + 0.6 * span_y)
         split = next((r.eval_split for r in scored if r.eval_split), None)
-        ax.set_ylabel(f"{METRIC_NAMES.get(metric, metric)}" + (f" ({split})" if split else ""))
+        ax.set_ylabel(f"{METRIC_NAMES.get(metric, metric)}" + (f" ({RECORDED})" if recorded else
+                                                               f" ({split})" if split else ""))
     else:
         ax.text(0.5, 0.5, "no accuracy measured\n(trained models with --data DIR)", ha="center", va="center",
                 transform=ax.transAxes, fontsize=11, color="grey")
         ax.set_ylabel("accuracy")
     ax.set_xlabel(f"FPS (batch {measured[0].batch if measured else 1}, {measured[0].size if measured else ''} px)")
-    ax.set_title("accuracy vs speed (bubble area = GMACs)")
+    ax.set_title("accuracy vs speed (bubble area = GMACs)" + (f"\naccuracy: {RECORDED}" if scored and recorded else ""))
     ax.grid(True, alpha=0.3)
 
     # -- latency bars -----------------------------------------------------------------------------
@@ -167,4 +175,4 @@ def write_plot(rows: Sequence[Row], path: str | Path, metric: str | None = None,
     return write_atomic(path, buf.getvalue())
 
 
-__all__ = ["INSTALL_HINT", "pareto_front", "plot_available", "write_plot"]
+__all__ = ["INSTALL_HINT", "RECORDED", "pareto_front", "plot_available", "plotted_accuracy", "write_plot"]

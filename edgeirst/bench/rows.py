@@ -83,6 +83,7 @@ class Row:
     fa_per_frame: float | None = None
     fa_frames: float | None = None
     eval_split: str | None = None
+    recorded: dict[str, Any] | None = None  # the val metrics in the model's metadata (not measured by the bench)
     watts: float | None = None
     fps_per_watt: float | None = None
     stages: dict[str, dict[str, float]] | None = None

@@ -2,7 +2,8 @@
 ``edgeirst --help`` imports neither torch nor tensorrt.
 
 Errors a user can cause end as one ``error: ...`` line on stderr and exit status 2 (OS errors
-such as a full disk or an unwritable folder too, naming the path); warnings are one
+such as a full disk or an unwritable folder too, naming the path; a missing optional dependency
+names the extra that installs it); warnings are one
 ``warning: ...`` line each. After SIGINT the exit status is 130, after SIGTERM 143, in every
 command (as a shell reports a process killed by the signal).
 """
@@ -18,7 +19,7 @@ import click
 from tqdm import tqdm
 
 from edgeirst import __version__
-from edgeirst.errors import EdgeirstError, EdgeirstWarning
+from edgeirst.errors import EdgeirstError, EdgeirstWarning, missing_module
 from edgeirst.io import command_scope, os_error
 
 # click >= 8.2 raises this for a bare `edgeirst` in non-standalone mode; older versions print help.
@@ -48,7 +49,19 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
+        ctx.meta["edgeirst.command"] = name
         return importlib.import_module(COMMANDS[name][0]).command
+
+    def invoke(self, ctx: click.Context):
+        # One place for every command: an optional dependency that is not installed (a core
+        # `pip install edgeirst` has no torch or onnx) ends as one line naming the extra.
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as e:
+            error = missing_module(e, ctx.meta.get("edgeirst.command"))
+            if error is None:
+                raise
+            raise error from e
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table, so listing commands imports nothing.

@@ -10,7 +10,7 @@ import click
 
 from edgeirst.io import allow_replacing_models
 from edgeirst.quantize import OverBudget, QuantConfig, parse_max_drop, quantize_model
-from edgeirst.quantize.guard import report
+from edgeirst.quantize.guard import report, summary
 
 
 def _metrics_line(name: str, m: dict | None) -> str:
@@ -44,8 +44,10 @@ def _metrics_line(name: str, m: dict | None) -> str:
               help="Replace a file at --out that holds another kind of model (a .pt checkpoint, a TensorRT engine).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--verbose", "-v", is_flag=True, help="List every node's decision (int8 or float, and why).")
 def command(model: str, precision: str, target: str, data_dir: Path | None, split: str, calib_images: int,
-            method: str, val_split: str, max_drop: str, out: Path, overwrite: bool, as_json: bool, quiet: bool) -> None:
+            method: str, val_split: str, max_drop: str, out: Path, overwrite: bool, as_json: bool, quiet: bool,
+            verbose: bool) -> None:
     """Quantize MODEL (an .onnx from `edgeirst export`, `default` or a shipped model's name) to
     INT8 (QDQ) or FP16, checked against the FP32 model on --val-split."""
 
@@ -63,9 +65,12 @@ def command(model: str, precision: str, target: str, data_dir: Path | None, spli
         click.echo(json.dumps(result.to_dict()))
     else:
         changed = [d for d in result.decisions if d["precision"] != precision]
-        click.echo(f"per-node decisions ({len(result.decisions) - len(changed)} {precision}, "
-                   f"{len(changed)} float):", err=True)
-        report(result.decisions, file=sys.stderr)
+        click.echo(f"per-node decisions ({len(result.decisions) - len(changed)} {precision}, {len(changed)} float"
+                   f"{'' if verbose else '; -v lists every node and why'}):", err=True)
+        if verbose:
+            report(result.decisions, file=sys.stderr)
+        else:
+            click.echo("\n".join(summary(result.decisions)), err=True)
         click.echo(f"wrote {result.path} ({result.precision}, target {result.target}, "
                    f"{result.path.stat().st_size / 2**20:.2f} MiB)")
         if result.calibration_cache:

@@ -47,6 +47,8 @@ def finish(summary, as_json: bool) -> None:
               type=click.Choice(["auto", "onnxruntime", "tensorrt", "torch", "ort", "trt"]), help="Inference backend.")
 @click.option("--jsonl", metavar="FILE|-", help="Write one JSON line per processed frame ('-' = stdout).")
 @click.option("--save", metavar="OUT.mp4", help="Write an annotated video (mp4v .mp4 or MJPG .avi).")
+@click.option("--save-dir", metavar="DIR", help="Image sources: write one annotated image per input image into DIR, "
+                                                 "under its own file name (never the input folder).")
 @click.option("--show", is_flag=True, help="Show annotated frames in a window (q quits).")
 @click.option("--serve", metavar="HOST:PORT", help="Serve an MJPEG preview, e.g. 127.0.0.1:8080.")
 @run_options
@@ -60,7 +62,7 @@ def finish(summary, as_json: bool) -> None:
 @engine_options
 @click.option("--quiet", "-q", is_flag=True, help="No per-second progress lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def command(model, sources, backend, jsonl, save, show, serve, max_frames, threads, providers, fp16, int8,
+def command(model, sources, backend, jsonl, save, save_dir, show, serve, max_frames, threads, providers, fp16, int8,
             calibration_cache, dla_core, workspace_mb, quiet, as_json, **settings):
     """Detect targets in MODEL (.pt, .onnx, .engine or `default`) on one or more streams."""
 
@@ -70,6 +72,6 @@ def command(model, sources, backend, jsonl, save, show, serve, max_frames, threa
                          workspace_mb=workspace_mb)
     summary = run_stream(model, list(sources),
                          BackendOptions(backend=backend, threads=threads, providers=providers, build=build),
-                         SinkOptions(jsonl=jsonl, save=save, show=show, serve=serve),
+                         SinkOptions(jsonl=jsonl, save=save, show=show, serve=serve, save_dir=save_dir),
                          pop_run_config(settings, max_frames=max_frames, report_every=0 if quiet else 1.0))
     finish(summary, as_json)

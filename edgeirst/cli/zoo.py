@@ -4,51 +4,79 @@ figures its paper (or official code) reports.
 "GFLOPs" here means multiply-adds (GMACs), the way the papers count, measured with torch's
 ``FlopCounterMode`` (``edgeirst.models.complexity.count_macs``) on one 1 x C x size x size input.
 C defaults to 3, as the papers count; infrared models run with 1 (``--in-chans 1``).
-torch is imported only when the command runs.
+
+Counting builds every model (the 29M- and 45M-parameter ones included) and takes tens of seconds,
+so the counts at ``FACTS_SIZES`` are facts of the registry recorded once in
+``edgeirst/models/zoo_facts.json`` (``python tools/zoo_facts.py`` rewrites it; a slow test
+recounts it). ``edgeirst zoo`` at those sizes answers from the file, without torch (a core
+install has none); any other size or channel count is counted, which needs torch.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+from importlib import resources
 from typing import Any
 
 import click
-from tqdm import tqdm
 
 from edgeirst.errors import EdgeirstError
+from edgeirst.progress import progress_bar
+from edgeirst.runtime.backends.onnxruntime import session_hints, session_notes
 from edgeirst.runtime.engine_build import read_onnx_meta
 from edgeirst.weights import aliases, shipped_model, shipped_names
 
 GFLOPS_MEANS = "multiply-adds (GMACs), as the papers count"
+FACTS_SIZES = ((320, 3), (256, 1))  # (side, input channels): the papers' count, and our infrared input
+FACTS_FILE = ("models", "zoo_facts.json")  # inside the edgeirst package
 
 
-def describe_model(name: str, size: int = 320, in_chans: int = 3) -> dict[str, Any]:
-    """One zoo row: build ``name`` at full width, count params and GMACs at ``size`` x ``size``."""
+def count_facts(name: str, sizes: tuple[tuple[int, int], ...] = FACTS_SIZES) -> dict[str, Any]:
+    """Build ``name`` at full width and count what the zoo shows: tasks, outputs, size divisor,
+    paper figures, params per input-channel count and multiply-adds per ``"{side}x{channels}"``."""
     from edgeirst.models import create_model, model_entry
     from edgeirst.models.complexity import count_macs, count_params
 
-    model = create_model(name, in_chans=in_chans)
-    spec = model.spec
-    if size % spec.size_divisor:
-        raise EdgeirstError(f"--size {size} is not a multiple of {spec.size_divisor}, which {name} needs; "
-                            f"try {-(-size // spec.size_divisor) * spec.size_divisor}")
-    macs = count_macs(model, size, in_chans)  # eval mode, no_grad, one forward at batch 1
-    params = count_params(model)
-    paper = model_entry(name).paper
+    entry = model_entry(name)
+    models = {c: create_model(name, in_chans=c) for c in sorted({c for _, c in sizes})}
+    spec = next(iter(models.values())).spec
+    for size, _ in sizes:
+        if size % spec.size_divisor:
+            raise EdgeirstError(f"--size {size} is not a multiple of {spec.size_divisor}, which {name} needs; "
+                                f"try {-(-size // spec.size_divisor) * spec.size_divisor}")
+    return {"tasks": list(spec.tasks), "outputs": list(spec.outputs), "size_divisor": spec.size_divisor,
+            "paper": asdict(entry.paper), "params": {str(c): count_params(m) for c, m in models.items()},
+            "macs": {f"{s}x{c}": count_macs(models[c], s, c) for s, c in sizes}}  # eval, no_grad, batch 1
+
+
+def recorded_facts() -> dict[str, dict[str, Any]]:
+    """The counts recorded in ``zoo_facts.json``: registry name -> ``count_facts(name)``."""
+    path = resources.files("edgeirst").joinpath(*FACTS_FILE)
+    return json.loads(path.read_text())["models"]
+
+
+def describe_model(name: str, size: int = 320, in_chans: int = 3) -> dict[str, Any]:
+    """One zoo row: params and GMACs of ``name`` at full width at ``size`` x ``size``, recorded
+    or (at other sizes) counted."""
+    facts = recorded_facts().get(name)
+    if facts is None or f"{size}x{in_chans}" not in facts["macs"]:
+        facts = count_facts(name, ((size, in_chans),))
+    params, paper = facts["params"][str(in_chans)], facts["paper"]
     return {
         "name": name,
-        "tasks": list(spec.tasks),
-        "outputs": list(spec.outputs),
+        "tasks": facts["tasks"],
+        "outputs": facts["outputs"],
         "params": params,
         "params_m": round(params / 1e6, 3),
-        "gflops": round(macs / 1e9, 3),
+        "gflops": round(facts["macs"][f"{size}x{in_chans}"] / 1e9, 3),
         "gflops_means": GFLOPS_MEANS,
         "size": size,
         "in_chans": in_chans,
-        "paper_params_m": paper.params_m,
-        "paper_gflops": paper.gflops,
-        "paper_size": paper.size,
-        "paper_source": paper.source,
+        "paper_params_m": paper["params_m"],
+        "paper_gflops": paper["gflops"],
+        "paper_size": paper["size"],
+        "paper_source": paper["source"],
     }
 
 
@@ -68,6 +96,7 @@ def shipped_catalog() -> dict[str, list[dict[str, Any]]]:
         catalog.setdefault(meta.name, []).append({
             "name": name, "aliases": sorted(alias_of.get(name, [])), "kwargs": meta.kwargs,
             "onnx_bytes": path.stat().st_size, "precision": meta.quant.get("precision", "fp32"),
+            "onnxruntime_session": session_hints(meta) or None,
             "pruned": "pruning" in train, "epochs": train.get("epochs"), "train_split": train.get("split"),
             "val": {k: meta.metrics[k] for k in keys if k in meta.metrics},
             "val_before_trainval": {k: v for k, v in (train.get("val_before_trainval") or {}).items() if k in keys}
@@ -77,14 +106,14 @@ def shipped_catalog() -> dict[str, list[dict[str, Any]]]:
 
 def describe_zoo(names: list[str] | None = None, size: int = 320, in_chans: int = 3,
                  progress: bool = False) -> list[dict[str, Any]]:
-    """Zoo rows for ``names`` (default: every registered model), in registry order."""
+    """Zoo rows for ``names`` (default: every model of the built-in registry, as recorded).
+    """
 
-    from edgeirst.models import list_models
-
-    names = list(names) if names else list_models()
-    bar = tqdm(names, desc="counting", unit="model", disable=None if progress else True)
+    names = list(names) if names else sorted(recorded_facts())
+    bar = progress_bar(names, desc="counting", unit="model", disable=None if progress else True)
+    rows = [describe_model(n, size, in_chans) for n in bar]  # first: a size that needs torch fails at once
     catalog = shipped_catalog()
-    return [{**describe_model(n, size, in_chans), "shipped": catalog.get(n, [])} for n in bar]
+    return [{**row, "shipped": catalog.get(row["name"], [])} for row in rows]
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -119,6 +148,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     if any(w["val"].get("in_training") for r in rows for w in r.get("shipped", [])):
         lines.append("* trained on train+val after its schedule was fixed on val: its val score is not a held-out score "
                      "(`--json` has the score before)")
+    lines += session_notes([(w["name"], w.get("onnxruntime_session")) for r in rows for w in r.get("shipped", [])])
     lines.append(f"GFLOPs = {GFLOPS_MEANS}; ours counted with torch FlopCounterMode on a 1x{in_chans}x{size}x{size} "
                  f"input, paper figures at the size shown, 3-channel input.")
     return "\n".join(lines)
@@ -128,7 +158,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                                 "papers count) at --size, beside the papers' figures.")
 @click.argument("names", nargs=-1)
 @click.option("--size", default=320, show_default=True, type=click.IntRange(32, 4096),
-              help="Square input side for counting GFLOPs (a multiple of every model's size divisor, e.g. 32).")
+              help="Square input side for counting GFLOPs (a multiple of every model's size divisor, e.g. 32). "
+                   "320 (3 channels) and 256 (1 channel) are recorded; other sizes are counted, which needs PyTorch.")
 @click.option("--in-chans", default=3, show_default=True, type=click.IntRange(1, 16),
               help="Input channels for counting: 3 as the papers count; infrared models run with 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects (params is a count, "

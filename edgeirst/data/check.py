@@ -18,12 +18,12 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from edgeirst.data.sirst import (ASPECT_TOLERANCE, find_splits, layout_dirs, list_images, list_masks,
                                  mask_foreground_value, natural_key, read_image, read_mask, read_split)
 from edgeirst.errors import EdgeirstError
 from edgeirst.postprocess import cluster_targets
+from edgeirst.progress import progress_bar
 
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
 
@@ -105,7 +105,7 @@ def check_dataset(root: str | Path, progress: bool = False) -> CheckReport:
     lo, hi = [1 << 30, 1 << 30], [0, 0]
     counts: dict[str, int] = {}  # id -> targets in its mask
     values: dict[int, list[Path]] = {}  # foreground value other than 255 -> masks
-    for id_ in tqdm(sorted(images, key=natural_key), desc="check", unit="img", disable=not progress):
+    for id_ in progress_bar(sorted(images, key=natural_key), desc="check", unit="img", disable=not progress):
         try:
             img = read_image(images[id_])
         except EdgeirstError as e:

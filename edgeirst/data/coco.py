@@ -11,10 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from edgeirst.data.sirst import SirstDataset
 from edgeirst.io import write_text
+from edgeirst.progress import progress_bar
 
 CATEGORY = {"id": 1, "name": "target", "supercategory": "target"}
 
@@ -24,7 +23,7 @@ def to_coco(dataset: SirstDataset, progress: bool = False) -> dict[str, Any]:
     1-based positions in ``dataset.ids``; ``file_name`` is the path relative to the dataset root."""
 
     images, annotations = [], []
-    for k in tqdm(range(len(dataset)), desc="coco", unit="img", disable=not progress):
+    for k in progress_bar(range(len(dataset)), desc="coco", unit="img", disable=not progress):
         sample = dataset[k]
         h, w = sample.mask.shape
         image_id = k + 1

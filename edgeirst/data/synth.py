@@ -30,10 +30,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from edgeirst.errors import EdgeirstError
 from edgeirst.io import os_error, write_bytes, write_text
+from edgeirst.progress import progress_bar
 
 BACKGROUNDS = ("cloud", "sea", "ground", "mixed")
 MASK_LEVEL = 0.5  # fraction of the PSF peak above which a pixel is target
@@ -383,7 +383,7 @@ def write_dataset(out: Path, cfg: SynthConfig, images: int,
             raise os_error(e, out / sub, "create") from None
     rng = np.random.default_rng(cfg.seed)
     ids = [f"synth_{i:05d}" for i in range(images)]
-    for id_ in tqdm(ids, desc="synth", unit="img", disable=not progress):
+    for id_ in progress_bar(ids, desc="synth", unit="img", disable=not progress):
         img, mask = synth_image(cfg, rng)
         for path, arr in ((out / "images" / f"{id_}.png", img),
                           (out / "masks" / f"{id_}_pixels0.png", mask.astype(np.uint8) * 255)):

@@ -39,6 +39,7 @@ from edgeirst.io import write_text
 from edgeirst.losses import criterion_for
 from edgeirst.metrics import METRICS
 from edgeirst.models import create_model
+from edgeirst.progress import progress_bar
 from edgeirst.runtime.backends.torch import TorchBackend
 from edgeirst.train import distributed as dd
 from edgeirst.train.config import TrainConfig
@@ -307,7 +308,7 @@ class _Run:
         cfg = self.cfg
         if self.main:
             write_text(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2))
-        bar = tqdm(range(self.start_epoch, cfg.epochs), desc=f"train {cfg.model}", unit="ep",
+        bar = progress_bar(range(self.start_epoch, cfg.epochs), desc=f"train {cfg.model}", unit="ep",
                    disable=not self.progress, dynamic_ncols=True)
         for epoch in bar:
             row = self._train_epoch(epoch, bar)

@@ -85,6 +85,30 @@ def session_options(ort, threads: int = 0, hints: dict | None = None):
     return so
 
 
+def session_hints(meta: ModelMeta) -> dict:
+    """The onnxruntime CPU session settings a model's metadata asks for (``quant.onnxruntime``:
+    ``edgeirst quantize`` times its INT8 model under a few and records the fastest), or {}."""
+    return (meta.quant or {}).get("onnxruntime") or {}
+
+
+def session_notes(models: list) -> list:
+    """For ``(name, session_hints(meta))`` pairs, one line per distinct set of settings, naming the
+    models and the settings as onnxruntime's Python API spells them."""
+    groups: dict = {}
+    for name, hints in models:
+        if hints:
+            key = (hints.get("graph_optimization_level"), tuple(hints.get("disabled_optimizers") or ()))
+            groups.setdefault(key, []).append(name)
+    lines = []
+    for (level, disabled), names in groups.items():
+        parts = ([f"graph_optimization_level={_LEVELS[level]}"] if level in _LEVELS else []) + \
+            ([f"disabled_optimizers={list(disabled)}"] if disabled else [])
+        lines.append(f"onnxruntime session settings in the metadata of {', '.join(names)}: {', '.join(parts)} "
+                     "(edgeirst applies them on CPU; a plain onnxruntime.InferenceSession(path) does not, and runs "
+                     "the INT8 model slower)")
+    return lines
+
+
 class OnnxRuntimeBackend(Backend):
     """Options: ``providers`` ("auto", "cpu", "cuda", "tensorrt", a list, or (name, options)
     pairs), ``threads`` (intra-op threads, 0 = onnxruntime's default), ``fp16`` and ``cache_dir``
@@ -126,7 +150,7 @@ class OnnxRuntimeBackend(Backend):
             if text is None:
                 raise no_metadata_error(self.path)
             self.meta = ModelMeta.from_json(text)
-        hints = (self.meta.quant or {}).get("onnxruntime") or {}
+        hints = session_hints(self.meta)
         if hints and providers == ["CPUExecutionProvider"]:
             open_session(hints)  # settings `edgeirst quantize` measured fastest for this CPU model
         self.inputs = [TensorInfo(i.name, tuple(i.shape), np.dtype(_ORT_TYPES.get(i.type, np.float32)))
