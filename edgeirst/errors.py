@@ -34,6 +34,7 @@ OPTIONAL_MODULES = {
     "pytest": ("pytest", "test"),
     "scipy": ("scipy", "test"),
     "importlinter": ("import-linter", "test"),
+    "vermin": ("vermin", "test"),
 }
 
 
