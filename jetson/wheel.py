@@ -32,7 +32,7 @@ DEVICE_DIST = "edgeirst-device"
 # Everything the device imports from edgeirst (tests check the launcher and the check import no more).
 DEVICE_MODULES = (
     "edgeirst", "edgeirst.errors", "edgeirst.io", "edgeirst.meta", "edgeirst.preprocess", "edgeirst.postprocess",
-    "edgeirst.confidence", "edgeirst.weights",
+    "edgeirst.confidence", "edgeirst.weights", "edgeirst.progress",
     "edgeirst.data", "edgeirst.data.check", "edgeirst.data.coco", "edgeirst.data.sirst", "edgeirst.data.synth",
     "edgeirst.runtime", "edgeirst.runtime.calibration", "edgeirst.runtime.capture", "edgeirst.runtime.cuda",
     "edgeirst.runtime.engine_build", "edgeirst.runtime.pipeline", "edgeirst.runtime.preview",

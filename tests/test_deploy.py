@@ -282,17 +282,17 @@ def test_bad_input_is_one_error_line(tmp_path, wheel, args, needles):
 def test_bad_invocations_are_one_error_line(tmp_path, bundle):
     _one_error_line(_deploy("default", "--out", str(tmp_path / "x")), "cannot tell which Jetson")  # jetson: the default
     _one_error_line(_deploy("--device", "jetsn", "default", "--out", str(tmp_path / "x")), "--device")
-    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "default"), "--out")
-    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(tmp_path / "x"), "no-such.onnx"),
+    _one_error_line(_deploy("--device", "jetson", "--profile", "orin-nano", "default"), "--out")
+    _one_error_line(_deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(tmp_path / "x"), "no-such.onnx"),
                     "does not exist")
-    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(tmp_path / "x"),
+    _one_error_line(_deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(tmp_path / "x"),
                             "--install-service", "default"), "--install-service")  # a `push` option
-    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(tmp_path / "x"),
+    _one_error_line(_deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(tmp_path / "x"),
                             "--host", "no-at-sign", "default"), "USER@ADDRESS")
     _one_error_line(_deploy("--device", "jetson", "--out", str(tmp_path / "x"), "default"), "cannot tell which Jetson this machine is")
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"plan")
-    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(tmp_path / "x"), str(engine)),
+    _one_error_line(_deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(tmp_path / "x"), str(engine)),
                     "engines are built on the device")
 
 
@@ -300,13 +300,13 @@ def test_output_folder_must_be_new_empty_or_a_bundle(tmp_path, wheel):
     foreign = tmp_path / "home"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(foreign), "default"),
+    _one_error_line(_deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(foreign), "default"),
                     "non-empty folder without manifest.json")
     assert (foreign / "notes.txt").read_text() == "keep me"
     inside = tmp_path / "B"
     inside.mkdir()
     shutil.copyfile(shipped_model("default"), inside / "m.onnx")
-    _one_error_line(_deploy("--device", "jetson", "--profile", "nano", "--out", str(inside), str(inside / "m.onnx")),
+    _one_error_line(_deploy("--device", "jetson", "--profile", "orin-nano", "--out", str(inside), str(inside / "m.onnx")),
                     "overlaps the input")
 
 

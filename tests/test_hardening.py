@@ -19,7 +19,8 @@ import pytest
 from edgeirst.data.sirst import SirstDataset, read_split
 from edgeirst.io import atomic_output, refuse_input_as_output
 from edgeirst.errors import EdgeirstError
-from test_runtime_helpers import REPO, edgeirst_cmd, read_jsonl, run_cli, tiny_checkpoint, tiny_meta, tiny_onnx
+from test_runtime_helpers import (REPO, char_device, edgeirst_cmd, read_jsonl, run_cli, tiny_checkpoint, tiny_meta,
+                                  tiny_onnx)
 
 
 def one_error_line(p: subprocess.CompletedProcess, status: int = 2) -> str:
@@ -185,9 +186,10 @@ def test_bad_values_are_one_line(args, words):
 
 def test_os_errors_name_the_path(tmp_path):
     model = tiny_onnx(tmp_path)
-    line = one_error_line(run_cli("run", model, "--source", "synthetic://?size=64x64", "--jsonl", "/dev/full",
+    full = char_device(tmp_path / "full", 1, 7)  # never the machine's own /dev/full
+    line = one_error_line(run_cli("run", model, "--source", "synthetic://?size=64x64", "--jsonl", full,
                                   "--max-frames", "3", "-q"))
-    assert "/dev/full" in line and "no space left" in line
+    assert str(full) in line and "no space left" in line
     blocker = tmp_path / "afile"
     blocker.write_text("x")
     root = _dataset(tmp_path / "d", {"a": np.zeros((8, 8), np.uint8)})

@@ -20,7 +20,7 @@ import pytest
 from edgeirst import io
 from edgeirst.errors import EdgeirstError
 from test_hardening import one_error_line
-from test_runtime_helpers import REPO, edgeirst_cmd, read_jsonl, run_cli, tiny_checkpoint, tiny_onnx
+from test_runtime_helpers import REPO, char_device, edgeirst_cmd, read_jsonl, run_cli, tiny_checkpoint, tiny_onnx
 
 SHIPPED = REPO / "edgeirst" / "weights"
 
@@ -48,14 +48,16 @@ def test_a_fifo_is_written_into_not_replaced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary left beside it
 
 
-def test_dev_null_stays_a_device_and_dev_full_is_one_line():
-    before = os.stat("/dev/null")
-    io.write_bytes("/dev/null", b"x" * 1000)
-    after = os.stat("/dev/null")
+def test_a_null_device_stays_a_device_and_a_full_one_is_one_line(tmp_path):
+    null, full = char_device(tmp_path / "null", 1, 3), char_device(tmp_path / "full", 1, 7)
+    before = os.stat(null)
+    io.write_bytes(null, b"x" * 1000)
+    after = os.stat(null)
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev and after.st_ino == before.st_ino
     with pytest.raises(EdgeirstError, match="no space left on device"):
-        io.write_text("/dev/full", "x")
-    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+        io.write_text(full, "x")
+    assert stat.S_ISCHR(os.stat(full).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "null"]  # no temporary left beside them
 
 
 def test_links_sockets_and_folders_are_refused(tmp_path):
@@ -88,9 +90,10 @@ def test_eval_roc_to_dev_full_and_a_fifo_through_the_cli(tmp_path):
     cv2.imwrite(str(root / "images" / "a.png"), np.where(mask > 0, 250, 40).astype(np.uint8))
     cv2.imwrite(str(root / "masks" / "a_pixels0.png"), mask)
     model = tiny_onnx(tmp_path)
-    line = one_error_line(run_cli("eval", model, "--data", root, "--split", "all", "--roc", "/dev/full", "-q"))
-    assert "/dev/full" in line and "no space left on device" in line
-    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    full = char_device(tmp_path / "full", 1, 7)
+    line = one_error_line(run_cli("eval", model, "--data", root, "--split", "all", "--roc", full, "-q"))
+    assert str(full) in line and "no space left on device" in line
+    assert stat.S_ISCHR(os.stat(full).st_mode)
     fifo = tmp_path / "roc.csv"
     os.mkfifo(fifo)
     got: list[bytes] = []

@@ -4,12 +4,15 @@ metadata, and the matching .pt checkpoint, built once per session under pytest's
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_KWARGS = {"width": 0.25}
@@ -108,3 +111,13 @@ def write_video(path: Path, frames: int = 12, hw: tuple[int, int] = (96, 128), f
 def read_jsonl(path):
     """The records of a JSON Lines file."""
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def char_device(path, major: int, minor: int):
+    """A character device made in a test folder (never the machine's own /dev entries: tests run
+    as root, and the bug under test would replace them); 1,3 is null, 1,7 is full."""
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+    except (PermissionError, OSError) as e:
+        pytest.skip(f"cannot make a device node here ({e.strerror}): no CAP_MKNOD")
+    return path
