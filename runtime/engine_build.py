@@ -152,8 +152,9 @@ def engine_from_onnx(onnx_path: Path, engine_path: Path, opts: BuildOptions | No
             typed_by_model = not fp16 and not calibrated
             if not api.weak_typing and (fp16 or calibrated):
                 raise EdgeirstError(f"TensorRT {trt.__version__} builds strongly typed networks only: the precision "
-                                    "comes from the ONNX model (QDQ for INT8, FP16 tensors for FP16); deploy with "
-                                    "--precision fp32, or int8 from a QDQ model")
+                                    "comes from the ONNX model; for FP16 build from an FP16 model (`edgeirst quantize "
+                                    "MODEL --precision fp16 --out m.fp16.onnx`, then without --fp16), for INT8 from a "
+                                    "QDQ model (`edgeirst quantize MODEL --target tensorrt`)")
             if calibrated and not api.calibration:
                 raise EdgeirstError(f"TensorRT {trt.__version__} has no INT8 calibrators; quantize the ONNX model to "
                                     "QDQ (edgeirst quantize) and build with --int8")
