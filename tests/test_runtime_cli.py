@@ -230,14 +230,20 @@ def test_unreadable_image_is_skipped_and_counted(onnx_model, tmp_path):
 
 def test_demo_with_explicit_model(onnx_model, tmp_path):
     out = tmp_path / "demo.mp4"
-    p = run_cli("demo", "--model", onnx_model, "--frames", "30", "--size", "96x64", "--out", out)
+    p = run_cli("demo", onnx_model, "--frames", "30", "--size", "96x64", "--out", out)
     assert p.returncode == 0, p.stderr
-    assert "30 frames" in p.stdout and f"wrote {out}" in p.stdout
+    assert "30 frames" in p.stdout and f"wrote {out}" in p.stdout and "warning" not in p.stderr
     cap = cv2.VideoCapture(str(out))
     n = 0
     while cap.read()[0]:
         n += 1
     assert n == 30
+
+
+def test_demo_old_model_option_still_works_with_a_warning(onnx_model, tmp_path):
+    p = run_cli("demo", "--model", onnx_model, "--frames", "3", "--size", "96x64", "--out", tmp_path / "d.mp4")
+    assert p.returncode == 0, p.stderr
+    assert "warning: --model is the old spelling" in p.stderr and f"demo: {onnx_model}" in p.stdout
 
 
 def test_demo_default(tmp_path):

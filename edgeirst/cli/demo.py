@@ -12,7 +12,8 @@ from edgeirst.runtime.sinks import SinkOptions
 
 
 @click.command(name="demo")
-@click.option("--model", default="default", show_default=True, help="Model to run (.onnx, .pt, .engine or `default`).")
+@click.argument("model", default="default")
+@click.option("--model", "model_option", hidden=True, help="Old spelling of the MODEL argument.")
 @click.option("--frames", default=150, show_default=True, type=click.IntRange(min=1), help="Frames to process.")
 @click.option("--out", default="demo.mp4", show_default=True, type=click.Path(dir_okay=False), help="Annotated video to write.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the synthetic scene.")
@@ -24,8 +25,13 @@ from edgeirst.runtime.sinks import SinkOptions
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice(["auto", "onnxruntime", "tensorrt", "torch"]), help="Inference backend.")
 @click.option("--track/--no-track", default=True, show_default=True, help="Temporal confirmation of targets.")
-def command(model, frames, out, seed, targets, scr, size, backend, track):
-    """Run MODEL on a synthetic stream: per-second FPS and detections, then a summary and a video."""
+def command(model, model_option, frames, out, seed, targets, scr, size, backend, track):
+    """Run MODEL (.onnx, .pt, .engine or a shipped name; default: `default`) on a synthetic stream:
+    per-second FPS and detections, then a summary and a video."""
+    if model_option:
+        click.echo(f"warning: --model is the old spelling; the model is the first argument: edgeirst demo "
+                   f"{model_option}", err=True)
+        model = model_option
 
     t_lo, t_hi = parse_range(targets, "--targets", int)
     s_lo, s_hi = parse_range(scr, "--scr")
