@@ -11,6 +11,7 @@ A ``Pipeline`` closes nothing it was given.
 
 from __future__ import annotations
 
+import queue
 import signal
 import sys
 import threading
@@ -64,6 +65,66 @@ class RunConfig:
             self.agc = (float(agc[0]), float(agc[1]))
         if self.max_frames is not None and not (isinstance(self.max_frames, int) and self.max_frames >= 1):
             raise EdgeirstError(f"max_frames must be an integer >= 1, got {self.max_frames!r}")
+
+
+@dataclass
+class _Inferred:
+    """One batch between the engine and post-processing."""
+
+    idx: list[int]
+    frames: list[Frame]
+    outputs: dict[str, np.ndarray]
+    boxes: list
+
+
+@dataclass
+class _Tally:
+    frames: int = 0
+    detections: int = 0
+    with_detections: int = 0
+    last: list = field(default_factory=list)
+
+    def add(self, results: list[FrameResult]) -> None:
+        self.frames += len(results)
+        self.detections += sum(len(r.detections) for r in results)
+        self.with_detections += sum(1 for r in results if r.detections)
+        self.last = results
+
+
+class _Finisher:
+    """Post-processing, tracking and the sinks of batch k in one worker thread while the pipeline
+    thread preprocesses and infers batch k+1 (numpy, OpenCV and the engines release the GIL).
+    Batches keep their order; at most one waits (a bounded hand-over); the worker's first error
+    is raised in the pipeline thread, and ``close`` finishes every batch handed over."""
+
+    def __init__(self, finish: Callable[[_Inferred], list[FrameResult]], tally: _Tally) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._finish, self._tally = finish, tally
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="postprocess", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self.error is None:  # after an error the rest is drained, not written
+                try:
+                    self._tally.add(self._finish(item))
+                except BaseException as e:  # noqa: BLE001 - handed to the pipeline thread
+                    self.error = e
+
+    def submit(self, inferred: _Inferred) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(inferred)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 class StageTimes:
@@ -179,6 +240,13 @@ class Pipeline:
         return cap
 
     def step(self, idx: list[int], frames: list[Frame]) -> list[FrameResult]:
+        """One batch start to end: preprocess, infer, post-process, track, sinks."""
+        inferred = self._infer(idx, frames)
+        return self._finish(inferred) if inferred is not None else []
+
+    def _infer(self, idx: list[int], frames: list[Frame]) -> _Inferred | None:
+        """Preprocess into the backend's input buffer and run the engine; None when the batch
+        was skipped (out of memory)."""
         t0 = time.perf_counter()
         meta = self.meta
         fixed = (not meta.dynamic) if self.fixed is None else self.fixed
@@ -197,7 +265,23 @@ class Pipeline:
             h, w = frames[0].image.shape[:2]
             self.log(f"error: frame {frames[0].index} of {frames[0].source} ({w}x{h}) skipped: "
                      f"{e if isinstance(e, OutOfMemory) else 'out of memory'}")
-            return []
+            return None
+        t2 = time.perf_counter()
+        n = len(frames)
+        for f in frames:  # per frame: a batch's shared stages are split evenly
+            self.times.add("capture", f.capture_s)
+            self.times.add("preprocess", (t1 - t0) / n)
+            split = self.backend.last_timing
+            if "compute" in split:
+                self.times.add("copy", (split.get("h2d", 0.0) + split.get("d2h", 0.0)) / n)
+                self.times.add("infer", split["compute"] / n)
+            else:
+                self.times.add("infer", (t2 - t1) / n)
+        return _Inferred(idx, frames, outputs, boxes)
+
+    def _finish(self, inferred: _Inferred) -> list[FrameResult]:
+        """Decode the outputs, track, write the sinks (in frame order: one caller at a time)."""
+        meta, idx, frames, outputs, boxes = self.meta, inferred.idx, inferred.frames, inferred.outputs, inferred.boxes
         t2 = time.perf_counter()
         results = []
         for k, (i, f) in enumerate(zip(idx, frames)):
@@ -216,15 +300,7 @@ class Pipeline:
                 s.write(r)
         t4 = time.perf_counter()
         n = len(frames)
-        for f in frames:  # per frame: a batch's shared stages are split evenly
-            self.times.add("capture", f.capture_s)
-            self.times.add("preprocess", (t1 - t0) / n)
-            split = self.backend.last_timing
-            if "compute" in split:
-                self.times.add("copy", (split.get("h2d", 0.0) + split.get("d2h", 0.0)) / n)
-                self.times.add("infer", split["compute"] / n)
-            else:
-                self.times.add("infer", (t2 - t1) / n)
+        for _ in frames:
             self.times.add("postprocess", (t3 - t2) / n)
             self.times.add("sinks", (t4 - t3) / n)
         return results
@@ -233,27 +309,35 @@ class Pipeline:
     def run(self) -> Summary:
         active = list(range(len(self.sources)))
         counts = [0] * len(self.sources)
-        frames = detections = with_detections = 0
+        tally = _Tally()
+        # post-processing and sinks overlap the next inference, unless a sink must stay in this thread
+        finisher = None if any(s.main_thread for s in self.sinks) else _Finisher(self._finish, tally)
         start = last = time.perf_counter()
         last_frames, last_n = 0, 0
         restore = self._install_sigterm()
         try:
-            while active and not self._stop.is_set():
-                idx, batch = self._gather(active, counts)
-                if not batch:
-                    break
-                results = self.step(idx, batch)
-                for i in idx:
-                    counts[i] += 1
-                frames += len(results)
-                detections += sum(len(r.detections) for r in results)
-                with_detections += sum(1 for r in results if r.detections)
-                if any(getattr(s, "quit", False) for s in self.sinks):
-                    self.stop("window closed")
-                now = time.perf_counter()
-                if self.cfg.report_every and now - last >= self.cfg.report_every:
-                    self.log(self._progress(frames - last_frames, now - last, last_n, results))
-                    last, last_frames, last_n = now, frames, len(self.times.values["infer"])
+            try:
+                while active and not self._stop.is_set():
+                    idx, batch = self._gather(active, counts)
+                    if not batch:
+                        break
+                    inferred = self._infer(idx, batch)
+                    for i in idx:
+                        counts[i] += 1
+                    if inferred is not None:
+                        if finisher is not None:
+                            finisher.submit(inferred)
+                        else:
+                            tally.add(self._finish(inferred))
+                    if any(getattr(s, "quit", False) for s in self.sinks):
+                        self.stop("window closed")
+                    now = time.perf_counter()
+                    if self.cfg.report_every and now - last >= self.cfg.report_every:
+                        self.log(self._progress(tally.frames - last_frames, now - last, last_n, tally.last))
+                        last, last_frames, last_n = now, tally.frames, len(self.times.values["infer"])
+            finally:
+                if finisher is not None:
+                    finisher.close()  # every batch inferred reaches the sinks; the worker's error is raised here
             if self.cfg.max_frames is not None and all(c >= self.cfg.max_frames for c in counts):
                 self.stopped_by = "max frames"
         except KeyboardInterrupt:
@@ -263,10 +347,11 @@ class Pipeline:
         finally:
             restore()
         seconds = time.perf_counter() - start
+        frames = tally.frames
         return Summary(frames, round(seconds, 3), round(frames / seconds, 2) if seconds > 0 else 0.0,
-                       sum(c.dropped for c in self.sources), sum(c.reconnects for c in self.sources), detections,
+                       sum(c.dropped for c in self.sources), sum(c.reconnects for c in self.sources), tally.detections,
                        self.times.summary(), self.stopped_by, sum(c.skipped for c in self.sources),
-                       self.error, with_detections, self.frames_skipped)
+                       self.error, tally.with_detections, self.frames_skipped)
 
     def _progress(self, n: int, dt: float, since: int, results: list[FrameResult]) -> str:
         st = self.times.summary(since)

@@ -49,6 +49,8 @@ class FrameResult:
 
 
 class Sink:
+    main_thread = False  # True: write() must run in the pipeline's main thread (GUI windows)
+
     def write(self, result: FrameResult) -> None:
         raise NotImplementedError
 
@@ -220,6 +222,8 @@ class ImageDirSink(Sink):
 
 class ShowSink(Sink):
     """An OpenCV window per source; ``q`` or Esc ends the run."""
+
+    main_thread = True  # HighGUI windows are drawn and polled from the thread that created them
 
     def __init__(self, agc: tuple[float, float] | None = None) -> None:
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
