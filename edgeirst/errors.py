@@ -62,6 +62,12 @@ def missing_extra(package: str, extra: str) -> EdgeirstError:
     )
 
 
+# The largest side of a frame or input size any option or URL parameter takes: TensorRT's and
+# OpenCV's practical limit, far above any sensor (a larger number is a typo, and would ask for
+# terabytes before anything checked memory).
+MAX_SIDE = 16384
+
+
 def finite_number(value, what: str) -> float:
     """``value`` (a number or its text) as a finite float, or the EdgeirstError that names ``what``:
     the one check behind every float a user gives (options, URL parameters, ranges), since nan

@@ -275,3 +275,9 @@ def test_synthetic_ranges_are_one_line_naming_the_parameter(query):
     line = one_error_line(cli_in_process("run", "default", "--source", f"synthetic://?{query}", "--max-frames", "1"))
     key = query.partition("=")[0]
     assert f"{key} '" in line and ("N or MIN-MAX" in line or "greater than MAX" in line), line
+
+
+def test_a_synthetic_frame_larger_than_any_size_option_is_one_line():
+    line = one_error_line(cli_in_process("run", "default", "--source", "synthetic://?size=99999x99999",
+                                         "--max-frames", "1"))
+    assert "99999x99999" in line and str(MAX_SIDE) in line

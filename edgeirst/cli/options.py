@@ -8,7 +8,7 @@ import re
 
 import click
 
-from edgeirst.errors import EdgeirstError, finite_number, parse_range  # noqa: F401 (parse_range: options' home)
+from edgeirst.errors import MAX_SIDE, EdgeirstError, finite_number, parse_range  # noqa: F401 (re-exported)
 
 
 def parse_kv(pairs: tuple[str, ...]) -> dict:
@@ -72,9 +72,6 @@ class DeviceType(click.ParamType):
 DEVICE = DeviceType()
 
 
-# The largest side a size option takes: TensorRT's and OpenCV's practical limit, far above any
-# sensor (a larger number is a typo, and would ask for terabytes before anything checked memory).
-MAX_SIDE = 16384
 
 
 class SizeType(click.ParamType):

@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeirst.errors import EdgeirstError
+from edgeirst.errors import MAX_SIDE, EdgeirstError
 from edgeirst.io import os_error, write_bytes, write_text
 from edgeirst.progress import progress_bar
 
@@ -77,8 +77,8 @@ class SynthConfig:
             raise EdgeirstError(f"unknown background {self.background!r}; expected one of {', '.join(BACKGROUNDS)}")
         if self.bit_depth not in (8, 16):
             raise EdgeirstError(f"bit depth must be 8 or 16, got {self.bit_depth}")
-        if self.height < 16 or self.width < 16:
-            raise EdgeirstError(f"frame must be at least 16x16 pixels, got {self.height}x{self.width}")
+        if not (16 <= self.height <= MAX_SIDE and 16 <= self.width <= MAX_SIDE):
+            raise EdgeirstError(f"frame sides must be 16 to {MAX_SIDE} pixels, got {self.width}x{self.height} (WxH)")
         lo, hi = self.targets
         if lo < 0 or hi < lo:
             raise EdgeirstError(f"targets must be (min, max) with 0 <= min <= max, got {self.targets}")
