@@ -68,6 +68,9 @@ def apply_structure(model, structure: dict[str, Any] | None) -> int:
         current = getattr(module, attr, None) if module is not None else None
         if not isinstance(current, torch.Tensor) or list(current.shape) == list(shape):
             continue
+        if len(shape) != current.dim() or any(n > c for n, c in zip(shape, current.shape)):
+            raise EdgeirstError(f"structure gives {name} the shape {list(shape)}, which does not fit its layer "
+                                f"{list(current.shape)} (pruning only removes channels)")
         fresh = torch.zeros(shape, dtype=current.dtype)
         if isinstance(current, torch.nn.Parameter):
             module._parameters[attr] = torch.nn.Parameter(fresh, requires_grad=current.requires_grad)
@@ -108,7 +111,29 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or "meta" not in ckpt or "state_dict" not in ckpt:
         raise EdgeirstError(f"{path} is not an edgeirst checkpoint: expected a dict with 'meta' and 'state_dict' "
                             "(save with edgeirst train, or torch.save({'meta': meta.to_dict(), 'state_dict': ...}))")
+    problem = _structure_problem(ckpt.get("structure"))
+    if problem:
+        raise EdgeirstError(f"{path}: its 'structure' {problem}; expected what edgeirst train or prune writes "
+                            "({'shapes': {name: [sizes]}, 'groups': {name: int}}), or no 'structure'")
     return ckpt
+
+
+def _structure_problem(structure: Any) -> str | None:
+    """What is wrong with a checkpoint's ``structure`` entry (``model_structure``'s form), or None."""
+    if structure is None:
+        return None
+    if not isinstance(structure, dict):
+        return f"is a {type(structure).__name__}, not a dict"
+    shapes, groups = structure.get("shapes", {}), structure.get("groups", {})
+    if not isinstance(shapes, dict) or not isinstance(groups, dict):
+        return "holds 'shapes' or 'groups' that are not dicts"
+    for name, shape in shapes.items():
+        if not isinstance(shape, (list, tuple)) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            return f"gives {name!r} the shape {shape!r}, not a list of sizes"
+    for name, g in groups.items():
+        if not isinstance(g, int) or g < 1:
+            return f"gives {name!r} {g!r} groups, not a positive whole number"
+    return None
 
 
 def load_checkpoint(path: str | Path, meta: ModelMeta | None = None):
@@ -121,7 +146,10 @@ def load_checkpoint(path: str | Path, meta: ModelMeta | None = None):
     model = create_model(meta.name, **meta.kwargs)
     if set(meta.outputs) < set(model.spec.outputs):  # an older checkpoint gains the outputs the model now declares
         meta = meta.replace(outputs=model.spec.outputs)
-    apply_structure(model, ckpt.get("structure"))
+    try:
+        apply_structure(model, ckpt.get("structure"))
+    except EdgeirstError as e:
+        raise EdgeirstError(f"{path}: {e}") from None
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

@@ -8,6 +8,8 @@ how to fix it.
 
 from __future__ import annotations
 
+import re
+
 
 class EdgeirstError(Exception):
     """A user-caused error: missing file, bad dataset layout, corrupt model, unknown name."""
@@ -60,6 +62,12 @@ def missing_extra(package: str, extra: str) -> EdgeirstError:
     )
 
 
+# The largest side of a frame or input size any option or URL parameter takes: TensorRT's and
+# OpenCV's practical limit, far above any sensor (a larger number is a typo, and would ask for
+# terabytes before anything checked memory).
+MAX_SIDE = 16384
+
+
 def finite_number(value, what: str) -> float:
     """``value`` (a number or its text) as a finite float, or the EdgeirstError that names ``what``:
     the one check behind every float a user gives (options, URL parameters, ranges), since nan
@@ -71,3 +79,22 @@ def finite_number(value, what: str) -> float:
     if number != number or number in (float("inf"), float("-inf")):
         raise EdgeirstError(f"{what}: {value!r} is not a finite number")
     return number
+
+
+def parse_range(text: str, option: str, kind=float) -> tuple:
+    """``"8-15"`` or ``"8"`` -> (min, max) of ``kind``, both >= 0 and min <= max, or the EdgeirstError
+    that names ``option`` and the expected form (options and URL parameters alike)."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*(?:-\s*([0-9.]+))?\s*", str(text))
+
+    def number(s: str):
+        return kind(s) if kind is not float else finite_number(s, option)  # "1" * 400 reads as inf
+
+    try:
+        lo, hi = (number(m.group(1)), number(m.group(2) or m.group(1))) if m else (None, None)
+    except (ValueError, EdgeirstError):
+        lo = hi = None
+    if lo is None:
+        raise EdgeirstError(f"{option} {text!r} is not N or MIN-MAX (non-negative {kind.__name__}s)")
+    if lo > hi:
+        raise EdgeirstError(f"{option} {text!r}: MIN {lo} is greater than MAX {hi}")
+    return lo, hi

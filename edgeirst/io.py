@@ -60,6 +60,8 @@ def os_error(e: OSError, path: str | Path | None = None, action: str = "write") 
         cause = "it is a directory, expected a file"
     elif e.errno == errno.ENOTDIR:
         cause = "a parent of it is a file, not a directory"
+    elif e.errno == errno.EFBIG:
+        cause = "file too large (over the file-size limit, ulimit -f, or the file system's largest file)"
     return EdgeirstError(f"cannot {action} {where}: {cause}" if where else f"cannot {action} a file: {cause}")
 
 

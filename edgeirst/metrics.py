@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from edgeirst.errors import EdgeirstError
-from edgeirst.io import write_bytes, write_text
+from edgeirst.io import check_output, write_bytes, write_text
 from edgeirst.postprocess import Prediction, Targets, components
 
 @dataclass(frozen=True)
@@ -305,18 +305,23 @@ def write_roc(rows: list[dict], path: str | Path, png: bool = False) -> list[Pat
     """Write ROC rows as CSV and, when ``path`` ends in .png or ``png`` is set, a Pd-Fa plot.
 
     ``x.png`` writes ``x.png`` and ``x.csv``; ``x.csv`` with ``png=True`` writes both as well.
-    Returns the files written.
+    A device or fifo (``/dev/stdout``, a pipe) gets the one its name asks for (CSV, or the plot
+    for a .png name) and nothing beside it (never ``/dev/null.png``). Returns the files written.
     """
     path = Path(path)
-    want_png = png or path.suffix.lower() == ".png"
-    csv_path = path.with_suffix(".csv") if path.suffix.lower() == ".png" else path
-    buf = io.StringIO()
-    fields = ["threshold", "pd", "fa", "iou", "fa_per_frame", "fa_frames"]
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore", restval="")
-    w.writeheader()
-    w.writerows(rows)
-    write_text(csv_path, buf.getvalue())
-    written = [csv_path]
+    is_png = path.suffix.lower() == ".png"
+    stream = check_output(path, None) == "stream"
+    want_png = is_png or (png and not stream)
+    csv_path = path.with_suffix(".csv") if is_png else path
+    written = []
+    if not (is_png and stream):
+        buf = io.StringIO()
+        fields = ["threshold", "pd", "fa", "iou", "fa_per_frame", "fa_frames"]
+        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore", restval="")
+        w.writeheader()
+        w.writerows(rows)
+        write_text(csv_path, buf.getvalue())
+        written.append(csv_path)
     if want_png:
         png_path = path if path.suffix.lower() == ".png" else path.with_suffix(".png")
         ok, encoded = cv2.imencode(".png", draw_roc(rows))

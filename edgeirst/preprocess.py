@@ -83,13 +83,19 @@ def refuse_over_memory(image: np.ndarray, meta: ModelMeta, what: str) -> None:
     """EdgeirstError when ``image`` at its own resolution (as eval, calibrate and quantize run
     them: metrics belong to the image as it is, so it is refused, not scaled) needs more memory
     than ``memory_pixel_budget`` allows, instead of an allocation failure deep in a backend."""
-    h, w = image.shape[:2]
+    refuse_size_over_memory(image.shape[:2], meta, what, "crop or resize it, or leave it out of the split")
+
+
+def refuse_size_over_memory(hw: tuple[int, int], meta: ModelMeta, what: str, fix: str) -> None:
+    """EdgeirstError when one inference at ``hw`` (H, W) needs more than ``memory_pixel_budget``
+    allows (an image, or a size option such as ``export --size``); ``fix`` says what to do."""
+    h, w = int(hw[0]), int(hw[1])
     budget = memory_pixel_budget(meta)
     if budget is not None and h * w > budget:
         per_pixel = meta.memory_per_pixel or DEFAULT_BYTES_PER_PIXEL
-        raise EdgeirstError(f"{what} is {w}x{h}: at its own resolution it needs about {h * w * per_pixel / 2**30:.1f} "
+        raise EdgeirstError(f"{what} is {w}x{h}: at that resolution it needs about {h * w * per_pixel / 2**30:.1f} "
                             f"GiB, more than half of the {2 * budget * per_pixel / 2**30:.1f} GiB this process may use "
-                            "(free memory, ulimit -v, cgroup); crop or resize it, or leave it out of the split")
+                            f"(free memory, ulimit -v, cgroup); {fix}")
 
 
 DEFAULT_AGC = (0.5, 100.0)

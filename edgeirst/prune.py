@@ -24,7 +24,7 @@ from edgeirst.checkpoint import load_checkpoint, save_checkpoint
 from edgeirst.data.sirst import SirstDataset
 from edgeirst.errors import EdgeirstError, missing_extra
 from edgeirst.evaluate import evaluate_backend
-from edgeirst.io import refuse_input_as_output
+from edgeirst.io import CHECKPOINT, check_output, refuse_input_as_output
 from edgeirst.models import model_entry
 from edgeirst.models.complexity import count_macs, count_params
 from edgeirst.runtime.backends.torch import TorchBackend
@@ -237,6 +237,7 @@ def prune_run(cfg: PruneConfig, progress: bool = True, log: Callable[[str], None
         raise EdgeirstError("fine-tuning and Taylor importance need --data (a SIRST-style dataset)")
     source = resolve_model(cfg.model, "torch")
     refuse_input_as_output(cfg.out, source)
+    check_output(cfg.out, CHECKPOINT)  # a link or another kind of model is refused now, not after fine-tuning
     model, meta, _ = load_checkpoint(source)
     kept_layers(model, meta.name, tuple(cfg.keep))  # a --keep that names no layer fails before any work
     val = SirstDataset(cfg.data, cfg.val_split) if cfg.data and cfg.val_split else None

@@ -46,8 +46,8 @@ from edgeirst.jetson.manifest import DEVICE_PYTHON, EDITABLE, MANIFEST, check_se
 from edgeirst.jetson.preflight import (PreflightResult, check_input_size, int8_forms, is_qdq, resolve_precision,
                                       run_preflight)
 from edgeirst.jetson.profiles import DeviceProfile, get_profile, select_releases
-from edgeirst.jetson.wheel import (DEVICE_DEPENDENCIES, device_files, device_wheel, device_wheel_name, files_hash,
-                                   installed_wheel)
+from edgeirst.jetson.wheel import (DEVICE_DEPENDENCIES, check_wheel, device_files, device_wheel, device_wheel_name,
+                                   files_hash, installed_wheel)
 from edgeirst.meta import ModelMeta
 from edgeirst.quantize import QuantConfig, quantize_model, write_calibration_cache
 from edgeirst.quantize.qdq_check import require_tensorrt_layout, tensorrt_layout_problems
@@ -228,10 +228,8 @@ def build_bundle(opts: BundleOptions, log: Callable[[str], None] | None = None, 
     releases = select_releases(profile, opts.jetpack)
     src = _resolve_input(opts.model)
     out = Path(opts.out).expanduser()
-    extra = [Path(w).expanduser() for w in opts.extra_wheels] + ([Path(opts.wheel).expanduser()] if opts.wheel else [])
-    for w in extra:
-        if not w.is_file() or w.suffix != ".whl":
-            raise EdgeirstError(f"wheel {w} is not a .whl file")
+    extra = [check_wheel(Path(w).expanduser(), "--extra-wheel") for w in opts.extra_wheels]
+    extra += [check_wheel(Path(opts.wheel).expanduser())] if opts.wheel else []
     calib = Path(opts.calib_data).expanduser() if opts.calib_data else None
     if calib is not None and not calib.is_dir():
         raise EdgeirstError(f"--calib-data {calib} is not a folder")

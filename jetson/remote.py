@@ -162,6 +162,24 @@ def tar_stream(bundle: Path, files: list[str]) -> bytes:
     return buf.getvalue()
 
 
+def check_remote_dir(text: str) -> str:
+    """The bundle folder on the device as ``--remote-dir`` gives it: relative to the user's home
+    (a leading ``~/`` dropped) or absolute (the user's explicit choice, e.g. /opt/edgeirst); never
+    the home or root itself, never climbing out with ``..``, no control characters (NUL, newline)."""
+    path = text[2:] if text.startswith("~/") else text
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if any(ord(c) < 32 or c == "\x7f" for c in path):
+        problem = "contains a control character (NUL, newline...)"
+    elif ".." in parts:
+        problem = "climbs out of its folder with '..'"
+    elif not parts or path.strip() in ("~", "$HOME"):
+        problem = "is the home or root folder itself, where the bundle would mix with everything there"
+    else:
+        return path
+    raise EdgeirstError(f"--remote-dir {text!r} {problem}; give a folder such as edgeirst (in the home) or "
+                        "/opt/edgeirst")
+
+
 @dataclass
 class PushOptions:
     remote_dir: str = "edgeirst"

@@ -106,6 +106,25 @@ def _wheel_meta(generator: str) -> str:
     return f"Wheel-Version: 1.0\nGenerator: {generator}\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 
 
+def check_wheel(path: Path, option: str = "--wheel") -> Path:
+    """``path`` if it is a wheel (a ``.whl`` zip archive with a ``*.dist-info/WHEEL`` entry, what
+    pip installs from), else the EdgeirstError that names the option and the file."""
+    what = None
+    if path.suffix != ".whl":
+        what = "does not end in .whl"
+    else:
+        try:
+            with zipfile.ZipFile(path) as z:
+                if not any(re.fullmatch(r"[^/]+\.dist-info/WHEEL", n) for n in z.namelist()):
+                    what = "has no *.dist-info/WHEEL entry"
+        except (OSError, zipfile.BadZipFile) as e:
+            what = f"is not a zip archive ({getattr(e, 'strerror', None) or e})"
+    if what:
+        raise EdgeirstError(f"{option} {path} is not a wheel: it {what}; give a .whl file built by pip wheel "
+                            "or python -m build")
+    return path
+
+
 def device_wheel_name() -> str:
     return f"{DEVICE_DIST.replace('-', '_')}-{edgeirst.__version__}-py3-none-any.whl"
 

@@ -13,13 +13,15 @@ shapes for the per-node decisions come from ONNX shape inference on a copy fixed
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgeirst.errors import EdgeirstError
+from edgeirst.errors import EdgeirstError, EdgeirstWarning
 from edgeirst.checkpoint import save_onnx
 from edgeirst.meta import ONNX_KEY, ModelMeta
 from edgeirst.runtime.backends.onnxruntime import no_metadata_error
@@ -57,7 +59,24 @@ def preprocess(src: Path, dst: Path) -> Path:
     without symbolic shape inference, which our dynamic-size exports do not pass."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    quant_pre_process(str(src), str(dst), skip_symbolic_shape=True, skip_optimization=False, skip_onnx_shape=False)
+    # onnxruntime logs a failed optimisation with its traceback and goes on without it: one
+    # warning line instead (a failure that stops the work raises, and the CLI says it in one line)
+    logger = logging.getLogger("onnxruntime.quantization.shape_inference")
+    failed: list[str] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: failed.append(record.getMessage())
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True, skip_optimization=False,
+                          skip_onnx_shape=False)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    if failed:
+        last = failed[-1].strip().splitlines()[-1:] or ["?"]
+        warnings.warn(f"onnxruntime's graph optimisation of {src.name} failed ({last[0][:200]}); "
+                      "quantizing the graph as exported", EdgeirstWarning, stacklevel=2)
     return dst
 
 

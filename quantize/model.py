@@ -18,7 +18,7 @@ import edgeirst.quantize.graph as graph
 import edgeirst.quantize.guard as guard
 import edgeirst.quantize.policy as policy
 from edgeirst.errors import EdgeirstError
-from edgeirst.io import ONNX, check_output, refuse_input_as_output, write_text
+from edgeirst.io import ONNX, check_output, os_error, refuse_input_as_output, write_text
 from edgeirst.meta import ModelMeta
 from edgeirst.quantize.config import OverBudget, QuantConfig, QuantResult
 from edgeirst.quantize.fp16 import convert_fp16
@@ -149,19 +149,27 @@ def quantize_model(model: str | Path, out: str | Path, cfg: QuantConfig | None =
     src, dst = _resolve(model, out)
     proto, meta = graph.load_edgeirst_onnx(src)
     with tempfile.TemporaryDirectory(prefix="edgeirst-quant-") as tmp:
-        tmpdir = Path(tmp)
-        float_model = graph.preprocess(src, tmpdir / "float.onnx")
-        job = _Job(src, dst, float_model, graph.describe_nodes(graph_proto(float_model), meta), meta, cfg, tmpdir,
-                   progress)
-        if cfg.precision == "int8":
-            rewrites = _Rewrites()
-            if cfg.target == "cpu":
-                rewritten, rewrites = _cpu_rewrites(float_model, job.nodes, meta, tmpdir / "float_cpu.onnx")
-                if rewrites:
-                    job = replace(job, float_model=rewritten, nodes=graph.describe_nodes(graph_proto(rewritten), meta))
-            result = _int8(job, rewrites)
-        else:
-            result = _fp16(job)
+        try:
+            return _quantize_in(Path(tmp), src, dst, meta, cfg, progress)
+        except OSError as e:  # the working copies in tmp (the output itself is written by edgeirst.io)
+            raise os_error(e, e.filename or f"{tmp} (quantize's working copies)") from None
+
+
+def _quantize_in(tmpdir: Path, src: Path, dst: Path, meta: ModelMeta, cfg: QuantConfig,
+                 progress: bool) -> QuantResult:
+    """The quantization itself, its working copies in ``tmpdir``."""
+    float_model = graph.preprocess(src, tmpdir / "float.onnx")
+    job = _Job(src, dst, float_model, graph.describe_nodes(graph_proto(float_model), meta), meta, cfg, tmpdir,
+               progress)
+    if cfg.precision == "int8":
+        rewrites = _Rewrites()
+        if cfg.target == "cpu":
+            rewritten, rewrites = _cpu_rewrites(float_model, job.nodes, meta, tmpdir / "float_cpu.onnx")
+            if rewrites:
+                job = replace(job, float_model=rewritten, nodes=graph.describe_nodes(graph_proto(rewritten), meta))
+        result = _int8(job, rewrites)
+    else:
+        result = _fp16(job)
     return result
 
 

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from edgeirst.data.synth import SynthSequence
-from edgeirst.errors import EdgeirstError, EdgeirstWarning, finite_number
+from edgeirst.errors import EdgeirstError, EdgeirstWarning, finite_number, parse_range
 from edgeirst.runtime.capture import Backoff, Capture, Reader, SourceLost
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm")
@@ -173,8 +173,7 @@ class SyntheticReader(Reader):
                     kw[key] = int(options[key])
             for key, typ in (("targets", int), ("scr", float), ("sizes", float), ("speed", float)):
                 if key in options:
-                    lo, _, hi = options[key].partition("-")
-                    kw[key] = tuple(typ(v) if typ is int else finite_number(v, key) for v in (lo, hi or lo))
+                    kw[key] = parse_range(options[key], key, typ)
             self.frames = int(options["frames"]) if "frames" in options else None
             self.live = options.get("realtime", "0").lower() in ("1", "true", "yes")
         except (ValueError, EdgeirstError) as e:

@@ -121,3 +121,28 @@ def char_device(path, major: int, minor: int):
     except (PermissionError, OSError) as e:
         pytest.skip(f"cannot make a device node here ({e.strerror}): no CAP_MKNOD")
     return path
+
+
+def cli_in_process(*args) -> subprocess.CompletedProcess:
+    """``edgeirst ARGS`` run in this process through ``edgeirst.cli.main`` (its one-line error
+    handling included), as a CompletedProcess for ``one_error_line``: no interpreter start, no
+    torch import per call (arguments may hold what a shell cannot pass, such as a NUL byte)."""
+    import contextlib
+    import io
+
+    from edgeirst.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = [str(a) for a in args]
+    status = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except Exception:  # a traceback, as the process would print it
+            import traceback
+
+            err.write(traceback.format_exc())
+            status = 1
+    return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())

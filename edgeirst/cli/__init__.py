@@ -112,8 +112,24 @@ def main(argv: list[str] | None = None) -> None:
                 signal.signal(signal.SIGTERM, sigterm)
 
 
+def _nul_argument(argv: list[str]) -> EdgeirstError | None:
+    """The error for an argument with a NUL byte (no file name, URL or value can hold one; the OS
+    would refuse it deep inside a command with "embedded null byte"), naming its option."""
+    for i, arg in enumerate(argv):
+        if "\0" in arg:
+            if arg.startswith("--") and "=" in arg:
+                name, _, arg = arg.partition("=")
+            else:
+                name = argv[i - 1] if i and argv[i - 1].startswith("-") else "argument"
+            return EdgeirstError(f"{name} {arg!r} contains a NUL byte; no file name or value can")
+    return None
+
+
 def _run(argv: list[str] | None) -> None:
     try:
+        error = _nul_argument(list(sys.argv[1:] if argv is None else argv))
+        if error:
+            raise error
         cli.main(args=argv, prog_name="edgeirst", standalone_mode=False)
     except EdgeirstError as e:
         click.echo(f"error: {e}", err=True)
@@ -121,6 +137,11 @@ def _run(argv: list[str] | None) -> None:
     except Terminated:
         click.echo("error: terminated", err=True)
         sys.exit(143)
+    except ValueError as e:  # a NUL byte from a config or list file reaches the OS: one line, the rest are bugs
+        if "null byte" not in str(e) and "null character" not in str(e):
+            raise
+        click.echo(f"error: a file name read from a configuration or list contains a NUL byte ({e})", err=True)
+        sys.exit(2)
     except OSError as e:  # a full disk, an unwritable folder, a folder where a file was expected...
         if isinstance(e, BrokenPipeError):
             sys.exit(0)

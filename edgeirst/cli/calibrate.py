@@ -13,7 +13,7 @@ from edgeirst.confidence import threshold_for_budget
 from edgeirst.data.sirst import describe_sources, open_datasets
 from edgeirst.errors import EdgeirstError
 from edgeirst.evaluate import evaluate_backend, fit_confidence
-from edgeirst.io import refuse_input_as_output
+from edgeirst.io import CHECKPOINT, ONNX, check_output, refuse_input_as_output
 from edgeirst.runtime import load_backend
 from edgeirst.weights import resolve_model
 
@@ -45,6 +45,7 @@ def command(model: str, data_dirs: tuple[Path, ...], splits: tuple[str, ...], bu
     if source.suffix.lower() not in (".pt", ".onnx"):
         raise EdgeirstError(f"{source}: calibrate writes .pt or .onnx models; calibrate the ONNX an engine was built from")
     refuse_input_as_output(out, source)
+    check_output(out, CHECKPOINT if source.suffix.lower() == ".pt" else ONNX)  # a link is refused now, not after the work
     dataset = open_datasets(list(data_dirs), list(splits))
     if dataset is None:
         raise EdgeirstError("every --split is 'none': nothing to calibrate on")

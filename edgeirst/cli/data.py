@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeirst.cli.options import parse_range
+from edgeirst.cli.options import MAX_SIDE, parse_range
 from edgeirst.data.check import check_dataset
 from edgeirst.data.coco import write_coco
 from edgeirst.data.sirst import SirstDataset
@@ -56,16 +56,18 @@ def coco(root: Path, split: str | None, out: Path) -> None:
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--images", required=True, type=click.IntRange(min=1), help="Number of images to generate.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same dataset).")
-@click.option("--height", default=256, show_default=True, type=click.IntRange(min=16), help="Image height in pixels.")
-@click.option("--width", default=320, show_default=True, type=click.IntRange(min=16), help="Image width in pixels.")
+@click.option("--height", default=256, show_default=True, type=click.IntRange(16, MAX_SIDE), help="Image height in pixels.")
+@click.option("--width", default=320, show_default=True, type=click.IntRange(16, MAX_SIDE), help="Image width in pixels.")
 @click.option("--bit-depth", default="8", show_default=True, type=click.Choice(["8", "16"]), help="Pixel depth (16 = 14-bit counts).")
 @click.option("--background", default="mixed", show_default=True,
               type=click.Choice(["cloud", "sea", "ground", "mixed"]), help="Clutter kind.")
 @click.option("--targets", default="1-3", show_default=True, help="Targets per image: N or MIN-MAX.")
 @click.option("--scr", default="3-8", show_default=True, help="Targets' signal-to-clutter ratio MIN-MAX (`edgeirst demo` uses 8-15).")
 @click.option("--sizes", default="1-4", show_default=True, help="Targets' PSF sigma in pixels MIN-MAX (minor axis of elongated ones).")
+@click.option("--overwrite", is_flag=True,
+              help="Write into a non-empty OUT: files of the same names are replaced, other files stay.")
 def synth(out: Path, images: int, seed: int, height: int, width: int, bit_depth: str, background: str, targets: str,
-          scr: str, sizes: str) -> None:
+          scr: str, sizes: str, overwrite: bool) -> None:
     """Generate a synthetic dataset in OUT.
 
     SIRST layout (images/, masks/<id>_pixels0.png, idx_synth/{train,val}.txt) that
@@ -74,7 +76,7 @@ def synth(out: Path, images: int, seed: int, height: int, width: int, bit_depth:
     cfg = SynthConfig(height=height, width=width, targets=_range(targets), background=background,
                       bit_depth=int(bit_depth), seed=seed, scr=_positive_range(scr, "--scr"),
                       sizes=_positive_range(sizes, "--sizes"))
-    write_dataset(out, cfg, images, progress=True)
+    write_dataset(out, cfg, images, progress=True, overwrite=overwrite)
     click.echo(f"wrote {images} images to {out} (splits in {out / 'idx_synth'})")
 
 

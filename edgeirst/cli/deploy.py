@@ -30,7 +30,7 @@ from edgeirst.jetson.config import load_config
 from edgeirst.jetson.detect import detect_local, match_profile
 from edgeirst.jetson.manifest import check_service_name, verify_bundle
 from edgeirst.jetson.profiles import JETPACKS, profiles_table
-from edgeirst.jetson.remote import PushOptions, SshTarget, plan_commands, probe, push
+from edgeirst.jetson.remote import PushOptions, SshTarget, check_remote_dir, plan_commands, probe, push
 from edgeirst.runtime.engine_build import BUILDERS, BuildOptions
 from edgeirst.runtime.sinks import SinkOptions
 
@@ -236,7 +236,7 @@ def push_command(out, host, port, key, known_hosts, accept_new_host_key, remote_
                  run_seconds, dry_run, as_json, **params):
     """Write the bundle of MODEL, push it to the device over SSH, install it, run it (or start its service)."""
     target = SshTarget(host, port, key, known_hosts, accept_new_host_key)
-    remote_dir = remote_dir[2:] if remote_dir.startswith("~/") else remote_dir
+    remote_dir = check_remote_dir(remote_dir)
     push_opts = PushOptions(remote_dir, remote_python, install_service, params["service_name"], run_seconds)
     if dry_run and not params["profile"]:
         raise EdgeirstError("--dry-run does not connect to the device: give --profile")

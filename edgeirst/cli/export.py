@@ -10,6 +10,7 @@ from edgeirst.checkpoint import load_checkpoint
 from edgeirst.cli.options import SIZE
 from edgeirst.export import export_onnx, parity
 from edgeirst.io import ONNX, allow_replacing_models, check_output, refuse_input_as_output
+from edgeirst.preprocess import refuse_size_over_memory
 from edgeirst.weights import resolve_model
 
 
@@ -33,6 +34,8 @@ def command(checkpoint, out, size, static, opset, check, overwrite, as_json):
         allow_replacing_models()
     check_output(out, ONNX)  # before the export: a link or another kind of model is refused now
     model, meta, _ = load_checkpoint(source)
+    if size:
+        refuse_size_over_memory(size, meta, "--size", "give a smaller --size")
     path = export_onnx(model, meta, out, input_size=size, dynamic=not static, opset=opset)
     result = {"onnx": str(path), "outputs": list(meta.outputs), "input_size": list(size or meta.input_size)}
     if check:

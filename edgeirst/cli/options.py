@@ -8,7 +8,7 @@ import re
 
 import click
 
-from edgeirst.errors import EdgeirstError, finite_number
+from edgeirst.errors import MAX_SIDE, EdgeirstError, finite_number, parse_range  # noqa: F401 (re-exported)
 
 
 def parse_kv(pairs: tuple[str, ...]) -> dict:
@@ -72,9 +72,12 @@ class DeviceType(click.ParamType):
 DEVICE = DeviceType()
 
 
+
+
 class SizeType(click.ParamType):
     """A frame or input size, the one meaning of ``--size`` in every command: ``N`` (square) or
-    ``WxH`` (width x height, as video tools write it: 320x256 is 320 wide). Converts to (H, W)."""
+    ``WxH`` (width x height, as video tools write it: 320x256 is 320 wide), each side 1 to
+    ``MAX_SIDE``. Converts to (H, W); what fits in memory is checked where the model is known."""
 
     name = "size"
 
@@ -88,25 +91,9 @@ class SizeType(click.ParamType):
         h = int(m.group(2) or m.group(1))
         if h < 1 or w < 1:
             self.fail(f"{value!r}: width and height must be positive", param, ctx)
+        if max(h, w) > MAX_SIDE:
+            self.fail(f"{value!r}: width and height may be at most {MAX_SIDE}", param, ctx)
         return (h, w)
 
 
 SIZE = SizeType()
-
-
-def parse_range(text: str, option: str, kind=float) -> tuple:
-    """``"8-15"`` or ``"8"`` -> (min, max) of ``kind``, both >= 0 and min <= max."""
-    m = re.fullmatch(r"\s*([0-9.]+)\s*(?:-\s*([0-9.]+))?\s*", str(text))
-
-    def number(s: str):
-        return kind(s) if kind is not float else finite_number(s, option)  # "1" * 400 reads as inf
-
-    try:
-        lo, hi = (number(m.group(1)), number(m.group(2) or m.group(1))) if m else (None, None)
-    except (ValueError, EdgeirstError):
-        lo = hi = None
-    if lo is None:
-        raise EdgeirstError(f"{option} {text!r} is not N or MIN-MAX (non-negative {kind.__name__}s)")
-    if lo > hi:
-        raise EdgeirstError(f"{option} {text!r}: MIN {lo} is greater than MAX {hi}")
-    return lo, hi

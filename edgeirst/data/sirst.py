@@ -204,6 +204,17 @@ def read_split(path: Path) -> list[str]:
     return ids
 
 
+def _unique_ids(ids: list[str], path: Path) -> list[str]:
+    """``ids`` each once, in list order, with one warning when the list repeats some. Not an
+    error: concatenated lists are common in the wild and each image counted once is the only
+    meaning a split can have (repeats would weigh those images twice in every metric)."""
+    unique = list(dict.fromkeys(ids))
+    if len(unique) < len(ids):
+        warnings.warn(f"split list {path} lists {len(ids) - len(unique)} id(s) more than once; each image is used "
+                      f"once ({len(unique)} images)", EdgeirstWarning, stacklevel=3)
+    return unique
+
+
 def decode_text(data: bytes) -> str:
     """A small text file's bytes as text: UTF-8 (with or without a BOM) or UTF-16 (with a BOM,
     or without one when every other byte is NUL, as Notepad's "Unicode" files of ASCII ids are)."""
@@ -256,7 +267,7 @@ class SirstDataset:
                                     "expected masks named <id>.png or <id>_pixels0.png")
         else:
             self.split_file = resolve_split(self.root, split)
-            self.ids = read_split(self.split_file)
+            self.ids = _unique_ids(read_split(self.split_file), self.split_file)
             if not self.ids:
                 raise EdgeirstError(f"split {split!r} is empty: {self.split_file} lists no ids; add ids, one per line")
             self._check_ids()

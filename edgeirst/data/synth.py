@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeirst.errors import EdgeirstError
+from edgeirst.errors import MAX_SIDE, EdgeirstError
 from edgeirst.io import os_error, write_bytes, write_text
 from edgeirst.progress import progress_bar
 
@@ -77,8 +77,8 @@ class SynthConfig:
             raise EdgeirstError(f"unknown background {self.background!r}; expected one of {', '.join(BACKGROUNDS)}")
         if self.bit_depth not in (8, 16):
             raise EdgeirstError(f"bit depth must be 8 or 16, got {self.bit_depth}")
-        if self.height < 16 or self.width < 16:
-            raise EdgeirstError(f"frame must be at least 16x16 pixels, got {self.height}x{self.width}")
+        if not (16 <= self.height <= MAX_SIDE and 16 <= self.width <= MAX_SIDE):
+            raise EdgeirstError(f"frame sides must be 16 to {MAX_SIDE} pixels, got {self.width}x{self.height} (WxH)")
         lo, hi = self.targets
         if lo < 0 or hi < lo:
             raise EdgeirstError(f"targets must be (min, max) with 0 <= min <= max, got {self.targets}")
@@ -361,12 +361,13 @@ class SynthSequence:
             i += 1
 
 
-def write_dataset(out: Path, cfg: SynthConfig, images: int,
-                  splits: dict[str, float] | None = None, progress: bool = False) -> Path:
+def write_dataset(out: Path, cfg: SynthConfig, images: int, splits: dict[str, float] | None = None,
+                  progress: bool = False, overwrite: bool = False) -> Path:
     """Write a SIRST-layout dataset: ``images/<id>.png``, ``masks/<id>_pixels0.png`` (0/255)
     and ``idx_synth/<split>.txt``. ``splits`` maps split name -> fraction (default train 0.8,
     val 0.2); every split gets at least one image when there are enough, and a split left
-    without images gets no list file. Returns ``out``."""
+    without images gets no list file. ``out`` must be new or empty unless ``overwrite`` (then
+    files of the same names are replaced and the rest stay). Returns ``out``."""
 
     splits = {"train": 0.8, "val": 0.2} if splits is None else dict(splits)
     if images < 1:
@@ -376,6 +377,9 @@ def write_dataset(out: Path, cfg: SynthConfig, images: int,
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise EdgeirstError(f"{out} is a file; give a folder for the dataset")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise EdgeirstError(f"{out} is not empty: synthetic images would mix with what is there and replace its "
+                            "synth_* files and idx_synth lists; give a new folder, or --overwrite to write into it")
     for sub in ("images", "masks", "idx_synth"):
         try:
             (out / sub).mkdir(parents=True, exist_ok=True)
