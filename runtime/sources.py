@@ -152,11 +152,16 @@ class SyntheticReader(Reader):
         unknown = sorted(set(options) - self.PARAMS)
         if unknown:
             raise EdgeirstError(f"unknown synthetic:// option(s) {', '.join(unknown)}; known: {', '.join(sorted(self.PARAMS))}")
+        def whole(key: str, low: int) -> int:
+            text = options[key]
+            if not text.strip().lstrip("-").isdigit() or int(text) < low:
+                raise EdgeirstError(f"{key} {text!r} is not a whole number >= {low}")
+            return int(text)
+
         try:
             kw: dict = {}
-            for key in ("seed",):
-                if key in options:
-                    kw[key] = int(options[key])
+            if "seed" in options:
+                kw["seed"] = whole("seed", 0)
             if "fps" in options:
                 kw["fps"] = finite_number(options["fps"], "fps")
             if "noise" in options:
@@ -174,7 +179,7 @@ class SyntheticReader(Reader):
             for key, typ in (("targets", int), ("scr", float), ("sizes", float), ("speed", float)):
                 if key in options:
                     kw[key] = parse_range(options[key], key, typ)
-            self.frames = int(options["frames"]) if "frames" in options else None
+            self.frames = whole("frames", 1) if "frames" in options else None
             self.live = options.get("realtime", "0").lower() in ("1", "true", "yes")
         except (ValueError, EdgeirstError) as e:
             raise EdgeirstError(f"bad synthetic:// option in {name!r}: {e}") from None

@@ -186,3 +186,12 @@ def test_network_stream_that_never_returns_fails_clearly():
                 cap.read(10)
     finally:
         cap.stop()
+
+
+@pytest.mark.parametrize("query, words", [("seed=abc", "seed 'abc' is not a whole number >= 0"),
+                                          ("frames=-3", "frames '-3' is not a whole number >= 1"),
+                                          ("frames=0", "frames '0' is not a whole number >= 1"),
+                                          ("targets=-1", "targets '-1' is not N or MIN-MAX")])
+def test_synthetic_parameters_are_checked_where_they_enter(query, words):
+    with pytest.raises(EdgeirstError, match=words):
+        make_reader(f"synthetic://?{query}")
