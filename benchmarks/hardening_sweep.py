@@ -110,21 +110,21 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "hardening-sweep.md")
     args = ap.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="edgeirst-sweep-") as tmp:
-        t = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="edgeirst-sweep-") as tree:
+        t = Path(tree)
         build_tree(t)
         with socket.socket(socket.AF_UNIX) as sock:
             sock.bind(str(t / "sock"))
             for name, argv in cases(t):
                 before = snapshot(t)
-                p = subprocess.run([sys.executable, "-m", "edgeirst", *argv], capture_output=True, text=True, cwd=tmp,
+                p = subprocess.run([sys.executable, "-m", "edgeirst", *argv], capture_output=True, text=True, cwd=tree,
                                    timeout=300, preexec_fn=_limits, env={**os.environ, "OMP_NUM_THREADS": "1"})
                 errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
                 shape = "traceback" if "Traceback" in p.stderr else f"{len(errors)} error line(s)"
                 lost = changed(before, snapshot(t))
                 line = (errors[0] if errors else p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "")
                 rows.append((name, p.returncode, shape, ", ".join(lost) or "none",
-                             line.replace(tmp, "T").replace("\x00", "\\0")[:160]))
+                             line.replace(tree, "T").replace("\x00", "\\0")[:160]))
                 print(f"{p.returncode:>3}  {shape:<18} {name}", flush=True)
     table = ["| case | exit | stderr | replaced/destroyed | first error (T = the temporary tree) |",
              "|---|---|---|---|---|"]
