@@ -26,6 +26,7 @@ from pathlib import Path
 
 import edgeirst
 from edgeirst.errors import EdgeirstError
+from edgeirst.io import atomic_output
 from edgeirst.jetson.manifest import DEVICE_PYTHON
 
 DEVICE_DIST = "edgeirst-device"
@@ -92,8 +93,7 @@ def write_wheel(target: Path, entries: dict[str, bytes], dist_info: str, wheel_m
     entries = {**entries, f"{dist_info}/WHEEL": wheel_meta.encode()}
     record = "".join(f"{n},{_record_hash(b)},{len(b)}\n" for n, b in sorted(entries.items()))
     entries[f"{dist_info}/RECORD"] = (record + f"{dist_info}/RECORD,,\n").encode()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
+    with atomic_output(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for name in sorted(entries):
             info = zipfile.ZipInfo(name, _DATE)
             info.external_attr = 0o644 << 16

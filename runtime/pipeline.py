@@ -239,11 +239,6 @@ class Pipeline:
             self._warned_size = True
         return cap
 
-    def step(self, idx: list[int], frames: list[Frame]) -> list[FrameResult]:
-        """One batch start to end: preprocess, infer, post-process, track, sinks."""
-        inferred = self._infer(idx, frames)
-        return self._finish(inferred) if inferred is not None else []
-
     def _infer(self, idx: list[int], frames: list[Frame]) -> _Inferred | None:
         """Preprocess into the backend's input buffer and run the engine; None when the batch
         was skipped (out of memory)."""
@@ -280,7 +275,8 @@ class Pipeline:
         return _Inferred(idx, frames, outputs, boxes)
 
     def _finish(self, inferred: _Inferred) -> list[FrameResult]:
-        """Decode the outputs, track, write the sinks (in frame order: one caller at a time)."""
+        """Decode the outputs, track, write the sinks: in frame order, one batch at a time (the
+        pipeline thread or the ``_Finisher``'s worker)."""
         meta, idx, frames, outputs, boxes = self.meta, inferred.idx, inferred.frames, inferred.outputs, inferred.boxes
         t2 = time.perf_counter()
         results = []
