@@ -33,6 +33,11 @@ _RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste")  # None: Tra
               help="Probability that a background crop is centred on one of the frame's brightest small blobs.")
 @click.option("--copy-paste", type=PROBABILITY,
               help="Probability that a background crop gets 1-3 real targets pasted in (varied SCR and size).")
+@click.option("--teacher", metavar="MODEL",
+              help="Distil a segmentation model (a shipped name such as `default`, or a checkpoint) into this one: "
+                   "its dense map learns the teacher's probabilities beside its own loss.")
+@click.option("--distill-weight", default=1.0, show_default=True, type=POSITIVE_FLOAT,
+              help="Weight of the distillation term (with --teacher).")
 @click.option("--out", default="runs/train", show_default=True, type=click.Path(), help="Output folder (best.pt, last.pt, results.csv).")
 @click.option("--exist-ok", is_flag=True, help="Replace a run already in --out (default: refuse).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the model's paper preset).")

@@ -60,6 +60,8 @@ class TrainConfig:
     target_crops: float = 0.0  # probability that a crop is placed on a target
     hard_crops: float = 0.0  # probability that a background crop is centred on a bright blob
     copy_paste: float = 0.0  # probability that a background crop gets real targets pasted in
+    teacher: str | None = None  # segmentation model whose probability map the student learns (distillation)
+    distill_weight: float = 1.0  # weight of that term beside the student's own loss
 
     def resolved(self) -> "TrainConfig":
         """A copy with every ``None`` filled from the preset."""

@@ -45,6 +45,7 @@ from edgeirst.train import distributed as dd
 from edgeirst.train.config import TrainConfig
 from edgeirst.train.dataset import MixedBatches, Recipe, TrainSamples, collate, intensity_stats, mean_target_size, \
     unit_images
+from edgeirst.train.distill import DENSE_OUTPUTS, Teacher, dense_output, distill_loss
 from edgeirst.train.ema import ModelEMA, ema_decay_for
 from edgeirst.weights import resolve_model
 
@@ -244,6 +245,15 @@ class _Run:
 
         options = {"mean_target_size": mean_target_size(masks), **cfg.loss_options}
         self.criterion = criterion_for(cfg.model, spec, **options)
+        self.teacher = None
+        if cfg.teacher:
+            if not {*spec.outputs, *spec.aux} & set(DENSE_OUTPUTS):
+                raise EdgeirstError(f"--teacher: {cfg.model} has no dense probability output ({', '.join(DENSE_OUTPUTS)}) "
+                                    "to learn the teacher's map with")
+            self.teacher = Teacher(cfg.teacher, self.meta, device)
+            if self.main:
+                tqdm.write(f"distilling {cfg.teacher} ({self.teacher.meta.name}) into {cfg.model}, "
+                           f"weight {cfg.distill_weight:g}")
         recipe = Recipe(negatives=cfg.negatives, target_crops=cfg.target_crops, hard_crops=cfg.hard_crops,
                         copy_paste=cfg.copy_paste)
         samples = TrainSamples(images, masks, self.meta, size, augment=cfg.augment, recipe=recipe)
@@ -344,6 +354,10 @@ class _Run:
                 outputs = self.net(x)
             outputs = {k: v.float() for k, v in outputs.items()}
             loss, parts = self.criterion(outputs, batch, epoch)
+            if self.teacher is not None:
+                term = distill_loss(dense_output(outputs), self.teacher(x))
+                loss = loss + cfg.distill_weight * term
+                parts = {**parts, "distill": float(term.detach())}
             if not torch.isfinite(loss):
                 raise RuntimeError(f"loss became {loss.item()} at epoch {epoch} step {i}: {parts}")
             self.optimizer.zero_grad(set_to_none=True)
@@ -403,7 +417,7 @@ class _Run:
         if self.main:
             if self.val_ds is None:  # no validation: the last weights are the result
                 self._save(out / "best.pt", self.cfg.epochs - 1, {})
-                summary["best"] = str(out / "best.pt")
+                summary["best"], summary["best_epoch"] = str(out / "best.pt"), self.cfg.epochs - 1
             write_text(out / "summary.json", json.dumps(summary, indent=2))
         dd.barrier()
         return summary
