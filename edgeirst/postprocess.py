@@ -165,24 +165,36 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 def decode_yolov5(levels: list[np.ndarray], strides: list[int], anchors: list[list[float]],
                   num_classes: int = 1, threshold: float = 0.25, iou: float = 0.45) -> Targets:
     """YOLOv5 anchor-based heads -> boxes in input pixels. Level k: (A*(5+C))xHxW raw logits,
-    ``anchors[k]`` = [w0, h0, w1, h1, ...] in input pixels. score = objectness * best class."""
+    ``anchors[k]`` = [w0, h0, w1, h1, ...] in input pixels. score = objectness * best class.
+
+    A cell's score cannot pass ``threshold`` unless its objectness does, so only the cells whose
+    objectness logit is near or above ``logit(threshold)`` are decoded (a frame has a handful of
+    the thousands)."""
     all_boxes, all_scores = [], []
+    floor = _logit(threshold) - 1e-3  # below it, sigmoid(objectness) <= threshold in float32 too
     for p, s, anc in zip(levels, strides, anchors):
         na = len(anc) // 2
         _, h, w = p.shape
-        p = _sigmoid(p.reshape(na, 5 + num_classes, h, w).astype(np.float32))
-        gx, gy = _grid(h, w)
-        aw = np.asarray(anc[0::2], np.float32)[:, None, None]
-        ah = np.asarray(anc[1::2], np.float32)[:, None, None]
-        cx = (p[:, 0] * 2 - 0.5 + gx) * s
-        cy = (p[:, 1] * 2 - 0.5 + gy) * s
-        bw = (p[:, 2] * 2) ** 2 * aw
-        bh = (p[:, 3] * 2) ** 2 * ah
-        score = p[:, 4] * (p[:, 5:].max(axis=1) if num_classes > 1 else p[:, 5])
+        p = p.reshape(na, 5 + num_classes, h, w)
+        a, y, x = np.nonzero(p[:, 4] > floor)
+        if not len(a):
+            continue
+        c = _sigmoid(p[a, :, y, x].astype(np.float32))  # K x (5 + C), the candidates only
+        score = c[:, 4] * (c[:, 5:].max(axis=1) if num_classes > 1 else c[:, 5])
         m = score > threshold
-        all_boxes.append(np.stack([cx[m] - bw[m] / 2, cy[m] - bh[m] / 2, cx[m] + bw[m] / 2, cy[m] + bh[m] / 2], 1))
+        c, a, y, x = c[m], a[m], y[m].astype(np.float32), x[m].astype(np.float32)
+        cx = (c[:, 0] * 2 - 0.5 + x) * s
+        cy = (c[:, 1] * 2 - 0.5 + y) * s
+        bw = (c[:, 2] * 2) ** 2 * np.asarray(anc[0::2], np.float32)[a]
+        bh = (c[:, 3] * 2) ** 2 * np.asarray(anc[1::2], np.float32)[a]
+        all_boxes.append(np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1))
         all_scores.append(score[m])
     return _finish_boxes(all_boxes, all_scores, iou)
+
+
+def _logit(p: float) -> float:
+    p = min(max(float(p), 1e-12), 1 - 1e-12)
+    return float(np.log(p / (1 - p)))
 
 
 def decode_yolov8(levels: list[np.ndarray], strides: list[int], reg_max: int = 16,

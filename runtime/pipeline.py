@@ -67,6 +67,20 @@ class RunConfig:
             raise EdgeirstError(f"max_frames must be an integer >= 1, got {self.max_frames!r}")
 
 
+WARM_UP = 2  # untimed inferences on the first batch before the stream's clock starts
+
+
+@dataclass
+class _Prepared:
+    """One batch in the backend's input buffer, ready for the engine."""
+
+    idx: list[int]
+    frames: list[Frame]
+    batch: np.ndarray
+    boxes: list
+    seconds: float  # preprocessing time of the whole batch
+
+
 @dataclass
 class _Inferred:
     """One batch between the engine and post-processing."""
@@ -239,9 +253,9 @@ class Pipeline:
             self._warned_size = True
         return cap
 
-    def _infer(self, idx: list[int], frames: list[Frame]) -> _Inferred | None:
-        """Preprocess into the backend's input buffer and run the engine; None when the batch
-        was skipped (out of memory)."""
+    def _prepare(self, idx: list[int], frames: list[Frame], report: bool = True) -> _Prepared | None:
+        """Preprocess a batch into the backend's input buffer; None when it was skipped (out of
+        memory: reported and counted unless ``report`` is false)."""
         t0 = time.perf_counter()
         meta = self.meta
         fixed = (not meta.dynamic) if self.fixed is None else self.fixed
@@ -253,26 +267,53 @@ class Pipeline:
             batch = self.backend.input_buffer((len(frames), meta.in_chans) + hws.pop())
             boxes = [prepare(f.image, meta, fixed, out=batch[k], agc=self.cfg.agc, max_pixels=cap)[1]
                      for k, f in enumerate(frames)]
-            t1 = time.perf_counter()
-            outputs = self.backend.infer(batch)
+        except (OutOfMemory, MemoryError) as e:
+            if report:
+                self._skip(frames, e)
+            return None
+        return _Prepared(idx, frames, batch, boxes, time.perf_counter() - t0)
+
+    def _infer(self, prepared: _Prepared) -> _Inferred | None:
+        """Run the engine on a prepared batch; None when it was skipped (out of memory)."""
+        frames = prepared.frames
+        t1 = time.perf_counter()
+        try:
+            outputs = self.backend.infer(prepared.batch)
         except (OutOfMemory, MemoryError) as e:  # this frame only: the stream goes on
-            self.frames_skipped += len(frames)
-            h, w = frames[0].image.shape[:2]
-            self.log(f"error: frame {frames[0].index} of {frames[0].source} ({w}x{h}) skipped: "
-                     f"{e if isinstance(e, OutOfMemory) else 'out of memory'}")
+            self._skip(frames, e)
             return None
         t2 = time.perf_counter()
         n = len(frames)
         for f in frames:  # per frame: a batch's shared stages are split evenly
             self.times.add("capture", f.capture_s)
-            self.times.add("preprocess", (t1 - t0) / n)
+            self.times.add("preprocess", prepared.seconds / n)
             split = self.backend.last_timing
             if "compute" in split:
                 self.times.add("copy", (split.get("h2d", 0.0) + split.get("d2h", 0.0)) / n)
                 self.times.add("infer", split["compute"] / n)
             else:
                 self.times.add("infer", (t2 - t1) / n)
-        return _Inferred(idx, frames, outputs, boxes)
+        return _Inferred(prepared.idx, frames, outputs, prepared.boxes)
+
+    def _warm_up(self, idx: list[int], frames: list[Frame]) -> None:
+        """Run the engine WARM_UP times on the first batch, untimed and unused, as trtexec and
+        Ultralytics do: the first inferences of a session allocate and tune (tens of ms each on a
+        CPU, more on a GPU), which would stall the first frames of a live source. A batch that
+        does not fit in memory is left to the loop, which reports it."""
+        prepared = self._prepare(idx, frames, report=False)
+        if prepared is None:
+            return
+        for _ in range(WARM_UP):
+            try:
+                self.backend.infer(prepared.batch)
+            except (OutOfMemory, MemoryError):
+                return
+
+    def _skip(self, frames: list[Frame], e: BaseException) -> None:
+        self.frames_skipped += len(frames)
+        h, w = frames[0].image.shape[:2]
+        self.log(f"error: frame {frames[0].index} of {frames[0].source} ({w}x{h}) skipped: "
+                 f"{e if isinstance(e, OutOfMemory) else 'out of memory'}")
 
     def _finish(self, inferred: _Inferred) -> list[FrameResult]:
         """Decode the outputs, track, write the sinks: in frame order, one batch at a time (the
@@ -308,21 +349,35 @@ class Pipeline:
         tally = _Tally()
         # post-processing and sinks overlap the next inference, unless a sink must stay in this thread
         finisher = None if any(s.main_thread for s in self.sinks) else _Finisher(self._finish, tally)
-        start = last = time.perf_counter()
         last_frames, last_n = 0, 0
+        pending: _Inferred | None = None  # inferred, not yet handed to the finisher
         restore = self._install_sigterm()
+        start = last = time.perf_counter()
         try:
             try:
-                while active and not self._stop.is_set():
-                    idx, batch = self._gather(active, counts)
-                    if not batch:
-                        break
-                    inferred = self._infer(idx, batch)
+                # File-like sources (no live one): the next batch is taken before this one's
+                # inference, so that their reader threads make the frame after it while the
+                # engine runs (it releases the GIL) instead of while this thread preprocesses.
+                # A live source is read just in time, so that its frames are the freshest.
+                # A batch inferred goes to the finisher after the next one is preprocessed, so
+                # that its post-processing (Python, like preprocessing) also runs during an inference.
+                prefetch = not any(c.live for c in self.sources)
+                idx, batch = self._gather(active, counts) if active else ([], [])
+                if batch:
+                    self._warm_up(idx, batch)
+                    start = last = time.perf_counter()  # the stream's time starts at its first frame
+                while batch and not self._stop.is_set():
+                    prepared = self._prepare(idx, batch)
                     for i in idx:
                         counts[i] += 1
+                    if pending is not None:
+                        finisher.submit(pending)
+                        pending = None
+                    ahead = self._gather(active, counts) if prefetch and active else None
+                    inferred = self._infer(prepared) if prepared is not None else None
                     if inferred is not None:
                         if finisher is not None:
-                            finisher.submit(inferred)
+                            pending = inferred
                         else:
                             tally.add(self._finish(inferred))
                     if any(getattr(s, "quit", False) for s in self.sinks):
@@ -331,9 +386,17 @@ class Pipeline:
                     if self.cfg.report_every and now - last >= self.cfg.report_every:
                         self.log(self._progress(tally.frames - last_frames, now - last, last_n, tally.last))
                         last, last_frames, last_n = now, tally.frames, len(self.times.values["infer"])
+                    if ahead is not None:
+                        idx, batch = ahead
+                    else:
+                        idx, batch = self._gather(active, counts) if active and not self._stop.is_set() else ([], [])
             finally:
                 if finisher is not None:
-                    finisher.close()  # every batch inferred reaches the sinks; the worker's error is raised here
+                    try:
+                        if pending is not None:
+                            finisher.submit(pending)
+                    finally:
+                        finisher.close()  # every batch inferred reaches the sinks; the worker's error is raised here
             if self.cfg.max_frames is not None and all(c >= self.cfg.max_frames for c in counts):
                 self.stopped_by = "max frames"
         except KeyboardInterrupt:

@@ -272,3 +272,35 @@ def test_to_unit_uint8_uint16_and_channels() -> None:
         to_unit(np.zeros((4, 4, 2), np.uint8))
     with pytest.raises(EdgeirstError, match="pixel type"):
         to_unit(np.zeros((4, 4), np.int32))
+
+
+def _dense_yolov5(levels, strides, anchors, num_classes, threshold):
+    """Reference: every cell decoded (the formula as YOLOv5 writes it), then thresholded."""
+    boxes, scores = [], []
+    for p, s, anc in zip(levels, strides, anchors):
+        na, (_, h, w) = len(anc) // 2, p.shape
+        p = 1.0 / (1.0 + np.exp(-np.clip(p.reshape(na, 5 + num_classes, h, w), -50, 50)))
+        gy, gx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+        cx, cy = (p[:, 0] * 2 - 0.5 + gx) * s, (p[:, 1] * 2 - 0.5 + gy) * s
+        bw = (p[:, 2] * 2) ** 2 * np.asarray(anc[0::2], np.float32)[:, None, None]
+        bh = (p[:, 3] * 2) ** 2 * np.asarray(anc[1::2], np.float32)[:, None, None]
+        score = p[:, 4] * p[:, 5:].max(axis=1)
+        m = score > threshold
+        boxes.append(np.stack([cx[m] - bw[m] / 2, cy[m] - bh[m] / 2, cx[m] + bw[m] / 2, cy[m] + bh[m] / 2], 1))
+        scores.append(score[m])
+    return np.concatenate(boxes), np.concatenate(scores)
+
+
+@pytest.mark.parametrize("num_classes", [1, 3])
+def test_yolov5_candidates_only_decode_equals_the_dense_formula(num_classes) -> None:
+    rng = np.random.default_rng(num_classes)
+    anchors = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+    for threshold in (0.05, 0.25, 0.5):  # 252 cells: fewer than NMS's 300 detections at most
+        levels = [rng.normal(-1, 3, (3 * (5 + num_classes), h, h)).astype(np.float32) for h in (8, 4, 2)]
+        boxes, scores = _dense_yolov5(levels, [8, 16, 32], anchors, num_classes, threshold)
+        assert len(scores) > 3  # the case has candidates to keep and to suppress
+        t = decode_yolov5(levels, [8, 16, 32], anchors, num_classes, threshold, iou=1.0)  # NMS keeps all
+        order = np.argsort(-scores, kind="stable")
+        got = np.argsort(-t.scores, kind="stable")
+        np.testing.assert_allclose(t.scores[got], scores[order], rtol=0, atol=0)
+        np.testing.assert_allclose(t.boxes[got], boxes[order], rtol=0, atol=1e-4)

@@ -83,3 +83,38 @@ def test_progress_lines_and_stop_from_another_thread(tmp_path_factory):
     assert summary.stopped_by == "test stop" and summary.frames > 2
     assert lines and all(" fps | ms: capture" in ln and "dropped 0" in ln and "infer" in ln for ln in lines)
     assert "test stop" in summary.text() and "median" in summary.text()
+
+
+class _Ahead(Pipeline):
+    """The pipeline as it runs, noting at each inference how many frames it has taken from its
+    sources beyond the batch being inferred."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.taken, self.ahead = 0, []
+
+    def _gather(self, active, counts):
+        idx, frames = super()._gather(active, counts)
+        self.taken += len(frames)
+        return idx, frames
+
+    def _infer(self, prepared):
+        self.ahead.append(self.taken - (len(self.ahead) + 1))  # one source: one frame per batch
+        return super()._infer(prepared)
+
+
+def test_file_sources_are_read_ahead_of_inference_and_live_ones_just_in_time(tmp_path_factory):
+    model = onnx_variant(tmp_path_factory.getbasetemp(), "plain.onnx")
+    sink = Collect()
+    with load_backend(model) as be:
+        with opened("synthetic://?seed=1&size=64x64&frames=6") as srcs:
+            pipe = _Ahead(be, srcs, [sink], RunConfig(report_every=0))
+            summary = pipe.run()
+        # the next frame is taken before this one's inference (the last has none after it)
+        assert pipe.ahead == [1, 1, 1, 1, 1, 0]
+        assert summary.frames == 6 and [r.frame.index for r in sink.results] == list(range(6))
+        with opened("synthetic://?seed=1&size=64x64&fps=200&realtime=1") as srcs:
+            assert srcs[0].live
+            pipe = _Ahead(be, srcs, [Collect()], RunConfig(report_every=0, max_frames=5))
+            summary = pipe.run()
+        assert pipe.ahead == [0] * 5 and summary.frames == 5  # a live frame is taken when it can be used

@@ -185,3 +185,20 @@ def test_synth_cli_writes_a_loadable_dataset(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "edgeirst", "data", "synth", str(out), "--images", "1", "--targets", "x"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --targets")
+
+
+def test_stream_noise_is_white_with_its_sigma_and_fresh_each_frame():
+    from edgeirst.data.synth import NoiseBank
+
+    rng = np.random.default_rng(0)
+    bank = NoiseBank((64, 80), 0.05, rng)
+    zero = np.zeros((64, 80), np.float32)
+    frames = [bank.add_to(zero, rng) for _ in range(40)]
+    for n in frames:
+        assert n.shape == (64, 80) and abs(n.std() - 0.05) < 0.006 and abs(n.mean()) < 0.005
+        # white: neighbouring pixels uncorrelated
+        assert abs(np.corrcoef(n[:, 1:].ravel(), n[:, :-1].ravel())[0, 1]) < 0.06
+    # a pixel's noise is not repeated from frame to frame (as a fixed noise image would be)
+    stack = np.stack(frames)
+    assert abs(np.corrcoef(stack[1:].ravel(), stack[:-1].ravel())[0, 1]) < 0.03
+    assert stack.std(axis=0).mean() > 0.04  # each pixel varies over time by about sigma
