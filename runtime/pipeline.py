@@ -359,8 +359,8 @@ class Pipeline:
                 # inference, so that their reader threads make the frame after it while the
                 # engine runs (it releases the GIL) instead of while this thread preprocesses.
                 # A live source is read just in time, so that its frames are the freshest.
-                # A batch inferred goes to the finisher after the next one is preprocessed, so
-                # that its post-processing (Python, like preprocessing) also runs during an inference.
+                # Likewise a file-like source's inferred batch goes to the finisher after the next
+                # batch is preprocessed, so that its post-processing (Python) runs during an inference.
                 prefetch = not any(c.live for c in self.sources)
                 idx, batch = self._gather(active, counts) if active else ([], [])
                 if batch:
@@ -376,8 +376,10 @@ class Pipeline:
                     ahead = self._gather(active, counts) if prefetch and active else None
                     inferred = self._infer(prepared) if prepared is not None else None
                     if inferred is not None:
-                        if finisher is not None:
+                        if finisher is not None and prefetch:
                             pending = inferred
+                        elif finisher is not None:  # live: its results go out as soon as they exist
+                            finisher.submit(inferred)
                         else:
                             tally.add(self._finish(inferred))
                     if any(getattr(s, "quit", False) for s in self.sinks):
