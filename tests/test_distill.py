@@ -76,3 +76,10 @@ def test_train_refuses_a_teacher_without_a_segmentation_map(synth_root, tmp_path
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("error: --teacher light-sgmtlm-tiny") and "no segmentation output" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_distill_weight_without_a_teacher_is_refused(synth_root, tmp_path):
+    r = run_cli("train", "mshnet", "--data", str(synth_root), "--distill-weight", "3", "--val-split", "none",
+                "--epochs", "1", "--max-steps", "1", "--size", "64", "--batch", "2", "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and r.stderr.startswith("error: --distill-weight") and "Traceback" not in r.stderr
+    assert not (tmp_path / "r").exists()

@@ -74,6 +74,9 @@ def command(ctx: click.Context, name, data, val_split, model_args, loss_args, wi
     `edgeirst train --resume RUN/last.pt` continues a run with the settings it was started with."""
     from edgeirst.train.trainer import train
 
+    if options.get("teacher") is None and ctx.get_parameter_source("distill_weight") == ParameterSource.COMMANDLINE \
+            and not resume:
+        raise EdgeirstError("--distill-weight weighs the teacher's term; give --teacher MODEL with it")
     kwargs = parse_kv(model_args)
     if width is not None:
         kwargs["width"] = width
