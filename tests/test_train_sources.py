@@ -113,3 +113,26 @@ def test_copy_paste_puts_real_targets_on_background_crops():
     assert m.sum() >= 9  # at least one pasted target, with its mask
     inside = x[0][m[0] > 0].mean()
     assert inside > x[0][m[0] == 0].mean() + 0.02  # brighter than its surroundings
+
+
+def test_faint_crops_scale_contrast_down_around_the_median_and_keep_the_mask():
+    from edgeirst.meta import ModelMeta
+
+    rng = np.random.default_rng(1)
+    img = np.full((48, 48), 0.3, np.float32) + rng.normal(0, 0.01, (48, 48)).astype(np.float32)
+    mask = np.zeros((48, 48), bool)
+    mask[20:23, 20:23] = True
+    img[mask] = 0.9
+    meta = ModelMeta("mshnet", mean=(0.0,), std=(1.0,))
+    plain = TrainSamples([img], [mask], meta, 48, augment="none")
+    faint = TrainSamples([img], [mask], meta, 48, augment="none", recipe=Recipe(faint=1.0))
+    torch.manual_seed(0)
+    x0, m0 = plain[0]
+    x1, m1 = faint[0]
+    assert torch.equal(m0, m1)
+    c0 = float(x0[0][m0[0] > 0].mean() - x0[0][m0[0] == 0].median())
+    c1 = float(x1[0][m1[0] > 0].mean() - x1[0][m1[0] == 0].median())
+    assert 0.05 * c0 - 1e-4 <= c1 <= 0.5 * c0 + 1e-4  # 2-20x fainter
+    assert float(x1[0][m1[0] == 0].median()) == pytest.approx(float(x0[0][m0[0] == 0].median()), abs=1e-3)
+    # the signal-to-clutter ratio is kept: background noise shrank by the same gain
+    assert c1 / float(x1[0][m1[0] == 0].std()) == pytest.approx(c0 / float(x0[0][m0[0] == 0].std()), rel=0.05)

@@ -16,7 +16,7 @@ from edgeirst.train import TrainConfig
 
 # CLI parameter -> TrainConfig field, where the names differ
 _FIELDS = {"name": "model", "model_args": "model_kwargs", "loss_args": "loss_options"}
-_RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste")  # None: TrainConfig's default (off)
+_RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste", "faint")  # None: TrainConfig's default (off)
 
 
 @click.command("train")
@@ -33,6 +33,9 @@ _RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste")  # None: Tra
               help="Probability that a background crop is centred on one of the frame's brightest small blobs.")
 @click.option("--copy-paste", type=PROBABILITY,
               help="Probability that a background crop gets 1-3 real targets pasted in (varied SCR and size).")
+@click.option("--faint", type=PROBABILITY,
+              help="Probability that a crop's contrast is scaled down 2-20x around its median (faint targets "
+                   "on flat skies, as other sensors show them).")
 @click.option("--teacher", metavar="MODEL",
               help="Distil a segmentation model (a shipped name such as `default`, or a checkpoint) into this one: "
                    "its dense map learns the teacher's probabilities beside its own loss.")

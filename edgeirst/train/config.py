@@ -60,6 +60,7 @@ class TrainConfig:
     target_crops: float = 0.0  # probability that a crop is placed on a target
     hard_crops: float = 0.0  # probability that a background crop is centred on a bright blob
     copy_paste: float = 0.0  # probability that a background crop gets real targets pasted in
+    faint: float = 0.0  # probability that a crop's contrast is scaled down (faint targets on flat skies)
     teacher: str | None = None  # segmentation model whose probability map the student learns (distillation)
     distill_weight: float = 1.0  # weight of that term beside the student's own loss
 

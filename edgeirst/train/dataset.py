@@ -100,7 +100,11 @@ class Recipe:
     probability that a crop of an image with targets is placed on one of them; ``hard_crops``:
     probability that a background crop is centred on one of the frame's brightest small blobs;
     ``copy_paste``: probability that a background crop gets 1-3 real targets pasted in, at a
-    signal-to-clutter ratio drawn from ``scr`` and a scale from ``paste_scale``.
+    signal-to-clutter ratio drawn from ``scr`` and a scale from ``paste_scale``; ``faint``:
+    probability that a crop's contrast is scaled down around its median by a gain drawn
+    log-uniformly from ``faint_gain`` (after the photometric augmentation, so its noise shrinks
+    with it and the signal-to-clutter ratio is kept): targets a few grey levels above a flat sky,
+    as other sensors deliver them, look like that, and NUAA-SIRST has none.
     """
 
     negatives: float = 0.0
@@ -109,6 +113,8 @@ class Recipe:
     copy_paste: float = 0.0
     scr: tuple[float, float] = (2.0, 15.0)
     paste_scale: tuple[float, float] = (0.7, 1.5)
+    faint: float = 0.0
+    faint_gain: tuple[float, float] = (0.05, 0.5)
 
 
 HARD_CANDIDATES = 24  # bright-blob crop centres kept per background frame
@@ -202,6 +208,8 @@ class TrainSamples(torch.utils.data.Dataset):
             if rng.random() < 0.5:
                 img, mask = img[::-1], mask[::-1]
         img = self._photometric(np.ascontiguousarray(img, np.float32), rng)
+        if r.faint and rng.random() < r.faint:
+            img = self._faint(img, rng)
         x = normalize(np.ascontiguousarray(img, np.float32), self.meta)
         return torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None]
 
@@ -238,6 +246,12 @@ class TrainSamples(torch.utils.data.Dataset):
         if a.noise:
             img = img + rng.normal(0.0, rng.uniform(0.0, a.noise), img.shape).astype(np.float32)
         return np.clip(img, 0.0, 1.0)
+
+    def _faint(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        lo, hi = self.recipe.faint_gain
+        gain = np.float32(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+        median = np.float32(np.median(img))
+        return (img - median) * gain + median
 
     def _crop(self, img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, centre=None):
         """A ``size`` crop: random (training), central, or holding ``centre`` (y, x) at a random place."""
