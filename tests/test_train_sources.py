@@ -136,3 +136,53 @@ def test_faint_crops_scale_contrast_down_around_the_median_and_keep_the_mask():
     assert float(x1[0][m1[0] == 0].median()) == pytest.approx(float(x0[0][m0[0] == 0].median()), abs=1e-3)
     # the signal-to-clutter ratio is kept: background noise shrank by the same gain
     assert c1 / float(x1[0][m1[0] == 0].std()) == pytest.approx(c0 / float(x0[0][m0[0] == 0].std()), rel=0.05)
+
+
+def test_mining_finds_the_models_false_alarms_and_skips_its_hits():
+    """The shipped default, run as evaluation runs it, fires on two identical bright specks: the
+    one off the mask is mined, the one on a target is not."""
+    from edgeirst.runtime import load_backend
+    from edgeirst.train.mining import false_alarm_points, refresh_subset
+
+    rng = np.random.default_rng(2)
+    img = np.full((128, 160), 0.25, np.float32) + rng.normal(0, 0.005, (128, 160)).astype(np.float32)
+    img[40:43, 50:53] = 0.9
+    img[90:93, 120:123] = 0.9
+    mask = np.zeros(img.shape, bool)
+    mask[90:93, 120:123] = True
+    backend = load_backend("default")
+    points = false_alarm_points(backend, [img, img], [mask, np.zeros_like(mask)], 0.5)
+    assert set(points) == {0, 1} and len(points[0]) == 1 and len(points[1]) == 2
+    near = lambda p, q: abs(int(p[0]) - q[0]) <= 1 and abs(int(p[1]) - q[1]) <= 1  # noqa: E731
+    assert near(points[0][0], (41, 51))
+    assert sorted(near(p, (41, 51)) for p in points[1]) == [False, True]
+    assert any(near(p, (91, 121)) for p in points[1])
+    assert false_alarm_points(backend, [img], [mask], 0.5, only=[]) == {}
+    # a refresh runs the images with false alarms and a random eighth of the rest
+    again = refresh_subset({3: points[0], 7: points[0]}, 100, np.random.default_rng(0))
+    assert {3, 7} <= set(again) and len(again) == 2 + round(98 / 8)
+
+
+def test_mined_crops_are_centred_on_the_mined_points():
+    from edgeirst.meta import ModelMeta
+
+    img = np.full((200, 200), 0.3, np.float32)
+    samples = TrainSamples([img], [np.zeros((200, 200), bool)], ModelMeta("mshnet", mean=(0.0,), std=(1.0,)), 32,
+                           augment="none", recipe=Recipe(mine=1.0))
+    samples.mined = {0: np.array([[150, 20]])}
+    img[150, 20] = 1.0
+    torch.manual_seed(0)
+    for _ in range(5):
+        x, _ = samples[0]
+        assert float(x.max()) == 1.0  # the mined point is inside every crop
+
+
+@pytest.mark.slow
+def test_training_mines_before_the_first_epoch_and_after_each_validation(synth_root, backgrounds, tmp_path, capsys):
+    cfg = TrainConfig(model="mshnet", data=[str(synth_root), str(backgrounds)], split=["train", "all"],
+                      val_split=["val", "none"], out=str(tmp_path / "run"), epochs=2, val_every=1, batch=4, size=64,
+                      model_kwargs={"width": 0.25}, max_steps=1, negatives=0.5, mine=0.5)
+    train(cfg, progress=False)
+    captured = capsys.readouterr()
+    mined = [line for line in (captured.out + captured.err).splitlines() if line.startswith("mined ")]
+    assert len(mined) == 2  # before the first epoch, and after the first validation

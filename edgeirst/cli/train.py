@@ -16,7 +16,7 @@ from edgeirst.train import TrainConfig
 
 # CLI parameter -> TrainConfig field, where the names differ
 _FIELDS = {"name": "model", "model_args": "model_kwargs", "loss_args": "loss_options"}
-_RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste", "faint")  # None: TrainConfig's default (off)
+_RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste", "faint", "mine")  # None: TrainConfig's default (off)
 
 
 @click.command("train")
@@ -36,6 +36,9 @@ _RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste", "faint")  # 
 @click.option("--faint", type=PROBABILITY,
               help="Probability that a crop's contrast is scaled down 2-20x around its median (faint targets "
                    "on flat skies, as other sensors show them).")
+@click.option("--mine", type=PROBABILITY,
+              help="Probability that a crop is centred on one of the model's own false alarms in that image "
+                   "(mined on every training image at the start and after each validation).")
 @click.option("--teacher", metavar="MODEL",
               help="Distil a segmentation model (a shipped name such as `default`, or a checkpoint) into this one: "
                    "its dense map learns the teacher's probabilities beside its own loss.")

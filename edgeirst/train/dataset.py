@@ -104,7 +104,9 @@ class Recipe:
     probability that a crop's contrast is scaled down around its median by a gain drawn
     log-uniformly from ``faint_gain`` (after the photometric augmentation, so its noise shrinks
     with it and the signal-to-clutter ratio is kept): targets a few grey levels above a flat sky,
-    as other sensors deliver them, look like that, and NUAA-SIRST has none.
+    as other sensors deliver them, look like that, and NUAA-SIRST has none; ``mine``: probability
+    that a crop not placed on a target is centred on one of the model's own current false alarms
+    in that image (``TrainSamples.mined``, refreshed by the trainer, ``edgeirst.train.mining``).
     """
 
     negatives: float = 0.0
@@ -115,6 +117,7 @@ class Recipe:
     paste_scale: tuple[float, float] = (0.7, 1.5)
     faint: float = 0.0
     faint_gain: tuple[float, float] = (0.05, 0.5)
+    mine: float = 0.0
 
 
 HARD_CANDIDATES = 24  # bright-blob crop centres kept per background frame
@@ -160,6 +163,12 @@ def target_bank(images: list[np.ndarray], masks: list[np.ndarray], max_area: int
     return bank
 
 
+def _pick(points: np.ndarray, rng: np.random.Generator, scale: float, swap: bool) -> tuple[int, int]:
+    """One of an image's (y, x) points, in the crop's scaled (and maybe transposed) frame."""
+    y, x = points[int(rng.integers(len(points)))] * scale
+    return (int(x), int(y)) if swap else (int(y), int(x))
+
+
 class TrainSamples(torch.utils.data.Dataset):
     """Augmented ``size`` x ``size`` crops with their masks."""
 
@@ -174,6 +183,7 @@ class TrainSamples(torch.utils.data.Dataset):
         self.positives = [i for i, m in enumerate(masks) if m.any()]
         self.blobs = {i: bright_blobs(images[i]) for i in self.negatives} if recipe.hard_crops else {}
         self.bank = target_bank(images, masks) if recipe.copy_paste else []
+        self.mined: dict[int, np.ndarray] = {}  # image -> (y, x) of the model's false alarms (the trainer's)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -196,9 +206,10 @@ class TrainSamples(torch.utils.data.Dataset):
             ys, xs = np.nonzero(mask)
             k = int(rng.integers(len(ys)))
             centre = (int(ys[k]), int(xs[k]))
+        elif i in self.mined and rng.random() < r.mine:
+            centre = _pick(self.mined[i], rng, scale, swap)
         elif i in self.blobs and len(self.blobs[i]) and rng.random() < r.hard_crops:
-            y, x = self.blobs[i][int(rng.integers(len(self.blobs[i])))] * scale
-            centre = (int(x), int(y)) if swap else (int(y), int(x))
+            centre = _pick(self.blobs[i], rng, scale, swap)
         img, mask = self._crop(img, mask, rng, centre)
         if self.bank and not mask.any() and rng.random() < r.copy_paste:
             img, mask = self._paste(np.array(img, np.float32), np.array(mask), rng)

@@ -47,6 +47,7 @@ from edgeirst.train.dataset import MixedBatches, Recipe, TrainSamples, collate, 
     unit_images
 from edgeirst.train.distill import DENSE_OUTPUTS, Teacher, dense_output, distill_loss
 from edgeirst.train.ema import ModelEMA, ema_decay_for
+from edgeirst.train.mining import false_alarm_points, refresh_subset
 from edgeirst.weights import resolve_model
 
 LOG_FIELDS = ["epoch", "lr", "loss", "time_s", "iou", "niou", "pd", "fa", "ap50", "ap", "fa_per_frame", "fa_frames"]
@@ -255,11 +256,12 @@ class _Run:
                 tqdm.write(f"distilling {cfg.teacher} ({self.teacher.meta.name}) into {cfg.model}, "
                            f"weight {cfg.distill_weight:g}")
         recipe = Recipe(negatives=cfg.negatives, target_crops=cfg.target_crops, hard_crops=cfg.hard_crops,
-                        copy_paste=cfg.copy_paste, faint=cfg.faint)
-        samples = TrainSamples(images, masks, self.meta, size, augment=cfg.augment, recipe=recipe)
+                        copy_paste=cfg.copy_paste, faint=cfg.faint, mine=cfg.mine)
+        self.samples = samples = TrainSamples(images, masks, self.meta, size, augment=cfg.augment, recipe=recipe)
         self.sampler = torch.utils.data.DistributedSampler(samples, self.world, rank, shuffle=True, seed=cfg.seed) \
             if self.world > 1 else None
         self.generator = torch.Generator().manual_seed(cfg.seed)
+        persistent = cfg.workers > 0 and not cfg.mine  # workers forked per epoch see the newly mined points
         if cfg.negatives:
             if not samples.negatives or not samples.positives:
                 raise EdgeirstError(f"--negatives {cfg.negatives:g} needs background-only images (empty masks) and "
@@ -269,12 +271,12 @@ class _Run:
                 raise EdgeirstError("--negatives with --nproc > 1 is not supported; train with one process")
             batches = MixedBatches(samples.positives, samples.negatives, cfg.batch, cfg.negatives, self.generator)
             self.loader = torch.utils.data.DataLoader(samples, batch_sampler=batches, num_workers=cfg.workers,
-                                                      collate_fn=collate, persistent_workers=cfg.workers > 0)
+                                                      collate_fn=collate, persistent_workers=persistent)
         else:
             self.loader = torch.utils.data.DataLoader(
                 samples, batch_size=cfg.batch, shuffle=self.sampler is None, sampler=self.sampler,
                 num_workers=cfg.workers, collate_fn=collate, drop_last=len(samples) >= cfg.batch * self.world,
-                generator=self.generator, persistent_workers=cfg.workers > 0)
+                generator=self.generator, persistent_workers=persistent)
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         self.optimizer = make_optimizer(cfg, [p for p in self.model.parameters() if p.requires_grad])
         self.base_lrs = [gr["lr"] for gr in self.optimizer.param_groups]  # before a resume loads scheduled rates
@@ -320,12 +322,16 @@ class _Run:
             write_text(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2))
         bar = progress_bar(range(self.start_epoch, cfg.epochs), desc=f"train {cfg.model}", unit="ep",
                    disable=not self.progress, dynamic_ncols=True)
+        if cfg.mine and self.start_epoch < cfg.epochs:
+            self._mine()
         for epoch in bar:
             row = self._train_epoch(epoch, bar)
             if self.main and self.val_ds is not None and ((epoch + 1) % cfg.val_every == 0 or epoch == cfg.epochs - 1):
                 self._validate(epoch, row)
                 score = row[cfg.val_metric]
                 bar.set_postfix(loss=f"{row['loss']:.4f}", **{cfg.val_metric: f"{score:.4f}"}, best=f"{self.best:.4f}")
+            if cfg.mine and (epoch + 1) % cfg.val_every == 0 and epoch < cfg.epochs - 1:
+                self._mine()  # on every process: each samples from its own copy
             if self.main:
                 self.rows.append(row)
                 write_text(self.out / "results.csv", _csv_text(self.rows))
@@ -373,6 +379,21 @@ class _Run:
                 bar.refresh()
         return {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "loss": total / max(1, count),
                 "time_s": round(time.time() - t0, 2)}
+
+    def _mine(self) -> None:
+        """Refresh the crop centres on the current weights' false alarms (``Recipe.mine``)."""
+        t0 = time.time()
+        runner = TorchBackend.from_model(self.final.eval(), self.meta, self.device)
+        s = self.samples
+        only = None
+        if s.mined:
+            only = refresh_subset(s.mined, len(s.images), np.random.default_rng([self.cfg.seed, len(self.rows)]))
+        fresh = false_alarm_points(runner, s.images, s.masks, self.cfg.threshold, only)
+        s.mined = fresh if only is None else {i: p for i, p in s.mined.items() if i not in only} | fresh
+        if self.main:
+            n = sum(len(p) for p in s.mined.values())
+            tqdm.write(f"mined {len(s.images) if only is None else len(only)} images: {n} false alarms in "
+                       f"{len(s.mined)} of {len(s.images)} training images ({time.time() - t0:.0f} s)")
 
     def _validate(self, epoch: int, row: dict) -> None:
         final = self.final.eval()
