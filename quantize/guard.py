@@ -27,10 +27,11 @@ from edgeirst.runtime import load_backend
 KEYS = ("iou", "niou", "pd", "fa", "ap50", "ap")
 
 
-def evaluate(model: Path, data: str, split: str, progress: bool = True) -> dict:
-    """Val metrics of an ONNX model (``edgeirst eval`` on onnxruntime)."""
+def evaluate(model: Path, data: str, split: str, progress: bool = True, session_hints: dict | None = None) -> dict:
+    """Val metrics of an ONNX model (``edgeirst eval`` on onnxruntime), under ``session_hints``
+    (the CPU session settings it will ship with) when given, else those of its metadata."""
 
-    with load_backend(model, "onnxruntime", providers="cpu") as be:
+    with load_backend(model, "onnxruntime", providers="cpu", session_hints=session_hints) as be:
         metrics, _ = evaluate_backend(be, SirstDataset(Path(data).expanduser(), split), progress=progress)
     out = {k: (None if isinstance(metrics.get(k), float) and math.isnan(metrics[k]) else metrics.get(k))
            for k in (*KEYS, "images", "targets", "threshold")}

@@ -107,6 +107,7 @@ class _Job:
     cfg: QuantConfig
     tmpdir: Path
     progress: bool
+    session: dict | None = None  # the onnxruntime CPU settings the result ships with: the guard checks under them
 
 
 @dataclass
@@ -216,7 +217,7 @@ def _check(job: _Job, candidate: Path, fp32: dict | None) -> tuple[dict, dict, b
     cfg = job.cfg
     if fp32 is None:
         fp32 = guard.evaluate(job.src, cfg.data, cfg.val_split, job.progress)
-    got = guard.evaluate(candidate, cfg.data, cfg.val_split, job.progress)
+    got = guard.evaluate(candidate, cfg.data, cfg.val_split, job.progress, job.session)
     d = guard.drops(fp32, got, list(cfg.max_drop))
     return fp32, got, guard.within(d, cfg.max_drop)
 
@@ -311,6 +312,13 @@ def _int8(job: _Job, rewrites: _Rewrites) -> QuantResult:
                              exclude + keep_float + followers, adds)
 
     checked = _Checked(build([], 0))
+    hints = None
+    if cfg.target == "cpu":  # timed before the guard, which then checks the model as it will run
+        hints, med = fastest_session_hints(checked.path, inputs[0])
+        _say(job.progress, "session layout: " + ", ".join(
+            f"{_hint_text(h)} {med[i]:.1f} ms" for i, h in enumerate(CPU_SESSION_CANDIDATES)) +
+            f" -> {_hint_text(hints)}")
+        job = replace(job, session=hints)
     if cfg.val_split:
         candidates = [d["node"] for d in decisions if d["precision"] == "int8" and "follows" not in d]
         checked = _guarded(job, checked.path, candidates, decisions, build)
@@ -326,11 +334,8 @@ def _int8(job: _Job, rewrites: _Rewrites) -> QuantResult:
              "convs": sum(n.op in ("Conv", "ConvTranspose") for n in job.nodes),
              "merged_convs": rewrites.merged, "widened_convs": rewrites.widened,
              "channel_reductions_rewritten": rewrites.reductions, "split_convs": list(rewrites.split)}
-    if cfg.target == "cpu":
-        quant["onnxruntime"], med = fastest_session_hints(checked.path, inputs[0])
-        _say(job.progress, "session layout: " + ", ".join(
-            f"{_hint_text(h)} {med[i]:.1f} ms" for i, h in enumerate(CPU_SESSION_CANDIDATES)) +
-            f" -> {_hint_text(quant['onnxruntime'])}")
+    if hints is not None:
+        quant["onnxruntime"] = hints
     if cfg.target == "tensorrt":  # what TensorRT's explicit INT8 takes; a failure here is our bug, said in one line
         require_tensorrt_layout(checked.path, f"the model quantized from {job.src.name}")
     trt_cache = _write_trt_cache(ranges, job.src, job.dst.with_suffix(".calib")) if cfg.target == "tensorrt" else None

@@ -345,6 +345,27 @@ def test_metadata_says_precision_target_calibration_and_checked_metrics(fp32_onn
     assert q["checked"]["split"] == "val" and set(q["checked"]["metrics_fp32"]) >= {"iou", "pd", "fa"}
     assert meta.metrics == r.metrics_quant and meta.metrics["images"] == 4
     assert r.within_budget is not None and set(r.drops) == {"iou", "pd"}
+    # the guard measured the model under the session settings it ships with: `eval` agrees
+    from edgeirst.quantize.guard import evaluate
+
+    measured = evaluate(r.path, str(synth_root), "val", progress=False)
+    assert measured == {k: meta.metrics[k] for k in measured}
+
+
+def test_session_hints_option_replaces_the_metadatas_settings():
+    """The quantize guard checks candidates under the settings the model will ship with
+    (``session_hints``); ``{}`` opens a plain session, ``None`` the metadata's."""
+    import onnxruntime as ort
+
+    from edgeirst.runtime import load_backend
+
+    with load_backend("default-int8", "onnxruntime", providers="cpu") as recorded, \
+            load_backend("default-int8", "onnxruntime", providers="cpu", session_hints={}) as plain:
+        assert recorded.meta.quant["onnxruntime"]["graph_optimization_level"] == "extended"
+        assert recorded.session.get_session_options().graph_optimization_level == \
+            ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        assert plain.session.get_session_options().graph_optimization_level == \
+            ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 
 
 def test_a_model_trained_on_the_val_split_passes_that_on(fp32_onnx, synth_root, tmp_path):

@@ -112,14 +112,17 @@ def session_notes(models: list) -> list:
 class OnnxRuntimeBackend(Backend):
     """Options: ``providers`` ("auto", "cpu", "cuda", "tensorrt", a list, or (name, options)
     pairs), ``threads`` (intra-op threads, 0 = onnxruntime's default), ``fp16`` and ``cache_dir``
-    for the TensorRT provider, ``device_id``."""
+    for the TensorRT provider, ``device_id``, ``session_hints`` (CPU session settings to use in
+    place of those the metadata records, as ``session_hints`` spells them; ``{}`` for none)."""
 
     name = "onnxruntime"
 
     def __init__(self, path: Path, meta: ModelMeta | None = None, providers: Any = "auto", threads: int = 0,
-                 fp16: bool = False, cache_dir: str | None = None, device_id: int = 0) -> None:
+                 fp16: bool = False, cache_dir: str | None = None, device_id: int = 0,
+                 session_hints: dict | None = None) -> None:
         super().__init__(path, meta)
-        self.options = dict(providers=providers, threads=threads, fp16=fp16, cache_dir=cache_dir, device_id=device_id)
+        self.options = dict(providers=providers, threads=threads, fp16=fp16, cache_dir=cache_dir, device_id=device_id,
+                            session_hints=session_hints)
         self.session = None
 
     def load(self) -> "OnnxRuntimeBackend":
@@ -150,7 +153,7 @@ class OnnxRuntimeBackend(Backend):
             if text is None:
                 raise no_metadata_error(self.path)
             self.meta = ModelMeta.from_json(text)
-        hints = session_hints(self.meta)
+        hints = session_hints(self.meta) if o["session_hints"] is None else o["session_hints"]
         if hints and providers == ["CPUExecutionProvider"]:
             open_session(hints)  # settings `edgeirst quantize` measured fastest for this CPU model
         self.inputs = [TensorInfo(i.name, tuple(i.shape), np.dtype(_ORT_TYPES.get(i.type, np.float32)))
