@@ -68,8 +68,9 @@ def main() -> None:
     train = dict(meta.train)
     data = train.get("data", args.data)
     train["data"] = Path(data).name if isinstance(data, str) else [Path(d).name for d in data]
-    if isinstance(train.get("split"), list):  # list files kept in the repository: their names
-        train["split"] = [Path(s).name if Path(s).suffix else s for s in train["split"]]
+    for key in ("split", "val_split"):  # list files kept in the repository: their names
+        if isinstance(train.get(key), list):
+            train[key] = [Path(s).name if Path(s).suffix else s for s in train[key]]
     if "config" in train:  # keep the recipe (fine-tuning reads it), not this machine's folders
         init = train["config"].get("init")  # a shipped name stays; a file keeps its run folder and name
         if init and Path(init).suffix:
