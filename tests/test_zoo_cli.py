@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,17 @@ def test_zoo_names_the_onnxruntime_session_settings_int8_files_need():
         level = {"extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}[hints["graph_optimization_level"]]
         assert f"graph_optimization_level={level}" in line and all(o in line for o in hints["disabled_optimizers"])
     assert not any(w["onnxruntime_session"] for r in rows for w in r["shipped"] if w["precision"] == "fp32")
+
+
+def test_model_cards_are_what_the_shipped_metadata_says(tmp_path):
+    """docs/models.md is `python tools/model_cards.py`'s output for the models shipped today (one
+    card per model, with the commands that trained it); re-run the tool after shipping."""
+    pytest.importorskip("torch")
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "models.md"
+    res = subprocess.run([sys.executable, str(repo / "tools" / "model_cards.py"), "--out", str(out)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    text = out.read_text()
+    assert text == (repo / "docs" / "models.md").read_text(), "run python tools/model_cards.py"
+    assert "## `mshnet-w05-xs` (also `default`)" in text and "edgeirst train mshnet" in text
