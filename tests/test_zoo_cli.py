@@ -143,6 +143,7 @@ def test_zoo_names_the_onnxruntime_session_settings_int8_files_need():
     assert not any(w["onnxruntime_session"] for r in rows for w in r["shipped"] if w["precision"] == "fp32")
 
 
+@pytest.mark.slow  # 13 s: reads every shipped checkpoint in a subprocess that imports torch
 def test_model_cards_are_what_the_shipped_metadata_says(tmp_path):
     """docs/models.md is `python tools/model_cards.py`'s output for the models shipped today (one
     card per model, with the commands that trained it); re-run the tool after shipping."""
