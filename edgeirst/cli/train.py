@@ -38,7 +38,7 @@ _RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste", "faint", "mi
                    "on flat skies, as other sensors show them).")
 @click.option("--mine", type=PROBABILITY,
               help="Probability that a crop is centred on one of the model's own false alarms in that image "
-                   "(mined on every training image at the start and after each validation).")
+                   "(mined on the training images before the first epoch, refreshed after each validation).")
 @click.option("--teacher", metavar="MODEL",
               help="Distil a segmentation model (a shipped name such as `default`, or a checkpoint) into this one: "
                    "its dense map learns the teacher's probabilities beside its own loss.")
