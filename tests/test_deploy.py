@@ -357,13 +357,16 @@ def test_cpu_int8_default_is_remade_from_its_fp32_source_for_jetpack6(tmp_path, 
 
 
 def test_cpu_int8_without_its_fp32_source_is_refused(tmp_path, wheel):
+    import onnx
+
     lone = tmp_path / "in" / "q.onnx"
     lone.parent.mkdir()
     shutil.copyfile(shipped_model("default-int8"), lone)  # its source is not next to it
+    quantizers = sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(lone)).graph.node)
     _one_error_line(_deploy("--device", "jetson", "--profile", "orin-nano", "--precision", "int8", "--jetpack", "6.2",
                             "--out", str(tmp_path / "B"), "--wheel", str(wheel), str(lone)),
-                    "quantized for target cpu, not TensorRT's layout", "81 QuantizeLinear uint8",
-                    "37 non-zero zero point", "FP32 source is not known")
+                    "quantized for target cpu, not TensorRT's layout", f"{quantizers} QuantizeLinear uint8",
+                    "non-zero zero point", "FP32 source is not known")
     assert not (tmp_path / "B").exists()
 
 

@@ -142,8 +142,10 @@ def test_qdq_check_names_what_tensorrt_cannot_take(fp32_onnx, synth_root, tmp_pa
     from edgeirst.weights import shipped_model
 
     problems = tensorrt_layout_problems(shipped_model("default-int8"))
-    assert problems[0] == "81 QuantizeLinear uint8 node(s) (TensorRT takes int8 only)", problems
-    assert any(p.startswith("37 non-zero zero point(s)") for p in problems)
+    quantizers = sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(shipped_model("default-int8"))).graph.node)
+    assert quantizers > 50  # every one uint8: the CPU target's activations
+    assert problems[0] == f"{quantizers} QuantizeLinear uint8 node(s) (TensorRT takes int8 only)", problems
+    assert any(re.match(r"[1-9]\d* non-zero zero point\(s\)", p) for p in problems)
     assert any("int32" in p for p in problems)
     assert tensorrt_layout_problems(shipped_model("default")) == []  # no Q/DQ at all
     r = _quantize(fp32_onnx, synth_root, tmp_path / "trt.onnx", target="tensorrt", calib_images=2)
