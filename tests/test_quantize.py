@@ -257,6 +257,7 @@ def test_widening_takes_mshnets_8_channel_3x3_convs_not_its_1x1_heads(tmp_path):
     assert heads and attention and not (set(heads) | set(attention)) & set(wide)
 
 
+@pytest.mark.slow  # 10 s: a quantization and two sessions (keeps the default run under 10 minutes)
 def test_heavy_narrow_convs_are_widened_exactly_and_run_int8(synth_root, tmp_path):
     """MTUNet-SIWD's 32->4 3x3 segmentation conv at full resolution misses the fast int8 kernel
     by its 4 outputs: zero filters widen it to 16, a Slice (after its Relu) gives the 4 back;
@@ -370,6 +371,7 @@ def test_session_hints_option_replaces_the_metadatas_settings():
             ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 
 
+@pytest.mark.slow  # 15 s: two guarded quantizations (keeps the default run under 10 minutes)
 def test_a_model_trained_on_the_val_split_passes_that_on(fp32_onnx, synth_root, tmp_path):
     """The FP32 model's val metrics say ``in_training`` (the shipped default trained on
     train+val): the INT8 model's, measured on that same split, say so too; on another split not."""
