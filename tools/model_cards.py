@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 
 from edgeirst.checkpoint import read_checkpoint
-from edgeirst.io import write_text
+from edgeirst.errors import EdgeirstError
+from edgeirst.io import os_error, write_text
 from edgeirst.meta import ModelMeta
 from edgeirst.weights import WEIGHTS_DIR, aliases, shipped_names
 
@@ -88,4 +89,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except EdgeirstError as e:  # a checkpoint that cannot be read: one line, as the CLI says it
+        raise SystemExit(f"error: {e}") from None
+    except OSError as e:  # an unwritable --out, a full disk: one line naming the path
+        raise SystemExit(f"error: {os_error(e, action='write')}") from None
