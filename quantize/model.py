@@ -232,6 +232,33 @@ def _fallback_sizes(n: int, rounds: int) -> list[int]:
     return sorted({-(-half // 2 ** (rounds - r)) for r in range(1, rounds + 1)})
 
 
+def _weight_groups(nodes: Sequence[graph.NodeInfo]) -> dict[str, list[str]]:
+    """Each node with a weight input -> the nodes sharing that weight (itself included), in graph
+    order: a module applied twice (MSHNet's channel attention runs fc1/fc2 on the average and the
+    max pool) is two Conv nodes over one initializer, which is quantized for both or neither."""
+    users: dict[str, list[str]] = {}
+    for n in nodes:
+        if len(n.inputs) > 1 and n.op in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+            users.setdefault(n.inputs[1], []).append(n.name)
+    return {name: group for group in users.values() for name in group}
+
+
+def _most_sensitive(ranked: Sequence[str], k: int, nodes: Sequence[graph.NodeInfo]) -> list[str]:
+    """The first nodes of ``ranked`` to keep float, at most ``k``, each with the nodes sharing its
+    weight (kept float alone, its weight would still be quantized for the others and it would read
+    the int8 copy): whole groups in rank order while they fit (the first group always)."""
+    groups = _weight_groups(nodes)
+    kept: list[str] = []
+    for name in ranked:
+        if name in kept:
+            continue
+        group = [g for g in groups.get(name, [name]) if g not in kept] or [name]
+        if kept and len(kept) + len(group) > k:
+            break
+        kept += [name] + [g for g in group if g != name]
+    return kept
+
+
 def _guarded(job: _Job, first: Path, candidates: list[str], decisions: list[dict], build) -> _Checked:
     """Check ``first`` against FP32 on the val split; over budget, rank ``candidates`` by measured
     SQNR loss and rebuild with the worst few, then twice as many, ... (at most half) kept float
@@ -250,7 +277,7 @@ def _guarded(job: _Job, first: Path, candidates: list[str], decisions: list[dict
         d["sqnr_drop_db"] = loss.get(d["node"])
     path, kept = first, []
     for r, k in enumerate(_fallback_sizes(len(ranked), cfg.max_fallback_rounds), 1):
-        kept = ranked[:k]
+        kept = _most_sensitive(ranked, k, job.nodes)
         _say(job.progress, f"over budget ({_drop_text(fp32, got, cfg)}); round {r}: keeping the {k} most "
                            f"sensitive node(s) float")
         path = build(kept, r)
