@@ -1,0 +1,123 @@
+"""Pack what the cross-scene training runs need for a lent GPU machine (the `device` tool).
+
+That machine reaches no network and gets only this checkout (64 MiB in all, tracked files
+included), not ../shared/data. This writes, in folders that .git/info/exclude ignores:
+
+- ``.devdata/``: the images of NUAA-SIRST trainval and of the SIRST-v2 scene lists as lossless
+  WebP (about 2/3 of their PNG size; grey images stay bit-exact), their masks and split lists;
+  the background training frames of the ``iraytek`` sequence thinned to every third one
+  (near-duplicates: every second frame of one sequence already), listed in
+  ``.devdata/lists/train-sub.txt``;
+- ``.whl/``: an edgeirst wheel built from HEAD that ships only the checkpoints the runs start
+  from (``--keep``), and tomli-w, so the machine's Python needs no build and no download.
+
+The 49 MB of shipped weights in the working tree would not fit beside them: ``--aside`` moves
+every tracked file of ``edgeirst/weights/*.onnx|*.pt`` to ``--aside-dir`` for the call,
+``--restore`` puts them back. Then, with the device tool:
+``run(command="bash benchmarks/xscene/gpu/train.sh $OUT", carry=[".devdata", ".whl"], timeout_s=600)``.
+
+    python benchmarks/xscene/gpu/pack.py --data ../shared/data --aside
+    python benchmarks/xscene/gpu/pack.py --restore
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+
+REPO = Path(__file__).resolve().parents[3]
+LISTS = REPO / "benchmarks" / "xscene"
+KEEP = ("mshnet-w05-xs.pt", "light-sgmtlm-tiny.pt", "mtunet-siwd-w025.pt")
+
+
+def _ids(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _put(src: Path, dst: Path, ids: list[str]) -> None:
+    (dst / "images").mkdir(parents=True, exist_ok=True)
+    (dst / "masks").mkdir(parents=True, exist_ok=True)
+    for i in ids:
+        image = next((src / "images").glob(f"{i}.*"))
+        im = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+        if im.ndim == 3:  # grey frames stored as 3 equal channels
+            im = cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
+        ok, buf = cv2.imencode(".webp", im, [cv2.IMWRITE_WEBP_QUALITY, 101])  # > 100: lossless
+        if not ok or not (cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) == im).all():
+            sys.exit(f"error: {image} does not round-trip through lossless WebP")
+        (dst / "images" / f"{i}.webp").write_bytes(buf.tobytes())
+        for mask in (src / "masks").glob(f"{i}*.png"):
+            if mask.stem in (i, f"{i}_pixels0"):
+                shutil.copy(mask, dst / "masks" / mask.name)
+
+
+def pack(data: Path, keep: tuple[str, ...]) -> None:
+    out = REPO / ".devdata"
+    shutil.rmtree(out, ignore_errors=True)
+    _put(data / "sirst", out / "sirst", _ids(data / "sirst" / "idx_427" / "trainval.txt"))
+    shutil.copytree(data / "sirst" / "idx_427", out / "sirst" / "idx_427")
+    backgrounds = _ids(LISTS / "backgrounds-train.txt")
+    seq = sorted((b for b in backgrounds if b.startswith("iraytek-")), key=lambda b: int(b.split("-")[1]))
+    train = _ids(LISTS / "scenes-train.txt") + seq[::3] + [b for b in backgrounds if not b.startswith("iraytek-")]
+    _put(data / "sirst-v2-scenes", out / "sirst-v2-scenes", train + _ids(LISTS / "val.txt"))
+    (out / "lists").mkdir()
+    (out / "lists" / "train-sub.txt").write_text("\n".join(train) + "\n")
+
+    whl = REPO / ".whl"
+    shutil.rmtree(whl, ignore_errors=True)
+    whl.mkdir()
+    with tempfile.TemporaryDirectory() as tmp:  # HEAD as committed, with only the checkpoints kept
+        subprocess.run(f"git -C {REPO} archive HEAD | tar -x -C {tmp}", shell=True, check=True)
+        for f in (Path(tmp) / "edgeirst" / "weights").glob("*.*"):
+            if f.suffix in (".onnx", ".pt") and f.name not in keep:
+                f.unlink()
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", whl, tmp],
+                       check=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", whl,
+                    "tomli-w==1.2.0"], check=True)
+    exclude = REPO / ".git" / "info" / "exclude"  # neither is committed
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    have = exclude.read_text().split() if exclude.exists() else []
+    with exclude.open("a") as f:
+        f.writelines(f"{name}\n" for name in ("/.devdata/", "/.whl/") if name not in have)
+
+
+def _tracked_weights() -> list[str]:
+    out = subprocess.run(["git", "-C", str(REPO), "ls-files", "edgeirst/weights"], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return [p for p in out if p.endswith((".onnx", ".pt"))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--keep", nargs="*", default=list(KEEP), help="checkpoints the wheel ships")
+    ap.add_argument("--aside", action="store_true", help="move the tracked weights out of the tree")
+    ap.add_argument("--restore", action="store_true", help="move them back")
+    ap.add_argument("--aside-dir", type=Path, default=Path(tempfile.gettempdir()) / "edgeirst-weights-aside")
+    a = ap.parse_args()
+    if a.restore:
+        for f in a.aside_dir.glob("*"):
+            shutil.move(str(f), REPO / "edgeirst" / "weights" / f.name)
+        print(f"restored the weights from {a.aside_dir}")
+        return
+    if not (a.data / "sirst").is_dir() or not (a.data / "sirst-v2-scenes").is_dir():
+        sys.exit(f"error: {a.data} holds no sirst/ and sirst-v2-scenes/ (pass --data)")
+    pack(a.data, tuple(a.keep))
+    if a.aside:
+        a.aside_dir.mkdir(parents=True, exist_ok=True)
+        for p in _tracked_weights():
+            shutil.move(str(REPO / p), a.aside_dir / Path(p).name)
+        print(f"moved the tracked weights to {a.aside_dir}; put them back with --restore after the call")
+    size = sum(f.stat().st_size for d in (".devdata", ".whl") for f in (REPO / d).rglob("*") if f.is_file())
+    print(f"packed {size / 2**20:.1f} MiB in .devdata/ and .whl/")
+
+
+if __name__ == "__main__":
+    main()
