@@ -11,9 +11,9 @@ included), not ../shared/data. This writes, in folders that .git/info/exclude ig
 - ``.whl/``: an edgeirst wheel built from HEAD that ships only the checkpoints the runs start
   from (``--keep``), and tomli-w, so the machine's Python needs no build and no download.
 
-The 49 MB of shipped weights in the working tree would not fit beside them: ``--aside`` moves
-every tracked file of ``edgeirst/weights/*.onnx|*.pt`` to ``--aside-dir`` for the call,
-``--restore`` puts them back. Then, with the device tool:
+The 49 MB of shipped weights in the working tree would not fit beside them: ``--aside`` removes
+the tracked ``edgeirst/weights/*.onnx|*.pt`` for the call (refused while they have uncommitted
+changes), ``--restore`` checks them out again. Then, with the device tool:
 ``run(command="bash benchmarks/xscene/gpu/train.sh $OUT", carry=[".devdata", ".whl"], timeout_s=600)``.
 
     python benchmarks/xscene/gpu/pack.py --data ../shared/data --aside
@@ -98,23 +98,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--keep", nargs="*", default=list(KEEP), help="checkpoints the wheel ships")
-    ap.add_argument("--aside", action="store_true", help="move the tracked weights out of the tree")
-    ap.add_argument("--restore", action="store_true", help="move them back")
-    ap.add_argument("--aside-dir", type=Path, default=Path(tempfile.gettempdir()) / "edgeirst-weights-aside")
+    ap.add_argument("--aside", action="store_true", help="remove the tracked weights from the tree (committed)")
+    ap.add_argument("--restore", action="store_true", help="check them out again from git")
     a = ap.parse_args()
     if a.restore:
-        for f in a.aside_dir.glob("*"):
-            shutil.move(str(f), REPO / "edgeirst" / "weights" / f.name)
-        print(f"restored the weights from {a.aside_dir}")
+        subprocess.run(["git", "-C", str(REPO), "checkout", "--", "edgeirst/weights"], check=True)
+        print("restored the weights from git")
         return
     if not (a.data / "sirst").is_dir() or not (a.data / "sirst-v2-scenes").is_dir():
         sys.exit(f"error: {a.data} holds no sirst/ and sirst-v2-scenes/ (pass --data)")
     pack(a.data, tuple(a.keep))
-    if a.aside:
-        a.aside_dir.mkdir(parents=True, exist_ok=True)
+    if a.aside:  # committed, so git puts them back; uncommitted changes there would be lost: refuse
+        changed = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "edgeirst/weights"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        if changed:
+            sys.exit(f"error: edgeirst/weights has uncommitted changes; commit them before --aside:\n{changed}")
         for p in _tracked_weights():
-            shutil.move(str(REPO / p), a.aside_dir / Path(p).name)
-        print(f"moved the tracked weights to {a.aside_dir}; put them back with --restore after the call")
+            (REPO / p).unlink()
+        print("removed the tracked weights from the tree; put them back with --restore after the call")
     size = sum(f.stat().st_size for d in (".devdata", ".whl") for f in (REPO / d).rglob("*") if f.is_file())
     print(f"packed {size / 2**20:.1f} MiB in .devdata/ and .whl/")
 
