@@ -246,13 +246,14 @@ def _weight_groups(nodes: Sequence[graph.NodeInfo]) -> dict[str, list[str]]:
 def _most_sensitive(ranked: Sequence[str], k: int, nodes: Sequence[graph.NodeInfo]) -> list[str]:
     """The first nodes of ``ranked`` to keep float, at most ``k``, each with the nodes sharing its
     weight (kept float alone, its weight would still be quantized for the others and it would read
-    the int8 copy): whole groups in rank order while they fit (the first group always)."""
-    groups = _weight_groups(nodes)
+    the int8 copy): whole groups in rank order while they fit (the first group always). Only
+    ``ranked`` nodes join a group: the others are float already."""
+    groups, candidates = _weight_groups(nodes), set(ranked)
     kept: list[str] = []
     for name in ranked:
         if name in kept:
             continue
-        group = [g for g in groups.get(name, [name]) if g not in kept] or [name]
+        group = [g for g in groups.get(name, [name]) if g in candidates and g not in kept] or [name]
         if kept and len(kept) + len(group) > k:
             break
         kept += [name] + [g for g in group if g != name]
@@ -278,7 +279,7 @@ def _guarded(job: _Job, first: Path, candidates: list[str], decisions: list[dict
     path, kept = first, []
     for r, k in enumerate(_fallback_sizes(len(ranked), cfg.max_fallback_rounds), 1):
         kept = _most_sensitive(ranked, k, job.nodes)
-        _say(job.progress, f"over budget ({_drop_text(fp32, got, cfg)}); round {r}: keeping the {k} most "
+        _say(job.progress, f"over budget ({_drop_text(fp32, got, cfg)}); round {r}: keeping the {len(kept)} most "
                            f"sensitive node(s) float")
         path = build(kept, r)
         fp32, got, within = _check(job, path, fp32)

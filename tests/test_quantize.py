@@ -180,10 +180,12 @@ def test_a_node_kept_float_takes_the_nodes_sharing_its_weight_along():
     fc2 = "/model/middle/middle.1/ca/fc2/Conv"
     pair = [fc2, "/model/middle/middle.1/ca/fc2_1/Conv"]
     other = next(n.name for n in nodes if n.op == "Conv" and "/ca/" not in n.name)
-    assert _most_sensitive([fc2, other], 1, nodes) == pair  # the first group always, whole
-    assert _most_sensitive([fc2, other], 2, nodes) == pair  # the next does not fit
-    assert _most_sensitive([other, fc2], 2, nodes) == [other]  # the pair would cross the limit: stop
-    assert _most_sensitive([fc2, other], 3, nodes) == pair + [other]
+    ranked = [fc2, other, pair[1]]
+    assert _most_sensitive(ranked, 1, nodes) == pair  # the first group always, whole
+    assert _most_sensitive(ranked, 2, nodes) == pair  # the next does not fit
+    assert _most_sensitive([other, fc2, pair[1]], 2, nodes) == [other]  # the pair would cross the limit: stop
+    assert _most_sensitive(ranked, 3, nodes) == pair + [other]
+    assert _most_sensitive([fc2, other], 3, nodes) == [fc2, other]  # a sibling no candidate is float already
 
 
 def test_cpu_rewrites_are_exact_and_reach_the_fast_int8_kernel(fp32_onnx, synth_root, tmp_path):
