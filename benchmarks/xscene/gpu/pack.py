@@ -31,6 +31,9 @@ from pathlib import Path
 
 import cv2
 
+from edgeirst.errors import EdgeirstError
+from edgeirst.io import os_error, write_bytes, write_text
+
 REPO = Path(__file__).resolve().parents[3]
 LISTS = REPO / "benchmarks" / "xscene"
 KEEP = ("mshnet-w05-xs.pt", "light-sgmtlm-tiny.pt", "mtunet-siwd-w025.pt")
@@ -44,30 +47,32 @@ def _put(src: Path, dst: Path, ids: list[str]) -> None:
     (dst / "images").mkdir(parents=True, exist_ok=True)
     (dst / "masks").mkdir(parents=True, exist_ok=True)
     for i in ids:
-        image = next((src / "images").glob(f"{i}.*"))
-        im = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+        image = next((src / "images").glob(f"{i}.*"), None)
+        im = None if image is None else cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+        if im is None:
+            raise EdgeirstError(f"no readable image for id {i!r} in {src / 'images'}")
         if im.ndim == 3:  # grey frames stored as 3 equal channels
             im = cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
         ok, buf = cv2.imencode(".webp", im, [cv2.IMWRITE_WEBP_QUALITY, 101])  # > 100: lossless
         if not ok or not (cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) == im).all():
-            sys.exit(f"error: {image} does not round-trip through lossless WebP")
-        (dst / "images" / f"{i}.webp").write_bytes(buf.tobytes())
+            raise EdgeirstError(f"{image} does not round-trip through lossless WebP")
+        write_bytes(dst / "images" / f"{i}.webp", buf.tobytes())
         for mask in (src / "masks").glob(f"{i}*.png"):
             if mask.stem in (i, f"{i}_pixels0"):
-                shutil.copy(mask, dst / "masks" / mask.name)
+                write_bytes(dst / "masks" / mask.name, mask.read_bytes())
 
 
 def pack(data: Path, keep: tuple[str, ...]) -> None:
     out = REPO / ".devdata"
     shutil.rmtree(out, ignore_errors=True)
     _put(data / "sirst", out / "sirst", _ids(data / "sirst" / "idx_427" / "trainval.txt"))
-    shutil.copytree(data / "sirst" / "idx_427", out / "sirst" / "idx_427")
+    for split in (data / "sirst" / "idx_427").glob("*.txt"):
+        write_text(out / "sirst" / "idx_427" / split.name, split.read_text())
     backgrounds = _ids(LISTS / "backgrounds-train.txt")
     seq = sorted((b for b in backgrounds if b.startswith("iraytek-")), key=lambda b: int(b.split("-")[1]))
     train = _ids(LISTS / "scenes-train.txt") + seq[::3] + [b for b in backgrounds if not b.startswith("iraytek-")]
     _put(data / "sirst-v2-scenes", out / "sirst-v2-scenes", train + _ids(LISTS / "val.txt"))
-    (out / "lists").mkdir()
-    (out / "lists" / "train-sub.txt").write_text("\n".join(train) + "\n")
+    write_text(out / "lists" / "train-sub.txt", "\n".join(train) + "\n")
 
     whl = REPO / ".whl"
     shutil.rmtree(whl, ignore_errors=True)
@@ -77,15 +82,16 @@ def pack(data: Path, keep: tuple[str, ...]) -> None:
         for f in (Path(tmp) / "edgeirst" / "weights").glob("*.*"):
             if f.suffix in (".onnx", ".pt") and f.name not in keep:
                 f.unlink()
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", whl, tmp],
-                       check=True)
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                        "-w", whl, tmp], check=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", whl,
                     "tomli-w==1.2.0"], check=True)
     exclude = REPO / ".git" / "info" / "exclude"  # neither is committed
-    exclude.parent.mkdir(parents=True, exist_ok=True)
-    have = exclude.read_text().split() if exclude.exists() else []
-    with exclude.open("a") as f:
-        f.writelines(f"{name}\n" for name in ("/.devdata/", "/.whl/") if name not in have)
+    text = exclude.read_text() if exclude.exists() else ""
+    missing = [name for name in ("/.devdata/", "/.whl/") if name not in text.split()]
+    if missing:
+        sep = "" if not text or text.endswith("\n") else "\n"
+        write_text(exclude, text + sep + "".join(f"{m}\n" for m in missing))
 
 
 def _tracked_weights() -> list[str]:
@@ -106,13 +112,15 @@ def main() -> None:
         print("restored the weights from git")
         return
     if not (a.data / "sirst").is_dir() or not (a.data / "sirst-v2-scenes").is_dir():
-        sys.exit(f"error: {a.data} holds no sirst/ and sirst-v2-scenes/ (pass --data)")
-    pack(a.data, tuple(a.keep))
+        raise EdgeirstError(f"{a.data} holds no sirst/ and sirst-v2-scenes/ (pass --data)")
     if a.aside:  # committed, so git puts them back; uncommitted changes there would be lost: refuse
         changed = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "edgeirst/weights"],
-                                 capture_output=True, text=True, check=True).stdout.strip()
+                                 capture_output=True, text=True, check=True).stdout.splitlines()
         if changed:
-            sys.exit(f"error: edgeirst/weights has uncommitted changes; commit them before --aside:\n{changed}")
+            raise EdgeirstError(f"edgeirst/weights has {len(changed)} uncommitted change(s) (git status); "
+                                "commit them before --aside")
+    pack(a.data, tuple(a.keep))
+    if a.aside:
         for p in _tracked_weights():
             (REPO / p).unlink()
         print("removed the tracked weights from the tree; put them back with --restore after the call")
@@ -120,5 +128,17 @@ def main() -> None:
     print(f"packed {size / 2**20:.1f} MiB in .devdata/ and .whl/")
 
 
+def _fail(line: str) -> None:
+    print(f"error: {line}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except EdgeirstError as e:
+        _fail(str(e))
+    except subprocess.CalledProcessError as e:
+        _fail(f"{' '.join(map(str, e.cmd)) if isinstance(e.cmd, list) else e.cmd} failed (exit {e.returncode})")
+    except OSError as e:  # a full disk, an unreadable file: one line naming the path
+        _fail(str(os_error(e, action="write")))
