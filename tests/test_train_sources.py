@@ -1,5 +1,6 @@
 """Training across sources: several datasets in one run, background-only images as a share of
-each batch, crops on targets and on bright clutter, copy-paste of real targets."""
+each batch, crops on targets and on bright clutter, copy-paste of real targets, synthetic targets on
+real clutter."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def test_two_datasets_train_together(synth_root, backgrounds, tmp_path):
     cfg = TrainConfig(model="mshnet", data=[str(synth_root), str(backgrounds)], split=["train", "all"],
                       val_split=["val", "all"], out=str(tmp_path / "run"), epochs=1, batch=4, size=64,
                       model_kwargs={"width": 0.25}, optimizer="adam", lr=1e-3, max_steps=2, negatives=0.5,
-                      target_crops=0.7, hard_crops=0.5, copy_paste=0.5)
+                      target_crops=0.7, hard_crops=0.5, copy_paste=0.5, synth_targets=0.3)
     summary = train(cfg, progress=False)
     _, meta, _ = load_checkpoint(summary["best"])
     assert meta.train["data"] == [str(synth_root), str(backgrounds)] and meta.train["split"] == ["train", "all"]
@@ -113,6 +114,28 @@ def test_copy_paste_puts_real_targets_on_background_crops():
     assert m.sum() >= 9  # at least one pasted target, with its mask
     inside = x[0][m[0] > 0].mean()
     assert inside > x[0][m[0] == 0].mean() + 0.02  # brighter than its surroundings
+
+
+def test_synthetic_targets_are_rendered_onto_the_crops_clutter_with_their_masks():
+    from edgeirst.meta import ModelMeta
+
+    rng = np.random.default_rng(2)
+    clutter = (0.4 + 0.03 * rng.standard_normal((96, 96))).astype(np.float32)
+    real = np.zeros((96, 96), bool)
+    real[10:13, 10:13] = True
+    meta = ModelMeta("mshnet", mean=(0.0,), std=(1.0,))
+    plain = TrainSamples([clutter], [real], meta, 96, augment="none")
+    synth = TrainSamples([clutter], [real], meta, 96, augment="none", recipe=Recipe(synth_targets=1.0))
+    torch.manual_seed(0)
+    x0, m0 = plain[0]
+    torch.manual_seed(0)
+    x, m = synth[0]
+    new = (m[0] > 0) & ~(m0[0] > 0)
+    assert new.sum() >= 4  # at least one synthetic target, masked
+    assert (m[0][m0[0] > 0] > 0).all()  # the real target's mask is kept
+    assert (x[0][new] - x0[0][new]).min() > 0.02  # the target adds signal on every mask pixel
+    changed = (x[0] - x0[0]).abs() > 1e-6
+    assert changed.sum() < 0.5 * changed.numel()  # local targets: the rest of the clutter stays as it was
 
 
 def test_faint_crops_scale_contrast_down_around_the_median_and_keep_the_mask():

@@ -14,7 +14,9 @@ what makes a model hold up on scenes it never saw: crops placed on a target (lar
 otherwise give mostly empty crops), background-only frames as a fixed share of every batch
 (``MixedBatches``), hard negatives (crops centred on a background frame's brightest small blobs,
 where a segmenter's false alarms lie) and copy-paste synthesis (real targets cut from their masks
-and pasted onto real background crops at a drawn signal-to-clutter ratio and size).
+and pasted onto real background crops at a drawn signal-to-clutter ratio and size), and synthetic
+targets (``edgeirst.data.synth``'s points, spots and elongated Gaussians, sizes a real training set
+lacks) rendered onto the real clutter of a crop.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 
 from edgeirst.data.sirst import SirstDataset
+from edgeirst.data.synth import SynthConfig, place_targets, render_targets
 from edgeirst.meta import ModelMeta
 from edgeirst.postprocess import cluster_targets
 from edgeirst.preprocess import normalize, to_unit
@@ -106,7 +109,11 @@ class Recipe:
     with it and the signal-to-clutter ratio is kept): targets a few grey levels above a flat sky,
     as other sensors deliver them, look like that, and NUAA-SIRST has none; ``mine``: probability
     that a crop not placed on a target is centred on one of the model's own current false alarms
-    in that image (``TrainSamples.mined``, refreshed by the trainer, ``edgeirst.train.mining``).
+    in that image (``TrainSamples.mined``, refreshed by the trainer, ``edgeirst.train.mining``);
+    ``synth_targets``: probability that a crop gets 1-3 synthetic targets (``edgeirst.data.synth``:
+    points, spots and elongated Gaussians of PSF sigma ``synth_sizes``, the demo scene's shapes)
+    rendered onto its real clutter at a signal-to-clutter ratio drawn from ``synth_scr``, where it
+    fits below the top of the pixel range.
     """
 
     negatives: float = 0.0
@@ -118,6 +125,9 @@ class Recipe:
     faint: float = 0.0
     faint_gain: tuple[float, float] = (0.05, 0.5)
     mine: float = 0.0
+    synth_targets: float = 0.0
+    synth_scr: tuple[float, float] = (3.0, 15.0)
+    synth_sizes: tuple[float, float] = (1.0, 4.0)
 
 
 HARD_CANDIDATES = 24  # bright-blob crop centres kept per background frame
@@ -213,6 +223,8 @@ class TrainSamples(torch.utils.data.Dataset):
         img, mask = self._crop(img, mask, rng, centre)
         if self.bank and not mask.any() and rng.random() < r.copy_paste:
             img, mask = self._paste(np.array(img, np.float32), np.array(mask), rng)
+        if r.synth_targets and rng.random() < r.synth_targets:
+            img, mask = self._synth(np.array(img, np.float32), np.array(mask), rng)
         if a.flips:
             if rng.random() < 0.5:
                 img, mask = img[:, ::-1], mask[:, ::-1]
@@ -245,6 +257,13 @@ class TrainSamples(torch.utils.data.Dataset):
             img[y:y + ph, x:x + pw] += sig * (scr * clutter / float(sig.max()))
             mask[y:y + ph, x:x + pw] |= pmk.astype(mask.dtype)
         return np.clip(img, 0.0, 1.0), mask
+
+    def _synth(self, img: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
+        """1-3 synthetic targets rendered onto the crop's own clutter (fewer where none fits)."""
+        r = self.recipe
+        cfg = SynthConfig(targets=(1, 3), scr=r.synth_scr, sizes=r.synth_sizes)
+        img, new = render_targets(img, place_targets(cfg, rng, img))
+        return np.clip(img, 0.0, 1.0), mask | new.astype(mask.dtype)
 
     def _photometric(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         a = self.aug

@@ -256,7 +256,8 @@ class _Run:
                 tqdm.write(f"distilling {cfg.teacher} ({self.teacher.meta.name}) into {cfg.model}, "
                            f"weight {cfg.distill_weight:g}")
         recipe = Recipe(negatives=cfg.negatives, target_crops=cfg.target_crops, hard_crops=cfg.hard_crops,
-                        copy_paste=cfg.copy_paste, faint=cfg.faint, mine=cfg.mine)
+                        copy_paste=cfg.copy_paste, faint=cfg.faint, mine=cfg.mine,
+                        synth_targets=cfg.synth_targets)
         self.samples = samples = TrainSamples(images, masks, self.meta, size, augment=cfg.augment, recipe=recipe)
         self.sampler = torch.utils.data.DistributedSampler(samples, self.world, rank, shuffle=True, seed=cfg.seed) \
             if self.world > 1 else None
