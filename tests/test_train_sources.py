@@ -138,6 +138,20 @@ def test_synthetic_targets_are_rendered_onto_the_crops_clutter_with_their_masks(
     assert changed.sum() < 0.5 * changed.numel()  # local targets: the rest of the clutter stays as it was
 
 
+def test_synthetic_targets_are_left_out_where_they_would_be_invisible():
+    from edgeirst.meta import ModelMeta
+
+    flat = np.full((64, 64), 0.3, np.float32) + np.random.default_rng(3).normal(0, 1e-3, (64, 64)).astype(np.float32)
+    meta = ModelMeta("mshnet", mean=(0.0,), std=(1.0,))
+    synth = TrainSamples([flat], [np.zeros((64, 64), bool)], meta, 64, augment="none",
+                         recipe=Recipe(synth_targets=1.0, synth_scr=(3.0, 5.0)))
+    torch.manual_seed(0)
+    for _ in range(10):
+        x, m = synth[0]
+        assert not m.any()  # 3-5 clutter stds over a near-flat sky is under a hundredth of the range: unlabelled, unseen
+        assert (x[0] - torch.from_numpy(flat)).abs().max() < 1e-6
+
+
 def test_faint_crops_scale_contrast_down_around_the_median_and_keep_the_mask():
     from edgeirst.meta import ModelMeta
 

@@ -113,7 +113,7 @@ class Recipe:
     ``synth_targets``: probability that a crop gets 1-3 synthetic targets (``edgeirst.data.synth``:
     points, spots and elongated Gaussians of PSF sigma ``synth_sizes``, the demo scene's shapes)
     rendered onto its real clutter at a signal-to-clutter ratio drawn from ``synth_scr``, where it
-    fits below the top of the pixel range.
+    fits below the top of the pixel range and stands at least ``SYNTH_MIN_CONTRAST`` above the clutter.
     """
 
     negatives: float = 0.0
@@ -130,6 +130,7 @@ class Recipe:
     synth_sizes: tuple[float, float] = (1.0, 4.0)
 
 
+SYNTH_MIN_CONTRAST = 0.05  # a synthetic target's peak above its clutter, in the pixel range (NUAA-SIRST has none fainter)
 HARD_CANDIDATES = 24  # bright-blob crop centres kept per background frame
 TOPHAT_KERNEL = 15  # px: blobs smaller than this stand out of the white top-hat, as small targets do
 
@@ -262,7 +263,12 @@ class TrainSamples(torch.utils.data.Dataset):
         """1-3 synthetic targets rendered onto the crop's own clutter (fewer where none fits)."""
         r = self.recipe
         cfg = SynthConfig(targets=(1, 3), scr=r.synth_scr, sizes=r.synth_sizes)
-        img, new = render_targets(img, place_targets(cfg, rng, img))
+        visible = []
+        for t in place_targets(cfg, rng, img):
+            out, m = render_targets(img, [t])
+            if float((out - img)[m].max()) >= SYNTH_MIN_CONTRAST:  # on flat or zero-padded parts, SCR alone
+                visible.append(t)  # would give a target the augmentation's noise hides: no label for the unseen
+        img, new = render_targets(img, visible)
         return np.clip(img, 0.0, 1.0), mask | new.astype(mask.dtype)
 
     def _photometric(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
