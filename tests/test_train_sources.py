@@ -152,6 +152,31 @@ def test_synthetic_targets_are_left_out_where_they_would_be_invisible():
         assert (x[0] - torch.from_numpy(flat)).abs().max() < 1e-6
 
 
+def test_levels_give_a_crop_another_cameras_gain_and_offset_and_keep_the_mask():
+    from edgeirst.meta import ModelMeta
+
+    rng = np.random.default_rng(4)
+    img = np.full((48, 48), 0.4, np.float32) + rng.normal(0, 0.02, (48, 48)).astype(np.float32)
+    mask = np.zeros((48, 48), bool)
+    mask[20:23, 20:23] = True
+    img[mask] = 0.6
+    meta = ModelMeta("mshnet", mean=(0.0,), std=(1.0,))
+    recipe = Recipe(levels=1.0)
+    samples = TrainSamples([img], [mask], meta, 48, augment="none", recipe=recipe)
+    torch.manual_seed(0)
+    medians, gains = [], []
+    for _ in range(40):
+        x, m = samples[0]
+        assert torch.equal(m[0] > 0, torch.from_numpy(mask))
+        x = x[0].numpy()
+        medians.append(float(np.median(x)))
+        gains.append(float(x[mask].mean() - np.median(x)) / float(img[mask].mean() - np.median(img)))
+    lo, hi = recipe.levels_median
+    assert all(lo - 1e-6 <= v <= hi + 1e-6 for v in medians) and max(medians) - min(medians) > 0.3
+    g_lo, g_hi = recipe.levels_gain
+    assert all(g_lo - 1e-3 <= g <= g_hi + 1e-3 for g in gains) and max(gains) / min(gains) > 2
+
+
 def test_faint_crops_scale_contrast_down_around_the_median_and_keep_the_mask():
     from edgeirst.meta import ModelMeta
 

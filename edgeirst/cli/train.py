@@ -16,7 +16,7 @@ from edgeirst.train import TrainConfig
 
 # CLI parameter -> TrainConfig field, where the names differ
 _FIELDS = {"name": "model", "model_args": "model_kwargs", "loss_args": "loss_options"}
-_RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste", "faint", "mine", "synth_targets")  # None: TrainConfig's default (off)
+_RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste", "faint", "mine", "synth_targets", "levels")  # None: TrainConfig's default (off)
 
 
 @click.command("train")
@@ -39,6 +39,9 @@ _RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste", "faint", "mi
 @click.option("--synth-targets", type=PROBABILITY,
               help="Probability that a crop gets 1-3 synthetic targets (points, spots, elongated; PSF sigma 1-4 px, "
                    "the demo's shapes) rendered onto its real clutter at a signal-to-clutter ratio of 3-15.")
+@click.option("--levels", type=PROBABILITY,
+              help="Probability that a crop's grey levels get another camera's gain and offset: contrast 0.5-2.5x "
+                   "around its median, the median moved to 0.05-0.75 of the range (dark night skies, hazy ones).")
 @click.option("--mine", type=PROBABILITY,
               help="Probability that a crop is centred on one of the model's own false alarms in that image "
                    "(mined on the training images before the first epoch, refreshed after each validation).")

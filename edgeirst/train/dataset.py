@@ -113,7 +113,12 @@ class Recipe:
     ``synth_targets``: probability that a crop gets 1-3 synthetic targets (``edgeirst.data.synth``:
     points, spots and elongated Gaussians of PSF sigma ``synth_sizes``, the demo scene's shapes)
     rendered onto its real clutter at a signal-to-clutter ratio drawn from ``synth_scr``, where it
-    fits below the top of the pixel range and stands at least ``SYNTH_MIN_CONTRAST`` above the clutter.
+    fits below the top of the pixel range and stands at least ``SYNTH_MIN_CONTRAST`` above the clutter;
+    ``levels``: probability that a crop's grey levels are remapped as another camera's gain and
+    offset (AGC) would deliver them: contrast scaled around the crop's median by a gain drawn
+    log-uniformly from ``levels_gain``, then the median moved to a level drawn from
+    ``levels_median`` (a dark night sky or a bright hazy one; the strong augmentation's +-0.1 and
+    0.7-1.3x leave a model blind to a clear target on a sky darker than NUAA-SIRST's).
     """
 
     negatives: float = 0.0
@@ -128,6 +133,9 @@ class Recipe:
     synth_targets: float = 0.0
     synth_scr: tuple[float, float] = (3.0, 15.0)
     synth_sizes: tuple[float, float] = (1.0, 4.0)
+    levels: float = 0.0
+    levels_gain: tuple[float, float] = (0.5, 2.5)
+    levels_median: tuple[float, float] = (0.05, 0.75)
 
 
 SYNTH_MIN_CONTRAST = 0.05  # a synthetic target's peak above its clutter, in the pixel range (NUAA-SIRST has none fainter)
@@ -232,6 +240,8 @@ class TrainSamples(torch.utils.data.Dataset):
             if rng.random() < 0.5:
                 img, mask = img[::-1], mask[::-1]
         img = self._photometric(np.ascontiguousarray(img, np.float32), rng)
+        if r.levels and rng.random() < r.levels:
+            img = self._levels(img, rng)
         if r.faint and rng.random() < r.faint:
             img = self._faint(img, rng)
         x = normalize(np.ascontiguousarray(img, np.float32), self.meta)
@@ -282,6 +292,12 @@ class TrainSamples(torch.utils.data.Dataset):
         if a.noise:
             img = img + rng.normal(0.0, rng.uniform(0.0, a.noise), img.shape).astype(np.float32)
         return np.clip(img, 0.0, 1.0)
+
+    def _levels(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        r = self.recipe
+        gain = np.float32(math.exp(rng.uniform(math.log(r.levels_gain[0]), math.log(r.levels_gain[1]))))
+        median = np.float32(np.median(img))
+        return np.clip((img - median) * gain + np.float32(rng.uniform(*r.levels_median)), 0.0, 1.0)
 
     def _faint(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         lo, hi = self.recipe.faint_gain

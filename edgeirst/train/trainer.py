@@ -257,7 +257,7 @@ class _Run:
                            f"weight {cfg.distill_weight:g}")
         recipe = Recipe(negatives=cfg.negatives, target_crops=cfg.target_crops, hard_crops=cfg.hard_crops,
                         copy_paste=cfg.copy_paste, faint=cfg.faint, mine=cfg.mine,
-                        synth_targets=cfg.synth_targets)
+                        synth_targets=cfg.synth_targets, levels=cfg.levels)
         self.samples = samples = TrainSamples(images, masks, self.meta, size, augment=cfg.augment, recipe=recipe)
         self.sampler = torch.utils.data.DistributedSampler(samples, self.world, rank, shuffle=True, seed=cfg.seed) \
             if self.world > 1 else None
