@@ -16,7 +16,7 @@ otherwise give mostly empty crops), background-only frames as a fixed share of e
 where a segmenter's false alarms lie) and copy-paste synthesis (real targets cut from their masks
 and pasted onto real background crops at a drawn signal-to-clutter ratio and size), and synthetic
 targets (``edgeirst.data.synth``'s points, spots and elongated Gaussians, sizes a real training set
-lacks) rendered onto the real clutter of a crop.
+lacks) rendered onto the real clutter of a crop; and other cameras' grey levels (gain and offset).
 """
 
 from __future__ import annotations
