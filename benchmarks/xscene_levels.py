@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from edgeirst.data.sirst import open_datasets
+from edgeirst.errors import EdgeirstError
 from edgeirst.evaluate import evaluate_backend, prepare
 from edgeirst.runtime import load_backend
 
@@ -107,4 +108,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (EdgeirstError, OSError) as e:  # an unknown model, an unreadable file: one line
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -14,9 +14,23 @@ torch = pytest.importorskip("torch")
 from edgeirst.checkpoint import load_checkpoint  # noqa: E402
 from edgeirst.data.sirst import DatasetUnion, open_datasets  # noqa: E402
 from edgeirst.errors import EdgeirstError  # noqa: E402
+from edgeirst.meta import ModelMeta  # noqa: E402
 from edgeirst.train import TrainConfig  # noqa: E402
 from edgeirst.train.dataset import MixedBatches, Recipe, TrainSamples, bright_blobs, target_bank  # noqa: E402
 from edgeirst.train.trainer import train  # noqa: E402
+
+RAW = ModelMeta("mshnet", mean=(0.0,), std=(1.0,))  # normalisation off: a sample's values are its grey levels
+
+
+def spot(seed: int, sky: float, noise: float, target: float, side: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """A ``side`` x ``side`` sky at level ``sky`` with Gaussian noise, and one 3x3 target of level
+    ``target`` at (20, 20): (image, mask)."""
+    rng = np.random.default_rng(seed)
+    img = np.full((side, side), sky, np.float32) + rng.normal(0, noise, (side, side)).astype(np.float32)
+    mask = np.zeros((side, side), bool)
+    mask[20:23, 20:23] = True
+    img[mask] = target
+    return img, mask
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +110,6 @@ def test_bright_blobs_find_small_bright_clutter():
 
 
 def test_copy_paste_puts_real_targets_on_background_crops():
-    from edgeirst.meta import ModelMeta
-
     rng = np.random.default_rng(0)
     target = np.full((64, 64), 0.3, np.float32) + rng.normal(0, 0.01, (64, 64)).astype(np.float32)
     tmask = np.zeros((64, 64), bool)
@@ -106,8 +118,7 @@ def test_copy_paste_puts_real_targets_on_background_crops():
     background = np.full((96, 96), 0.4, np.float32) + rng.normal(0, 0.02, (96, 96)).astype(np.float32)
     bank = target_bank([target], [tmask])
     assert len(bank) == 1 and bank[0][0].max() == pytest.approx(1.0)
-    meta = ModelMeta("mshnet", mean=(0.0,), std=(1.0,))
-    samples = TrainSamples([target, background], [tmask, np.zeros((96, 96), bool)], meta, 48, augment="none",
+    samples = TrainSamples([target, background], [tmask, np.zeros((96, 96), bool)], RAW, 48, augment="none",
                            recipe=Recipe(copy_paste=1.0))
     torch.manual_seed(0)
     x, m = samples[1]
@@ -117,15 +128,12 @@ def test_copy_paste_puts_real_targets_on_background_crops():
 
 
 def test_synthetic_targets_are_rendered_onto_the_crops_clutter_with_their_masks():
-    from edgeirst.meta import ModelMeta
-
     rng = np.random.default_rng(2)
     clutter = (0.4 + 0.03 * rng.standard_normal((96, 96))).astype(np.float32)
     real = np.zeros((96, 96), bool)
     real[10:13, 10:13] = True
-    meta = ModelMeta("mshnet", mean=(0.0,), std=(1.0,))
-    plain = TrainSamples([clutter], [real], meta, 96, augment="none")
-    synth = TrainSamples([clutter], [real], meta, 96, augment="none", recipe=Recipe(synth_targets=1.0))
+    plain = TrainSamples([clutter], [real], RAW, 96, augment="none")
+    synth = TrainSamples([clutter], [real], RAW, 96, augment="none", recipe=Recipe(synth_targets=1.0))
     torch.manual_seed(0)
     x0, m0 = plain[0]
     torch.manual_seed(0)
@@ -139,11 +147,8 @@ def test_synthetic_targets_are_rendered_onto_the_crops_clutter_with_their_masks(
 
 
 def test_synthetic_targets_are_left_out_where_they_would_be_invisible():
-    from edgeirst.meta import ModelMeta
-
     flat = np.full((64, 64), 0.3, np.float32) + np.random.default_rng(3).normal(0, 1e-3, (64, 64)).astype(np.float32)
-    meta = ModelMeta("mshnet", mean=(0.0,), std=(1.0,))
-    synth = TrainSamples([flat], [np.zeros((64, 64), bool)], meta, 64, augment="none",
+    synth = TrainSamples([flat], [np.zeros((64, 64), bool)], RAW, 64, augment="none",
                          recipe=Recipe(synth_targets=1.0, synth_scr=(3.0, 5.0)))
     torch.manual_seed(0)
     for _ in range(10):
@@ -153,16 +158,9 @@ def test_synthetic_targets_are_left_out_where_they_would_be_invisible():
 
 
 def test_levels_give_a_crop_another_cameras_gain_and_offset_and_keep_the_mask():
-    from edgeirst.meta import ModelMeta
-
-    rng = np.random.default_rng(4)
-    img = np.full((48, 48), 0.4, np.float32) + rng.normal(0, 0.02, (48, 48)).astype(np.float32)
-    mask = np.zeros((48, 48), bool)
-    mask[20:23, 20:23] = True
-    img[mask] = 0.6
-    meta = ModelMeta("mshnet", mean=(0.0,), std=(1.0,))
+    img, mask = spot(4, sky=0.4, noise=0.02, target=0.6)
     recipe = Recipe(levels=1.0)
-    samples = TrainSamples([img], [mask], meta, 48, augment="none", recipe=recipe)
+    samples = TrainSamples([img], [mask], RAW, 48, augment="none", recipe=recipe)
     torch.manual_seed(0)
     medians, gains = [], []
     for _ in range(40):
@@ -178,16 +176,9 @@ def test_levels_give_a_crop_another_cameras_gain_and_offset_and_keep_the_mask():
 
 
 def test_faint_crops_scale_contrast_down_around_the_median_and_keep_the_mask():
-    from edgeirst.meta import ModelMeta
-
-    rng = np.random.default_rng(1)
-    img = np.full((48, 48), 0.3, np.float32) + rng.normal(0, 0.01, (48, 48)).astype(np.float32)
-    mask = np.zeros((48, 48), bool)
-    mask[20:23, 20:23] = True
-    img[mask] = 0.9
-    meta = ModelMeta("mshnet", mean=(0.0,), std=(1.0,))
-    plain = TrainSamples([img], [mask], meta, 48, augment="none")
-    faint = TrainSamples([img], [mask], meta, 48, augment="none", recipe=Recipe(faint=1.0))
+    img, mask = spot(1, sky=0.3, noise=0.01, target=0.9)
+    plain = TrainSamples([img], [mask], RAW, 48, augment="none")
+    faint = TrainSamples([img], [mask], RAW, 48, augment="none", recipe=Recipe(faint=1.0))
     torch.manual_seed(0)
     x0, m0 = plain[0]
     x1, m1 = faint[0]
@@ -226,10 +217,8 @@ def test_mining_finds_the_models_false_alarms_and_skips_its_hits():
 
 
 def test_mined_crops_are_centred_on_the_mined_points():
-    from edgeirst.meta import ModelMeta
-
     img = np.full((200, 200), 0.3, np.float32)
-    samples = TrainSamples([img], [np.zeros((200, 200), bool)], ModelMeta("mshnet", mean=(0.0,), std=(1.0,)), 32,
+    samples = TrainSamples([img], [np.zeros((200, 200), bool)], RAW, 32,
                            augment="none", recipe=Recipe(mine=1.0))
     samples.mined = {0: np.array([[150, 20]])}
     img[150, 20] = 1.0
