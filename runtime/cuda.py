@@ -325,3 +325,24 @@ class HostDeviceBuffer:
         if getattr(self, "_dev_alloc", None) is not None or getattr(self, "_host_ptr", None) is not None:
             if not getattr(self.dev, "_closed", True):
                 self.free()
+
+
+def round_trip(dev: CudaDevice, mapped: bool = False, shape: tuple[int, ...] = (3, 480, 640)) -> bool:
+    """Random float32 data up to ``dev`` and back through one ``HostDeviceBuffer``, the host copy
+    poisoned (NaN) in between unless ``mapped`` (one allocation then): True when it comes back
+    bit-exact. The memory path the TensorRT backend runs each frame through."""
+    want = np.random.default_rng().standard_normal(shape).astype(np.float32)
+    with dev.active():
+        buf = dev.buffer(shape, np.float32, mapped=mapped)
+        try:
+            buf.host[...] = want
+            buf.to_device()
+            dev.synchronize()
+            if not mapped:
+                buf.host[...] = np.nan
+            buf.to_host()
+            dev.synchronize()
+            return bool(np.array_equal(buf.host, want))
+        finally:
+            buf.free()
+

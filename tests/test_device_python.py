@@ -250,3 +250,20 @@ def test_libcudart_without_a_gpu_is_one_line():
         pytest.skip("this machine has a CUDA GPU")
     with pytest.raises(EdgeirstError, match=r"no usable CUDA GPU here \(libcudart\): \S"):
         cuda.CudaDevice(0, "libcudart")
+
+
+@pytest.mark.parametrize("api", ["pycuda", "cuda-python", "libcudart"])
+def test_buffers_round_trip_on_a_gpu(api):
+    """Where a GPU and the binding are present: data up to the GPU and back, copied and mapped
+    (ran on an H200 through each of cuda-python and libcudart, benchmarks/xscene/gpu/cuda_check.py)."""
+    if api not in cuda.available_apis():
+        pytest.skip(f"{api} does not import here")
+    try:
+        dev = cuda.CudaDevice(0, api)
+    except EdgeirstError as e:
+        pytest.skip(str(e))
+    try:
+        assert cuda.round_trip(dev, mapped=False, shape=(2, 64, 64))
+        assert cuda.round_trip(dev, mapped=True, shape=(2, 64, 64))
+    finally:
+        dev.close()
