@@ -5,6 +5,9 @@ all of them as one set, with the same metrics as `edgeirst eval` (false alarms p
 The split lists are in benchmarks/xscene/ (see its README.md); the data in ../shared/data.
 
     python benchmarks/xscene.py default runs/new/best.pt ... [--md benchmarks/results/xscene.md]
+
+``--frames`` also lists, for the held-apart background frames, each frame with a false alarm and
+how many (a figure over 20 frames can rest on one or two of them).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pathlib import Path
 
 from edgeirst.data.sirst import open_datasets
 from edgeirst.evaluate import evaluate_backend
+from edgeirst.postprocess import decode_outputs
+from edgeirst.preprocess import prepare
 from edgeirst.io import write_text
 from edgeirst.machine import describe, machine_stamp
 from edgeirst.runtime import load_backend
@@ -36,11 +41,24 @@ def _cell(v, k: str) -> str:
     return f"{v * 1e6:.1f}" if k == "fa" else f"{v:.3f}" if k.startswith("fa_") else f"{v:.4f}"
 
 
+def _by_frame(backend, dataset) -> str:
+    """'frame: count, ...' for the frames of a background-only set where the model finds anything."""
+    found = []
+    for i in range(len(dataset)):
+        s = dataset[i]
+        x, box = prepare(s.image, backend.meta)
+        n = len(decode_outputs({k: v[0] for k, v in backend.infer(x[None]).items()}, backend.meta, box).targets)
+        if n:
+            found.append(f"{Path(s.id).name}: {n}")
+    return ", ".join(found) or "none"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+")
     ap.add_argument("--md", help="write the table (markdown) here")
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--frames", action="store_true", help="list the background frames with false alarms")
     args = ap.parse_args(argv)
     lines = ["| model | set | images | targets | IoU | nIoU | Pd | Fa 1e-6 | AP50 | FA/frame | FA frames |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -52,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                     " | ".join(_cell(m[k], k) for k in COLS) + " |"
                 print(row, flush=True)
                 lines.append(row)
+            if args.frames:
+                print(f"false alarms by background frame: {_by_frame(be, open_datasets(*PARTS['backgrounds val']))}")
     if args.md:
         write_text(args.md, f"Measured on {describe(machine_stamp())}.\n\n" + "\n".join(lines) + "\n")
     return 0

@@ -141,7 +141,7 @@ def test_motion_moves_targets():
 
 def test_targets_bounce_and_stay_inside():
     seq = SynthSequence(SynthConfig(height=32, width=40, targets=(2, 2), sizes=(1.0, 1.5), speed=(3.0, 3.0)), frames=60)
-    flips = 0
+    flips, prev = 0, []
     for i, (_, mask) in enumerate(seq):
         v = [(t.vx, t.vy) for t in seq.targets]
         for t in seq.targets:

@@ -109,6 +109,22 @@ def test_bright_blobs_find_small_bright_clutter():
     assert len(blobs) == 2
 
 
+def test_clutter_crops_centre_on_a_target_images_own_blobs_away_from_its_target():
+    """A lamp in the scene of a target: crops of that image not placed on the target are centred
+    on the lamp (the only blob away from the target), and the blob search never returns the target."""
+    img, mask = spot(0, sky=0.2, noise=0.0, target=0.9, side=160)
+    img[120:123, 130:133] = 0.7  # a lamp, 140 px from the target
+    assert {tuple(b) for b in bright_blobs(img, targets=mask)} <= {(y, x) for y in range(120, 123) for x in range(130, 133)}
+    samples = TrainSamples([img], [mask], RAW, 32, augment="none", recipe=Recipe(clutter_crops=1.0))
+    torch.manual_seed(0)
+    for _ in range(5):
+        x, m = samples[0]
+        assert not m.any() and float(x.max()) == pytest.approx(0.7)  # the lamp in the crop, not the target
+    plain = TrainSamples([img], [mask], RAW, 32, augment="none", recipe=Recipe(hard_crops=1.0))
+    x, _ = plain[0]  # --hard-crops alone keeps to background frames: the central crop here
+    assert float(x.max()) == pytest.approx(0.2)
+
+
 def test_copy_paste_puts_real_targets_on_background_crops():
     rng = np.random.default_rng(0)
     target = np.full((64, 64), 0.3, np.float32) + rng.normal(0, 0.01, (64, 64)).astype(np.float32)

@@ -16,7 +16,7 @@ from edgeirst.train import TrainConfig
 
 # CLI parameter -> TrainConfig field, where the names differ
 _FIELDS = {"name": "model", "model_args": "model_kwargs", "loss_args": "loss_options"}
-_RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste", "faint", "mine", "synth_targets", "levels")  # None: TrainConfig's default (off)
+_RECIPE = ("negatives", "target_crops", "hard_crops", "clutter_crops", "copy_paste", "faint", "mine", "synth_targets", "levels")  # None: TrainConfig's default (off)
 
 
 @click.command("train")
@@ -31,6 +31,9 @@ _RECIPE = ("negatives", "target_crops", "hard_crops", "copy_paste", "faint", "mi
 @click.option("--target-crops", type=PROBABILITY, help="Probability that a training crop is placed on a target.")
 @click.option("--hard-crops", type=PROBABILITY,
               help="Probability that a background crop is centred on one of the frame's brightest small blobs.")
+@click.option("--clutter-crops", type=PROBABILITY,
+              help="Probability that a crop of an image with targets, when not placed on one, is centred on one of "
+                   "its brightest small blobs away from them (lamps, windows, glints of the targets' own scenes).")
 @click.option("--copy-paste", type=PROBABILITY,
               help="Probability that a background crop gets 1-3 real targets pasted in (varied SCR and size).")
 @click.option("--faint", type=PROBABILITY,

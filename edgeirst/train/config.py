@@ -59,6 +59,7 @@ class TrainConfig:
     negatives: float = 0.0  # share of each batch from background-only images (empty masks)
     target_crops: float = 0.0  # probability that a crop is placed on a target
     hard_crops: float = 0.0  # probability that a background crop is centred on a bright blob
+    clutter_crops: float = 0.0  # the same for a target image's crop not placed on a target (blobs away from them)
     copy_paste: float = 0.0  # probability that a background crop gets real targets pasted in
     faint: float = 0.0  # probability that a crop's contrast is scaled down (faint targets on flat skies)
     mine: float = 0.0  # probability that a crop is centred on one of the model's own false alarms

@@ -102,6 +102,9 @@ class Recipe:
     ``negatives``: share of each batch drawn from background-only images; ``target_crops``:
     probability that a crop of an image with targets is placed on one of them; ``hard_crops``:
     probability that a background crop is centred on one of the frame's brightest small blobs;
+    ``clutter_crops``: probability that a crop of an image with targets, when not placed on a target,
+    is centred on one of its brightest small blobs away from the targets (the hard negatives of the
+    scenes targets are seen in: lamps, windows, glints);
     ``copy_paste``: probability that a background crop gets 1-3 real targets pasted in, at a
     signal-to-clutter ratio drawn from ``scr`` and a scale from ``paste_scale``; ``faint``:
     probability that a crop's contrast is scaled down around its median by a gain drawn
@@ -124,6 +127,7 @@ class Recipe:
     negatives: float = 0.0
     target_crops: float = 0.0
     hard_crops: float = 0.0
+    clutter_crops: float = 0.0
     copy_paste: float = 0.0
     scr: tuple[float, float] = (2.0, 15.0)
     paste_scale: tuple[float, float] = (0.7, 1.5)
@@ -143,12 +147,16 @@ HARD_CANDIDATES = 24  # bright-blob crop centres kept per background frame
 TOPHAT_KERNEL = 15  # px: blobs smaller than this stand out of the white top-hat, as small targets do
 
 
-def bright_blobs(img: np.ndarray, k: int = HARD_CANDIDATES) -> np.ndarray:
+def bright_blobs(img: np.ndarray, k: int = HARD_CANDIDATES, targets: np.ndarray | None = None) -> np.ndarray:
     """Up to ``k`` (y, x) centres of the strongest local maxima of a white top-hat: small bright
-    structures, the clutter a small-target segmenter mistakes for targets."""
+    structures, the clutter a small-target segmenter mistakes for targets; none within
+    ``TOPHAT_KERNEL`` px of a pixel of the ``targets`` mask, if given."""
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (TOPHAT_KERNEL, TOPHAT_KERNEL))
     th = cv2.morphologyEx(img.astype(np.float32), cv2.MORPH_TOPHAT, kernel)
     peaks = (th >= cv2.dilate(th, np.ones((9, 9), np.uint8))) & (th > 0)
+    if targets is not None and targets.any():
+        near = np.ones((2 * TOPHAT_KERNEL + 1,) * 2, np.uint8)
+        peaks &= ~cv2.dilate(targets.astype(np.uint8), near).astype(bool)
     ys, xs = np.nonzero(peaks)
     if len(ys) == 0:
         return np.zeros((0, 2), np.int64)
@@ -199,8 +207,11 @@ class TrainSamples(torch.utils.data.Dataset):
         self.augment = self.aug.geometric
         self.recipe = recipe
         self.negatives = [i for i, m in enumerate(masks) if not m.any()]
+        self.negatives_set = set(self.negatives)
         self.positives = [i for i, m in enumerate(masks) if m.any()]
         self.blobs = {i: bright_blobs(images[i]) for i in self.negatives} if recipe.hard_crops else {}
+        if recipe.clutter_crops:
+            self.blobs.update({i: bright_blobs(images[i], targets=masks[i]) for i in self.positives})
         self.bank = target_bank(images, masks) if recipe.copy_paste else []
         self.mined: dict[int, np.ndarray] = {}  # image -> (y, x) of the model's false alarms (the trainer's)
 
@@ -227,7 +238,8 @@ class TrainSamples(torch.utils.data.Dataset):
             centre = (int(ys[k]), int(xs[k]))
         elif i in self.mined and rng.random() < r.mine:
             centre = _pick(self.mined[i], rng, scale, swap)
-        elif i in self.blobs and len(self.blobs[i]) and rng.random() < r.hard_crops:
+        elif i in self.blobs and len(self.blobs[i]) and rng.random() < (r.hard_crops if i in self.negatives_set
+                                                                          else r.clutter_crops):
             centre = _pick(self.blobs[i], rng, scale, swap)
         img, mask = self._crop(img, mask, rng, centre)
         if self.bank and not mask.any() and rng.random() < r.copy_paste:

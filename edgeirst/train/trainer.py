@@ -256,6 +256,7 @@ class _Run:
                 tqdm.write(f"distilling {cfg.teacher} ({self.teacher.meta.name}) into {cfg.model}, "
                            f"weight {cfg.distill_weight:g}")
         recipe = Recipe(negatives=cfg.negatives, target_crops=cfg.target_crops, hard_crops=cfg.hard_crops,
+                        clutter_crops=cfg.clutter_crops,
                         copy_paste=cfg.copy_paste, faint=cfg.faint, mine=cfg.mine,
                         synth_targets=cfg.synth_targets, levels=cfg.levels)
         self.samples = samples = TrainSamples(images, masks, self.meta, size, augment=cfg.augment, recipe=recipe)

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "edgeirst" / "weights"
 SYN = "synthetic://?seed=3&size=96x80&frames=6&targets=2"
