@@ -173,6 +173,19 @@ def test_synthetic_targets_are_left_out_where_they_would_be_invisible():
         assert (x[0] - torch.from_numpy(flat)).abs().max() < 1e-6
 
 
+def test_synth_scr_reaches_the_recipe_and_a_reversed_range_is_one_error_line(synth_root, tmp_path):
+    from test_runtime_helpers import run_cli
+
+    args = ["train", "mshnet", "--data", synth_root, "--width", "0.25", "--epochs", "1", "--batch", "2", "--size", "64",
+            "--max-steps", "1", "--val-split", "none", "--synth-targets", "0.5"]
+    p = run_cli(*args, "--synth-scr", "9", "4", "--out", tmp_path / "bad", timeout=300)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == ["error: --synth-scr: LO 9 is above HI 4"]
+    assert not (tmp_path / "bad").exists()
+    assert run_cli(*args, "--synth-scr", "8", "15", "--out", tmp_path / "ok", timeout=300).returncode == 0
+    _, meta, _ = load_checkpoint(tmp_path / "ok" / "last.pt")
+    assert list(meta.train["config"]["synth_scr"]) == [8.0, 15.0]
+
+
 def test_levels_give_a_crop_another_cameras_gain_and_offset_and_keep_the_mask():
     img, mask = spot(4, sky=0.4, noise=0.02, target=0.6)
     recipe = Recipe(levels=1.0)

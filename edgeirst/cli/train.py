@@ -9,14 +9,14 @@ import click
 from click.core import ParameterSource
 
 from edgeirst.cli import Terminated
-from edgeirst.cli.options import DEVICE, POSITIVE_FLOAT, PROBABILITY, one_or_list, parse_kv, threads
+from edgeirst.cli.options import DEVICE, POSITIVE_FLOAT, PROBABILITY, FiniteFloatRange, one_or_list, parse_kv, threads
 from edgeirst.errors import EdgeirstError
 from edgeirst.metrics import METRICS
 from edgeirst.train import TrainConfig
 
 # CLI parameter -> TrainConfig field, where the names differ
 _FIELDS = {"name": "model", "model_args": "model_kwargs", "loss_args": "loss_options"}
-_RECIPE = ("negatives", "target_crops", "hard_crops", "clutter_crops", "copy_paste", "faint", "mine", "synth_targets", "levels")  # None: TrainConfig's default (off)
+_RECIPE = ("negatives", "target_crops", "hard_crops", "clutter_crops", "copy_paste", "faint", "mine", "synth_targets", "synth_scr", "levels")  # None: TrainConfig's default (off)
 
 
 @click.command("train")
@@ -42,6 +42,8 @@ _RECIPE = ("negatives", "target_crops", "hard_crops", "clutter_crops", "copy_pas
 @click.option("--synth-targets", type=PROBABILITY,
               help="Probability that a crop gets 1-3 synthetic targets (points, spots, elongated; PSF sigma 1-4 px, "
                    "the demo's shapes) rendered onto its real clutter at a signal-to-clutter ratio of 3-15.")
+@click.option("--synth-scr", nargs=2, type=FiniteFloatRange(0.5, 100), metavar="LO HI",
+              help="Signal-to-clutter ratios of --synth-targets, drawn uniformly  [default: 3 15]")
 @click.option("--levels", type=PROBABILITY,
               help="Probability that a crop's grey levels get another camera's gain and offset: contrast 0.5-2.5x "
                    "around its median, the median moved to 0.05-0.75 of the range (dark night skies, hazy ones).")
@@ -96,6 +98,8 @@ def command(ctx: click.Context, name, data, val_split, model_args, loss_args, wi
     if width is not None:
         kwargs["width"] = width
     options = {k: v for k, v in options.items() if not (k in _RECIPE and v is None)}
+    if "synth_scr" in options and options["synth_scr"][0] > options["synth_scr"][1]:
+        raise EdgeirstError(f"--synth-scr: LO {options['synth_scr'][0]:g} is above HI {options['synth_scr'][1]:g}")
     options["split"] = one_or_list(options["split"])
     val = one_or_list(val_split)
     values = dict(options, model=name, data=one_or_list(data), model_kwargs=kwargs,

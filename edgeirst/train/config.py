@@ -64,6 +64,7 @@ class TrainConfig:
     faint: float = 0.0  # probability that a crop's contrast is scaled down (faint targets on flat skies)
     mine: float = 0.0  # probability that a crop is centred on one of the model's own false alarms
     synth_targets: float = 0.0  # probability that a crop gets synthetic targets rendered onto its clutter
+    synth_scr: tuple[float, float] = (3.0, 15.0)  # their signal-to-clutter ratios
     levels: float = 0.0  # probability that a crop's grey levels get another camera's gain and offset
     teacher: str | None = None  # segmentation model whose probability map the student learns (distillation)
     distill_weight: float = 1.0  # weight of that term beside the student's own loss

@@ -258,7 +258,7 @@ class _Run:
         recipe = Recipe(negatives=cfg.negatives, target_crops=cfg.target_crops, hard_crops=cfg.hard_crops,
                         clutter_crops=cfg.clutter_crops,
                         copy_paste=cfg.copy_paste, faint=cfg.faint, mine=cfg.mine,
-                        synth_targets=cfg.synth_targets, levels=cfg.levels)
+                        synth_targets=cfg.synth_targets, synth_scr=tuple(cfg.synth_scr), levels=cfg.levels)
         self.samples = samples = TrainSamples(images, masks, self.meta, size, augment=cfg.augment, recipe=recipe)
         self.sampler = torch.utils.data.DistributedSampler(samples, self.world, rank, shuffle=True, seed=cfg.seed) \
             if self.world > 1 else None
