@@ -228,13 +228,21 @@ def test_a_frame_too_large_for_memory_is_scaled_with_a_warning(tmp_path):
     assert json.loads(p.stdout)["frames"] == 3 and len(read_jsonl(tmp_path / "o.jsonl")) == 3
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT as a terminal delivers it. A shell starts background jobs with SIGINT
+    ignored, and Python then installs no KeyboardInterrupt handler: a test run launched with `&`
+    would otherwise see training finish instead of stopping."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig, status", [pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow),  # 29 s each
                                          (signal.SIGTERM, 143)])
 def test_signals_end_training_with_the_shell_status(synth_root, tmp_path, sig, status):
     pytest.importorskip("torch")
     proc = subprocess.Popen(edgeirst_cmd("train", "mshnet", "--data", synth_root, "--width", "0.25", "--epochs", "50",
                                          "--batch", "2", "--size", "64", "--out", tmp_path / "run"),
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (tmp_path / "run" / "last.pt").exists():
         time.sleep(0.2)
