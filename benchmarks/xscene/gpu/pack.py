@@ -8,8 +8,9 @@ included), not ../shared/data. This writes, in folders that .git/info/exclude ig
   the background training frames of the ``iraytek`` sequence thinned to every third one
   (near-duplicates: every second frame of one sequence already), listed in
   ``.devdata/lists/train-sub.txt``;
-- ``.whl/``: an edgeirst wheel built from HEAD that ships only the checkpoints the runs start
-  from (``--keep``), and tomli-w, so the machine's Python needs no build and no download.
+- ``.whl/``: an edgeirst wheel built from HEAD that ships only the default, tiny and SIWD
+  checkpoints (``--keep``, for runs that continue them), and tomli-w, so the machine's Python
+  needs no build and no download.
 
 The 49 MB of shipped weights in the working tree would not fit beside them: ``--aside`` removes
 the tracked ``edgeirst/weights/*.onnx|*.pt`` for the call (refused while they have uncommitted
