@@ -17,9 +17,8 @@ import sys
 from pathlib import Path
 
 from edgeirst.data.sirst import open_datasets
-from edgeirst.evaluate import evaluate_backend
-from edgeirst.postprocess import decode_outputs
-from edgeirst.preprocess import prepare
+from edgeirst.errors import EdgeirstError
+from edgeirst.evaluate import evaluate_backend, predict_sample
 from edgeirst.io import write_text
 from edgeirst.machine import describe, machine_stamp
 from edgeirst.runtime import load_backend
@@ -46,8 +45,7 @@ def _by_frame(backend, dataset) -> str:
     found = []
     for i in range(len(dataset)):
         s = dataset[i]
-        x, box = prepare(s.image, backend.meta)
-        n = len(decode_outputs({k: v[0] for k, v in backend.infer(x[None]).items()}, backend.meta, box).targets)
+        n = len(predict_sample(backend, s).targets)
         if n:
             found.append(f"{Path(s.id).name}: {n}")
     return ", ".join(found) or "none"
@@ -78,4 +76,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (EdgeirstError, OSError) as e:  # an unknown model, an unreadable file: one line
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

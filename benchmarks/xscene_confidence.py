@@ -17,15 +17,17 @@ component, IoU is pooled over kept components' pixels; `edgeirst eval` matches t
 from __future__ import annotations
 
 import argparse
+import sys
 
 import cv2
 import numpy as np
 
 from edgeirst.confidence import LOGIT_CLIP, LOGIT_OUTPUT, component_features, fit_logistic
 from edgeirst.data.sirst import open_datasets
+from edgeirst.errors import EdgeirstError
+from edgeirst.evaluate import has_logit, logit_map
 from edgeirst.metrics import components_cropped, match_targets
 from edgeirst.postprocess import components
-from edgeirst.preprocess import prepare
 from edgeirst.runtime import load_backend
 from xscene import PARTS
 
@@ -56,17 +58,16 @@ def extra_features(logit: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> 
 
 
 def collect(model: str):
-    data, splits = PARTS["cross-scene (all)"]
-    ds = open_datasets(data, splits)
     feats, true, inter, area, image = [], [], [], [], []
     gt_pixels = targets = 0
-    empty = np.zeros(len(ds), bool)
     with load_backend(model) as be:
+        if not has_logit(be.meta):
+            raise EdgeirstError(f"{model}: a segmentation model with a {LOGIT_OUTPUT!r} output is needed")
+        ds = open_datasets(*PARTS["cross-scene (all)"])
+        empty = np.zeros(len(ds), bool)
         for i in range(len(ds)):
             s = ds[i]
-            x, box = prepare(s.image, be.meta)
-            logit = box.map_to_source(np.ascontiguousarray(be.infer(x[None])[LOGIT_OUTPUT][0][0], np.float32))
-            logit = np.clip(logit, -LOGIT_CLIP, LOGIT_CLIP)
+            logit = np.clip(logit_map(be, s), -LOGIT_CLIP, LOGIT_CLIP)
             mask = np.asarray(s.mask) > 0
             _, gt = components_cropped(mask)
             targets, gt_pixels, empty[i] = targets + len(gt), gt_pixels + int(mask.sum()), not mask.any()
@@ -114,4 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        sys.exit(main())
+    except (EdgeirstError, OSError) as e:  # an unknown model, an unreadable file: one line
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

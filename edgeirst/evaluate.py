@@ -65,12 +65,25 @@ def evaluate_backend(backend: Any, dataset: MaskDataset, threshold: float | None
         decode_thr = min(thr, AP_SCORE_FLOOR) if det_threshold is None else float(det_threshold)
 
     def predict(sample: Any) -> Prediction:
-        refuse_over_memory(sample.image, meta, f"image {sample.id}")
-        x, box = prepare(sample.image, meta)
-        out = backend.infer(x[None])
-        return decode_outputs({k: v[0] for k, v in out.items()}, meta, box, decode_thr)
+        return predict_sample(backend, sample, decode_thr)
 
     return _run(dataset, predict, Evaluator(thr, roc_thresholds), f"eval {meta.name}", progress)
+
+
+def predict_sample(backend: Any, sample: Any, threshold: float | None = None) -> Prediction:
+    """One dataset sample through ``backend`` as evaluation runs it -> its Prediction in source pixels."""
+    refuse_over_memory(sample.image, backend.meta, f"image {sample.id}")
+    x, box = prepare(sample.image, backend.meta)
+    out = backend.infer(x[None])
+    return decode_outputs({k: v[0] for k, v in out.items()}, backend.meta, box, threshold)
+
+
+def logit_map(backend: Any, sample: Any) -> np.ndarray:
+    """A segmentation model's ``seg_logit`` for one dataset sample, in source pixels (float32)."""
+    refuse_over_memory(sample.image, backend.meta, f"image {sample.id}")
+    x, box = prepare(sample.image, backend.meta)
+    out = backend.infer(x[None])
+    return box.map_to_source(np.ascontiguousarray(out[LOGIT_OUTPUT][0][0], np.float32))
 
 
 def load_prediction(path: Path, hw: tuple[int, int], threshold: float = 0.5) -> Prediction:
@@ -108,20 +121,22 @@ def evaluate_predictions(dataset: MaskDataset, predictions: str | Path, threshol
     return _run(dataset, predict, Evaluator(threshold, roc_thresholds), f"eval {folder.name}", progress)
 
 
+def has_logit(meta: Any) -> bool:
+    """The model is a segmenter with a ``seg_logit`` output (what a calibrated confidence is fitted on)."""
+    return meta.decode == "cluster" and LOGIT_OUTPUT in meta.outputs
+
+
 def fit_confidence(backend: Any, dataset: Any, progress: bool = True) -> dict[str, Any]:
     """Run ``backend`` (a segmentation model with a ``seg_logit`` output) over ``dataset`` and
     fit the confidence of its components -> the ``decode_args["confidence"]`` entry."""
     meta = backend.meta
-    if meta.decode != "cluster" or LOGIT_OUTPUT not in meta.outputs:
+    if not has_logit(meta):
         raise EdgeirstError(f"{meta.name}: confidence calibration needs a segmentation model with a {LOGIT_OUTPUT!r} "
                             "output; re-export it with this edgeirst (`edgeirst export CHECKPOINT.pt`)")
     feats, labels = [], []
     for i in progress_bar(range(len(dataset)), desc="calibrate", unit="img", file=sys.stderr, disable=not progress, leave=False):
         sample = dataset[i]
-        refuse_over_memory(sample.image, meta, f"image {sample.id}")
-        x, box = prepare(sample.image, meta)
-        out = backend.infer(x[None])
-        logit = box.map_to_source(np.ascontiguousarray(out[LOGIT_OUTPUT][0][0], np.float32))
+        logit = logit_map(backend, sample)
         n, lab, _, cents = components(logit > 0)
         if n <= 1:
             continue
