@@ -5,6 +5,8 @@ multi-scale head: a 1x1 conv per decoder scale, upsampled to full resolution, co
 fused by a 3x3 conv. Trained with the Scale and Location Sensitive loss at every scale.
 Choices (from the official code): 1x1 stem conv; blocks per stage [1, 2, 2, 2, 2];
 align_corners bilinear upsampling. The official model has 4.066M params with 3-channel input.
+``contrast=W`` (ours, off by default) adds a local contrast channel over a WxW box
+(``layers.contrast``) beside the grey input, for scenes whose gain differs from the training data's.
 Outputs are probabilities: ``seg`` (fused) and auxiliary ``seg0``..``seg3`` (per scale,
 at 1, 1/2, 1/4, 1/8 resolution).
 """
@@ -17,18 +19,20 @@ from torch import nn
 
 from edgeirst.models.base import ModelSpec, scaled
 from edgeirst.models.registry import ModelEntry, PaperFigures, Preset
+from edgeirst.models.layers.contrast import LocalContrast
 from edgeirst.models.layers.resblock import res_stage
 
 
 class MSHNet(nn.Module):
     def __init__(self, in_chans: int = 1, width: float = 1.0, channels: tuple[int, ...] = (16, 32, 64, 128, 256),
-                 blocks: tuple[int, ...] = (2, 2, 2, 2)):
+                 blocks: tuple[int, ...] = (2, 2, 2, 2), contrast: int = 0, contrast_floor: float = 0.035):
         super().__init__()
         c = [scaled(ch, width) for ch in channels]
         self.spec = ModelSpec(tasks=("segmentation",), decode="cluster", outputs=("seg", "seg_logit"),
                               aux=("seg0", "seg1", "seg2", "seg3"), size_divisor=16)
         self.pool = nn.MaxPool2d(2, 2)
-        self.stem = nn.Conv2d(in_chans, c[0], 1)
+        self.contrast = LocalContrast(contrast, contrast_floor) if contrast else None
+        self.stem = nn.Conv2d(in_chans + (1 if contrast else 0), c[0], 1)
         self.enc0 = res_stage(c[0], c[0])
         self.enc1 = res_stage(c[0], c[1], blocks[0])
         self.enc2 = res_stage(c[1], c[2], blocks[1])
@@ -46,6 +50,8 @@ class MSHNet(nn.Module):
         return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=True)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.contrast is not None:
+            x = torch.cat([x, self.contrast(x.mean(1, keepdim=True))], 1)
         e0 = self.enc0(self.stem(x))
         e1 = self.enc1(self.pool(e0))
         e2 = self.enc2(self.pool(e1))

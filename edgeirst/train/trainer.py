@@ -128,14 +128,30 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return 1.0
 
 
+def _widens_inputs(src: torch.Tensor, own: torch.Tensor) -> bool:
+    """``own`` is ``src``, a convolution's weight, with more input channels (e.g. MSHNet's
+    ``contrast`` channel added to a model trained without it)."""
+    return (src.dim() == own.dim() == 4 and src.shape[0] == own.shape[0] and src.shape[2:] == own.shape[2:]
+            and src.shape[1] < own.shape[1])
+
+
+def _widen_inputs(src: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """``src``'s weights for the first input channels and zeros for the new ones: the widened
+    layer computes what the source's did until training gives the new inputs a weight."""
+    out = torch.zeros_like(own)
+    out[:, :src.shape[1]] = src
+    return out
+
+
 def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str
                ) -> tuple[int, dict | None, tuple[float, float] | None]:
-    """Copy every weight whose name and shape match (pretrain one task, fine-tune another).
+    """Copy every weight whose name and shape match (pretrain one task, fine-tune another), and
+    a convolution given more input channels (``_widen_inputs``).
     ``path`` may also name a shipped model (``default``). A checkpoint of the same model and
     arguments whose channels were pruned lends its structure first, so all of it is copied;
     its pruning record (``train.pruning``) is returned so the fine-tuned model keeps saying what
     it was pruned from. Returns (tensors copied, that record or None, the source's grey input
-    normalisation (mean, std) when it is the same model, else None)."""
+    normalisation (mean, std) when it is the same model, whatever its arguments, else None)."""
 
     ckpt = read_checkpoint(resolve_model(path, "torch"))
     src_meta = ckpt["meta"]
@@ -143,11 +159,12 @@ def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str
     if src_meta.get("name") == name and src_meta.get("kwargs", {}) == kwargs:
         if apply_structure(model, ckpt.get("structure")):
             pruning = (src_meta.get("train") or {}).get("pruning")
-        if len(src_meta.get("mean", ())) == 1 and len(src_meta.get("std", ())) == 1:
-            norm = (float(src_meta["mean"][0]), float(src_meta["std"][0]))
+    if src_meta.get("name") == name and len(src_meta.get("mean", ())) == 1 and len(src_meta.get("std", ())) == 1:
+        norm = (float(src_meta["mean"][0]), float(src_meta["std"][0]))
     src = ckpt["state_dict"]
     own = model.state_dict()
     matched = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    matched.update({k: _widen_inputs(v, own[k]) for k, v in src.items() if k in own and _widens_inputs(v, own[k])})
     if not matched:
         raise EdgeirstError(f"--init {path}: no weight matches this model; is it the same family?")
     own.update(matched)

@@ -1,0 +1,77 @@
+"""MSHNet's local contrast channel (``--model-arg contrast=W``): what it computes, a model
+without it widened into one with it (``--init``) computes what it did, and the channel exports
+to ONNX and runs the same in onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgeirst.checkpoint import meta_for  # noqa: E402
+from edgeirst.models import create_model  # noqa: E402
+from edgeirst.models.layers.contrast import LocalContrast  # noqa: E402
+from edgeirst.train.trainer import _init_from  # noqa: E402
+
+
+def _sky(level: float, excess: float, noise: float = 0.004, seed: int = 0) -> torch.Tensor:
+    """A flat sky with a 3x3 target ``excess`` above it (grey [0, 1] units)."""
+    rng = np.random.default_rng(seed)
+    x = np.full((64, 64), level, np.float32) + rng.normal(0, noise, (64, 64)).astype(np.float32)
+    x[30:33, 30:33] += excess
+    return torch.from_numpy(x)[None, None]
+
+
+def test_faint_and_strong_targets_look_alike():
+    lc = LocalContrast(31, 0.01)
+    faint, strong = lc(_sky(0.3, 0.03)), lc(_sky(0.3, 0.3))
+    # ten times the grey levels, about three times the contrast value (the floor keeps the faint one
+    # from being stretched further); the sky's noise stays far below either
+    assert 1.0 < float(strong[0, 0, 31, 31] / faint[0, 0, 31, 31]) < 3.5
+    assert float(faint[0, 0, 31, 31]) > 5 * float(faint[0, 0, :20, :20].abs().mean())
+    # an offset does not change it; a gain hardly, where the spread is well above the floor
+    assert torch.allclose(lc(_sky(0.3, 0.3)), lc(_sky(0.3, 0.3) + 0.2), atol=1e-3)
+    halved = lc(_sky(0.3, 0.3) * 0.5)[0, 0, 31, 31]
+    assert abs(float(halved / strong[0, 0, 31, 31]) - 1) < 0.2  # 0.13: the floor
+
+
+def test_window_and_floor_are_checked():
+    with pytest.raises(ValueError, match="odd"):
+        LocalContrast(8)
+    with pytest.raises(ValueError, match="floor"):
+        LocalContrast(31, 0.0)
+
+
+def test_init_widens_the_stem_and_keeps_the_function(tmp_path):
+    plain = create_model("mshnet", width=0.25).eval()
+    ckpt = {"meta": meta_for("mshnet", plain, kwargs={"width": 0.25}, input_size=(64, 64), mean=(0.4,), std=(0.2,)).to_dict(),
+            "state_dict": plain.state_dict()}
+    widened = create_model("mshnet", width=0.25, contrast=15).eval()
+    assert widened.stem.weight.shape[1] == 2
+    path = tmp_path / "plain.pt"
+    torch.save(ckpt, path)
+    n, _, norm = _init_from(widened, "mshnet", {"width": 0.25, "contrast": 15}, str(path))
+    assert n == len(plain.state_dict()) and norm == (0.4, 0.2)
+    assert float(widened.stem.weight.detach()[:, 1].abs().max()) == 0.0
+    x = torch.randn(1, 1, 64, 96)
+    with torch.no_grad():
+        assert torch.allclose(widened(x)["seg_logit"], plain(x)["seg_logit"], atol=1e-4)
+
+
+def test_contrast_channel_exports_and_runs_in_onnxruntime(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from edgeirst.export import export_onnx
+
+    model = create_model("mshnet", width=0.25, contrast=15).eval()
+    with torch.no_grad():
+        model.stem.weight[:, 1] = 0.5  # make the channel count
+    meta = meta_for("mshnet", model, kwargs={"width": 0.25, "contrast": 15}, input_size=(64, 64), mean=(0.4,), std=(0.2,))
+    path = export_onnx(model, meta, tmp_path / "c.onnx", dynamic=True)
+    x = torch.randn(1, 1, 96, 128)
+    with torch.no_grad():
+        want = model(x)["seg_logit"].numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(["seg_logit"], {"images": x.numpy()})[0]
+    assert np.abs(got - want).max() < 1e-3
