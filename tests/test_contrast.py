@@ -75,3 +75,15 @@ def test_contrast_channel_exports_and_runs_in_onnxruntime(tmp_path):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(["seg_logit"], {"images": x.numpy()})[0]
     assert np.abs(got - want).max() < 1e-3
+
+
+def test_init_widens_only_a_network_that_differs_in_its_input(tmp_path):
+    """Another width is not a widened input: its heads (one output, more inputs) are left as built."""
+    narrow = create_model("mshnet", width=0.25).eval()
+    ckpt = {"meta": meta_for("mshnet", narrow, kwargs={"width": 0.25}, input_size=(64, 64), mean=(0.4,), std=(0.2,)).to_dict(),
+            "state_dict": narrow.state_dict()}
+    torch.save(ckpt, tmp_path / "narrow.pt")
+    wide = create_model("mshnet", width=0.5)
+    before = wide.heads[0].weight.detach().clone()
+    _init_from(wide, "mshnet", {"width": 0.5}, str(tmp_path / "narrow.pt"))
+    assert torch.equal(wide.heads[0].weight.detach(), before)

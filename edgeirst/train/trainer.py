@@ -145,8 +145,9 @@ def _widen_inputs(src: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
 
 def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str
                ) -> tuple[int, dict | None, tuple[float, float] | None]:
-    """Copy every weight whose name and shape match (pretrain one task, fine-tune another), and
-    a convolution given more input channels (``_widen_inputs``).
+    """Copy every weight whose name and shape match (pretrain one task, fine-tune another); when
+    the two networks differ only in a convolution given more input channels (MSHNet's
+    ``contrast``), that one too (``_widen_inputs``).
     ``path`` may also name a shipped model (``default``). A checkpoint of the same model and
     arguments whose channels were pruned lends its structure first, so all of it is copied;
     its pruning record (``train.pruning``) is returned so the fine-tuned model keeps saying what
@@ -164,7 +165,9 @@ def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str
     src = ckpt["state_dict"]
     own = model.state_dict()
     matched = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-    matched.update({k: _widen_inputs(v, own[k]) for k, v in src.items() if k in own and _widens_inputs(v, own[k])})
+    widened = {k: _widen_inputs(v, own[k]) for k, v in src.items() if k in own and _widens_inputs(v, own[k])}
+    if widened and len(matched) + len(widened) == len(src) == len(own):  # the same network but for its input
+        matched.update(widened)
     if not matched:
         raise EdgeirstError(f"--init {path}: no weight matches this model; is it the same family?")
     own.update(matched)
