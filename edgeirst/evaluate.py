@@ -70,19 +70,22 @@ def evaluate_backend(backend: Any, dataset: MaskDataset, threshold: float | None
     return _run(dataset, predict, Evaluator(thr, roc_thresholds), f"eval {meta.name}", progress)
 
 
-def predict_sample(backend: Any, sample: Any, threshold: float | None = None) -> Prediction:
-    """One dataset sample through ``backend`` as evaluation runs it -> its Prediction in source pixels."""
+def _infer(backend: Any, sample: Any) -> tuple[dict[str, np.ndarray], Any]:
+    """One dataset sample through ``backend`` as evaluation runs it -> (raw outputs, its Letterbox)."""
     refuse_over_memory(sample.image, backend.meta, f"image {sample.id}")
     x, box = prepare(sample.image, backend.meta)
-    out = backend.infer(x[None])
+    return backend.infer(x[None]), box
+
+
+def predict_sample(backend: Any, sample: Any, threshold: float | None = None) -> Prediction:
+    """One dataset sample through ``backend`` as evaluation runs it -> its Prediction in source pixels."""
+    out, box = _infer(backend, sample)
     return decode_outputs({k: v[0] for k, v in out.items()}, backend.meta, box, threshold)
 
 
 def logit_map(backend: Any, sample: Any) -> np.ndarray:
     """A segmentation model's ``seg_logit`` for one dataset sample, in source pixels (float32)."""
-    refuse_over_memory(sample.image, backend.meta, f"image {sample.id}")
-    x, box = prepare(sample.image, backend.meta)
-    out = backend.infer(x[None])
+    out, box = _infer(backend, sample)
     return box.map_to_source(np.ascontiguousarray(out[LOGIT_OUTPUT][0][0], np.float32))
 
 

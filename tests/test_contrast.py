@@ -41,6 +41,11 @@ def test_window_and_floor_are_checked():
         LocalContrast(8)
     with pytest.raises(ValueError, match="floor"):
         LocalContrast(31, 0.0)
+    # through the model (`--model-arg contrast=8`): one EdgeirstError, which the CLI prints as one line
+    from edgeirst.errors import EdgeirstError
+    for bad in (8, -1, "abc", 0.5):
+        with pytest.raises(EdgeirstError, match="bad arguments for model 'mshnet': local contrast window"):
+            create_model("mshnet", width=0.25, contrast=bad)
 
 
 def test_init_widens_the_stem_and_keeps_the_function(tmp_path):

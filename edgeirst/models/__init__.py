@@ -55,7 +55,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
     entry = model_entry(name)
     try:
         return entry.create(**kwargs)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # an unknown keyword, or a value the model refuses
         raise EdgeirstError(f"bad arguments for model {name!r}: {e}") from None
 
 

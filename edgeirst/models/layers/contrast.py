@@ -24,11 +24,11 @@ class LocalContrast(nn.Module):
 
     def __init__(self, window: int = 31, floor: float = 0.035):
         super().__init__()
-        if window < 3 or window % 2 == 0:
-            raise ValueError(f"local contrast window must be odd and >= 3, got {window}")
-        if floor <= 0:
-            raise ValueError(f"local contrast floor must be > 0, got {floor}")
-        self.window, self.floor = int(window), float(floor)
+        if not isinstance(window, int) or isinstance(window, bool) or window < 3 or window % 2 == 0:
+            raise ValueError(f"local contrast window must be an odd whole number of pixels >= 3, got {window!r}")
+        if not isinstance(floor, (int, float)) or isinstance(floor, bool) or not floor > 0:
+            raise ValueError(f"local contrast floor must be a number > 0, got {floor!r}")
+        self.window, self.floor = window, float(floor)
 
     def _box(self, x: torch.Tensor) -> torch.Tensor:
         k, p = self.window, self.window // 2
