@@ -85,10 +85,9 @@ class ModelMeta:
             raise EdgeirstError(f"unknown decoder {self.decode!r}; expected one of {DECODERS}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k in ("input_size", "mean", "std", "outputs", "tasks"):
-            d[k] = list(d[k])
-        return d
+        """The metadata as its JSON holds it (tuples as lists, at any depth), so a checkpoint and
+        the ONNX exported from it carry equal metadata."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=_plain))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -125,3 +124,10 @@ class ModelMeta:
 
     def replace(self, **changes: Any) -> "ModelMeta":
         return dataclasses.replace(self, **changes)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar or array in the metadata (a metric, a size) as the Python value JSON holds."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} in model metadata is not JSON-serialisable")

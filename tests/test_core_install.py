@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from edgeirst.models import list_models
+from edgeirst.weights import aliases
 
 CORE_ONLY = Path(__file__).resolve().parent / "core_only"
 
@@ -53,4 +54,4 @@ def test_zoo_answers_from_its_recorded_facts_without_torch(tmp_path):
     assert res.returncode == 0, res.stderr
     rows = [line.split()[0] for line in res.stdout.splitlines()[2:2 + len(list_models())]]
     assert rows == list_models()
-    assert "mshnet-w05-xs=default" in res.stdout
+    assert f"{aliases()['default']}=default" in res.stdout

@@ -344,7 +344,7 @@ def test_cpu_int8_default_is_remade_from_its_fp32_source_for_jetpack6(tmp_path, 
                 "--calib-data", str(sirst_root), "--calib-images", "8", "--out", str(out), "--wheel", str(wheel),
                 "default-int8", timeout=1200)
     assert r.returncode == 0, r.stderr
-    assert "not TensorRT's layout" in r.stderr and "using its FP32 source mshnet-w05-xs.onnx" in r.stderr
+    assert "not TensorRT's layout" in r.stderr and f"using its FP32 source {shipped_model('default').name}" in r.stderr
     assert (out / "model.onnx").read_bytes() == shipped_model("default").read_bytes()
     assert (out / "model.int8.onnx").is_file() and not (out / "calibration.cache").exists()
     assert tensorrt_layout_problems(out / "model.int8.onnx") == []

@@ -140,6 +140,20 @@ def test_metadata_is_checked_not_silently_defaulted():
         ModelMeta.from_dict(d)
 
 
+def test_metadata_dict_is_what_its_json_holds():
+    """A checkpoint stores to_dict(), an ONNX file to_json(): a tuple in the training config (a
+    --synth-scr range) or a numpy metric must read back the same from both."""
+    import numpy as np
+
+    meta = ModelMeta("mshnet", kwargs={"width": 0.25}, train={"config": {"synth_scr": (3.0, 15.0)}},
+                     metrics={"iou": np.float32(0.5), "targets": np.int64(97)})
+    d = meta.to_dict()
+    assert d["train"]["config"]["synth_scr"] == [3.0, 15.0] and d["metrics"] == {"iou": 0.5, "targets": 97}
+    assert ModelMeta.from_json(meta.to_json()).to_dict() == d == ModelMeta.from_dict(d).to_dict()
+    with pytest.raises(TypeError, match="object in model metadata"):
+        ModelMeta("mshnet", train={"bad": object()}).to_dict()
+
+
 def test_model_without_normalisation_is_refused_by_run(tmp_path):
     import onnx
 

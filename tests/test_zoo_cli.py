@@ -155,4 +155,6 @@ def test_model_cards_are_what_the_shipped_metadata_says(tmp_path):
     assert res.returncode == 0, res.stderr
     text = out.read_text()
     assert text == (repo / "docs" / "models.md").read_text(), "run python tools/model_cards.py"
-    assert "## `mshnet-w05-xs` (also `default`)" in text and "edgeirst train mshnet" in text
+    from edgeirst.weights import aliases
+
+    assert f"## `{aliases()['default']}` (also `default`)" in text and "edgeirst train mshnet" in text

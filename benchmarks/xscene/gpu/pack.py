@@ -37,7 +37,7 @@ from edgeirst.io import os_error, write_bytes, write_text
 
 REPO = Path(__file__).resolve().parents[3]
 LISTS = REPO / "benchmarks" / "xscene"
-KEEP = ("mshnet-w05-xs.pt", "light-sgmtlm-tiny.pt", "mtunet-siwd-w025.pt")
+KEEP = ("mshnet-w05-lc.pt", "light-sgmtlm-tiny.pt", "mtunet-siwd-w025.pt")
 
 
 def _ids(path: Path) -> list[str]:
