@@ -3,12 +3,16 @@ generator, seed, size, targets and signal-to-clutter ratios as `edgeirst demo`'s
 scored frame by frame against the generator's masks with the shared Evaluator (Pd, false alarms
 per frame), without the tracker.
 
-    python benchmarks/demo_scene.py default [--frames 150] [--json out.json]
+    python benchmarks/demo_scene.py default [--frames 150] [--scr 3 8] [--json out.json]
+
+``--scr LO HI`` draws the same scene's targets at other signal-to-clutter ratios (``edgeirst demo
+--scr LO-HI``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeirst.data.synth import SynthConfig, SynthSequence
+from edgeirst.errors import EdgeirstError
 from edgeirst.evaluate import evaluate_backend
 from edgeirst.io import write_text
 from edgeirst.runtime import load_backend
@@ -47,18 +52,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?", default="default")
     ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--scr", type=float, nargs=2, metavar=("LO", "HI"), default=DEMO.scr,
+                    help="targets' signal-to-clutter ratios (default: the demo's, 8 15)")
     ap.add_argument("--json", help="write the metrics here")
     args = ap.parse_args(argv)
-    frames = DemoFrames(args.frames)
+    if not 0 < args.scr[0] <= args.scr[1]:
+        ap.error(f"--scr: need 0 < LO <= HI, got {args.scr[0]:g} {args.scr[1]:g}")
+    frames = DemoFrames(args.frames, dataclasses.replace(DEMO, scr=tuple(args.scr)))
     with load_backend(args.model) as be:
         m, _ = evaluate_backend(be, frames, progress=False)
     found = round(m["pd"] * m["targets"])
-    print(f"{args.model}: {found} of {m['targets']} targets in {m['images']} frames (Pd {m['pd']:.3f}), "
+    print(f"{args.model}: {found} of {m['targets']} targets in {m['images']} frames at SCR {args.scr[0]:g}-{args.scr[1]:g} (Pd {m['pd']:.3f}), "
           f"{m['fa_per_frame']:.3f} false alarms per frame, IoU {m['iou']:.3f}")
     if args.json:
-        write_text(args.json, json.dumps({"model": args.model, **m}, indent=2))
+        write_text(args.json, json.dumps({"model": args.model, "scr": list(args.scr), **m}, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (EdgeirstError, OSError) as e:  # an unknown model, an unwritable --json: one line
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -61,10 +61,11 @@ def test_bare_jetpack5_python_installs_and_runs_a_fresh_bundle(tmp_path):
     first = _detections(r.stdout)
     assert [d["frame"] for d in first] == list(range(8)) and sum(len(d["detections"]) for d in first) > 0
 
-    # a field engineer's edit: another source, a stricter tracker, detections into a file
+    # a field engineer's edit: another source (the demo's contrast, where the default sees this
+    # scene's targets), a stricter tracker, detections into a file
     toml = bundle / "edgeirst.toml"
     text = toml.read_text()
-    text = text.replace(SOURCE, SOURCE.replace("seed=5", "seed=9").replace("128x96", "160x120"))
+    text = text.replace(SOURCE, SOURCE.replace("seed=5", "seed=9&scr=8-15").replace("128x96", "160x120"))
     text = re.sub(r'(?m)^jsonl = "-"$', 'jsonl = "detections.jsonl"', text)
     text = re.sub(r"(?m)^m = \d+$", "m = 2", text)
     toml.write_text(text)
