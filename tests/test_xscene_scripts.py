@@ -38,4 +38,3 @@ def test_demo_scene_scores_the_demo_stream_at_other_contrasts(tmp_path):
     p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "demo_scene.py"), "--scr", "9", "3"], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].endswith("need 0 < LO <= HI, got 9 3")
-

@@ -71,7 +71,8 @@ def test_pipeline_runs_the_shipped_onnx_on_onnxruntime(tmp_path):
     from edgeirst.runtime.sinks import SinkOptions
 
     out = tmp_path / "o.jsonl"
-    summary = run_stream(str(WEIGHTS / (json.loads((WEIGHTS / "aliases.json").read_text())["default"] + ".onnx")), [SYN], BackendOptions(backend="onnxruntime"),
+    default = json.loads((WEIGHTS / "aliases.json").read_text())["default"]
+    summary = run_stream(str(WEIGHTS / f"{default}.onnx"), [SYN], BackendOptions(backend="onnxruntime"),
                          SinkOptions(jsonl=str(out)), RunConfig(max_frames=4, report_every=0))
     assert summary.error is None and summary.frames == 4
     lines = [json.loads(ln) for ln in out.read_text().splitlines()]
