@@ -4,12 +4,15 @@ to ONNX and runs the same in onnxruntime."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from edgeirst.checkpoint import meta_for  # noqa: E402
+from edgeirst.errors import EdgeirstWarning  # noqa: E402
 from edgeirst.models import create_model  # noqa: E402
 from edgeirst.models.layers.contrast import LocalContrast  # noqa: E402
 from edgeirst.train.trainer import _init_from  # noqa: E402
@@ -90,5 +93,26 @@ def test_init_widens_only_a_network_that_differs_in_its_input(tmp_path):
     torch.save(ckpt, tmp_path / "narrow.pt")
     wide = create_model("mshnet", width=0.5)
     before = wide.heads[0].weight.detach().clone()
-    _init_from(wide, "mshnet", {"width": 0.5}, str(tmp_path / "narrow.pt"))
+    with pytest.warns(EdgeirstWarning, match=r"tensors left as built \(.*\): it was built with width=0.25; pass the same"):
+        _init_from(wide, "mshnet", {"width": 0.5}, str(tmp_path / "narrow.pt"))
     assert torch.equal(wide.heads[0].weight.detach(), before)
+
+
+def test_init_from_the_contrast_default_without_the_channel_says_what_it_left(tmp_path):
+    """`train mshnet --width 0.5 --init default` without `--model-arg contrast=31`: the default's stem
+    takes two channels, this one one; the user is told which tensor stays random and why."""
+    from edgeirst.checkpoint import read_checkpoint
+    from edgeirst.weights import shipped_model
+
+    src = read_checkpoint(shipped_model("default", "pt"))["meta"]["kwargs"]
+    if "contrast" not in src:
+        pytest.skip("the shipped default has no contrast channel")
+    plain = create_model("mshnet", width=src["width"])
+    with pytest.warns(EdgeirstWarning, match=rf"1 of \d+ tensors left as built \(stem.weight\): it was built with "
+                                             rf"contrast={src['contrast']}; pass the same --width / --model-arg"):
+        n, _, _ = _init_from(plain, "mshnet", {"width": src["width"]}, "default")
+    assert n == len(plain.state_dict()) - 1
+    same = create_model("mshnet", **src)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _init_from(same, "mshnet", dict(src), "default")[0] == len(same.state_dict())

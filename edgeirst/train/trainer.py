@@ -170,6 +170,14 @@ def _init_from(model: torch.nn.Module, name: str, kwargs: dict, path: str
         matched.update(widened)
     if not matched:
         raise EdgeirstError(f"--init {path}: no weight matches this model; is it the same family?")
+    src_kwargs = src_meta.get("kwargs") or {}
+    left = [k for k in own if k not in matched]
+    if left and src_meta.get("name") == name and src_kwargs != kwargs:  # the same model built otherwise
+        built = ", ".join(f"{k}={src_kwargs[k]}" if k in src_kwargs else f"no {k}"
+                          for k in sorted(set(src_kwargs) | set(kwargs)) if src_kwargs.get(k) != kwargs.get(k))
+        warnings.warn(f"--init {path}: {len(left)} of {len(own)} tensors left as built ({', '.join(left[:3])}"
+                      f"{', ...' if len(left) > 3 else ''}): it was built with {built}; pass the same --width / "
+                      "--model-arg to start from all of it", EdgeirstWarning, stacklevel=2)
     own.update(matched)
     model.load_state_dict(own)
     return len(matched), pruning, norm
