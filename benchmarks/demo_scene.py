@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="targets' signal-to-clutter ratios (default: the demo's, 8 15)")
     ap.add_argument("--json", help="write the metrics here")
     args = ap.parse_args(argv)
+    if args.frames < 1:
+        ap.error(f"--frames: need at least 1, got {args.frames}")
     if not 0 < args.scr[0] <= args.scr[1]:
         ap.error(f"--scr: need 0 < LO <= HI, got {args.scr[0]:g} {args.scr[1]:g}")
     frames = DemoFrames(args.frames, dataclasses.replace(DEMO, scr=tuple(args.scr)))

@@ -35,6 +35,7 @@ def test_demo_scene_scores_the_demo_stream_at_other_contrasts(tmp_path):
         assert f"at SCR {scr[0]}-{scr[1]}" in p.stdout
         counts[scr] = m["targets"]
     assert counts[("8", "15")] == counts[("3", "8")]
-    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "demo_scene.py"), "--scr", "9", "3"], cwd=REPO,
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].endswith("need 0 < LO <= HI, got 9 3")
+    for args, says in ((["--scr", "9", "3"], "need 0 < LO <= HI, got 9 3"), (["--frames", "0"], "need at least 1, got 0")):
+        p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "demo_scene.py"), *args], cwd=REPO,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].endswith(says), p.stderr
