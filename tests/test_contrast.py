@@ -1,6 +1,6 @@
-"""MSHNet's local contrast channel (``--model-arg contrast=W``): what it computes, a model
-without it widened into one with it (``--init``) computes what it did, and the channel exports
-to ONNX and runs the same in onnxruntime."""
+"""The local contrast channel (``--model-arg contrast=W``; MSHNet, MTUNet and Light-SGMTLM): what
+it computes, a model without it widened into one with it (``--init``) computes what it did, and
+the channel exports to ONNX and runs the same in onnxruntime."""
 
 from __future__ import annotations
 
@@ -65,6 +65,31 @@ def test_init_widens_the_stem_and_keeps_the_function(tmp_path):
     x = torch.randn(1, 1, 64, 96)
     with torch.no_grad():
         assert torch.allclose(widened(x)["seg_logit"], plain(x)["seg_logit"], atol=1e-4)
+
+
+@pytest.mark.parametrize("name, kwargs", [("mtunet-siwd", {"width": 0.25}), ("light-sgmtlm-tiny", {})])
+def test_the_other_families_take_the_channel_and_init_keeps_their_function(tmp_path, name, kwargs):
+    """The card's other models get the default's recipe: every convolution that sees the input
+    (SIWD's five branches in Light-SGMTLM) is widened with zeros, and the outputs stay."""
+    torch.manual_seed(0)
+    plain = create_model(name, **kwargs).eval()
+    ckpt = {"meta": meta_for(name, plain, kwargs=kwargs, input_size=(64, 64), mean=(0.4,), std=(0.2,)).to_dict(),
+            "state_dict": plain.state_dict()}
+    torch.save(ckpt, tmp_path / "plain.pt")
+    widened = create_model(name, contrast=15, **kwargs).eval()
+    first = [m for m in widened.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels == 2]
+    assert first and all(m.groups == 1 for m in first)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # all of it copied: nothing left as built
+        n, _, norm = _init_from(widened, name, {**kwargs, "contrast": 15}, str(tmp_path / "plain.pt"))
+    assert n == len(plain.state_dict()) and norm == (0.4, 0.2)
+    assert all(float(m.weight.detach()[:, 1].abs().max()) == 0.0 for m in first)
+    x = torch.randn(1, 1, 64, 96)
+    with torch.no_grad():
+        want, got = plain(x), widened(x)
+    assert set(got) == set(want)
+    for key in want:
+        assert torch.allclose(got[key], want[key], atol=1e-4), key
 
 
 def test_contrast_channel_exports_and_runs_in_onnxruntime(tmp_path):

@@ -23,6 +23,8 @@ Complexity at 320x320, 3-channel input (paper in brackets): light-sgmtlm 45.66M 
 output element), which our conv/matmul count leaves out: +0.32 G full, +0.032 G tiny (0.254,
 matching 0.26). The full-resolution saliency head costs 5.3 GMACs of the 21.1 in training;
 it is not exported, so the deployed graph does ~15.8 GMACs.
+``contrast=W`` (ours, off by default): MSHNet's local contrast channel (``layers.contrast``)
+beside the grey input.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from torch import nn
 
 from edgeirst.models.base import ModelSpec, scaled
 from edgeirst.models.registry import ModelEntry, PaperFigures, Preset
+from edgeirst.models.layers.contrast import contrast_input
 from edgeirst.models.layers.conv import ConvBNAct
 from edgeirst.models.layers.csp import C3
 from edgeirst.models.layers.siwd import SIWD
@@ -65,7 +68,7 @@ class SaliencyHead(nn.Module):
 class LightSGMTLM(nn.Module):
     def __init__(self, in_chans: int = 1, width: float = 1.0, channels: tuple[int, ...] = (80, 160, 320, 640, 1280),
                  depth: int = 4, saliency_depth: int = 2, num_classes: int = 1,
-                 anchors: tuple[list[float], ...] = SIRST_ANCHORS):
+                 anchors: tuple[list[float], ...] = SIRST_ANCHORS, contrast: int = 0, contrast_floor: float = 0.035):
         super().__init__()
         if len(channels) != 5 or len(anchors) != 3 or len({len(a) for a in anchors}) != 1:
             raise ValueError("expected 5 backbone widths and 3 levels of anchors with the same count")
@@ -74,6 +77,7 @@ class LightSGMTLM(nn.Module):
             tasks=("detection",), decode="yolov5", outputs=("p3", "p4", "p5"), aux=("saliency",), size_divisor=32,
             decode_args={"levels": ["p3", "p4", "p5"], "strides": list(STRIDES),
                          "anchors": [list(a) for a in anchors], "num_classes": num_classes})
+        self.contrast, in_chans = contrast_input(contrast, contrast_floor, in_chans)
         self.stages = nn.ModuleList(SIWD(ci, co) for ci, co in zip([in_chans] + c[:-1], c))
         # FPN top-down: s32 -> s16 -> s8, then onto s4 (CSPF)
         self.lat5 = ConvBNAct(c[4], c[3], 1)
@@ -93,6 +97,8 @@ class LightSGMTLM(nn.Module):
         self.head = YOLOv5Head((c[2], c[3], c[4]), STRIDES, len(anchors[0]) // 2, num_classes)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.contrast is not None:
+            x = self.contrast.beside(x)
         feats = []
         for stage in self.stages:
             x = stage(x)

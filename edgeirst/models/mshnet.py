@@ -19,7 +19,7 @@ from torch import nn
 
 from edgeirst.models.base import ModelSpec, scaled
 from edgeirst.models.registry import ModelEntry, PaperFigures, Preset
-from edgeirst.models.layers.contrast import LocalContrast
+from edgeirst.models.layers.contrast import contrast_input
 from edgeirst.models.layers.resblock import res_stage
 
 
@@ -31,8 +31,8 @@ class MSHNet(nn.Module):
         self.spec = ModelSpec(tasks=("segmentation",), decode="cluster", outputs=("seg", "seg_logit"),
                               aux=("seg0", "seg1", "seg2", "seg3"), size_divisor=16)
         self.pool = nn.MaxPool2d(2, 2)
-        self.contrast = LocalContrast(contrast, contrast_floor) if contrast else None
-        self.stem = nn.Conv2d(in_chans + (1 if contrast else 0), c[0], 1)
+        self.contrast, stem_in = contrast_input(contrast, contrast_floor, in_chans)
+        self.stem = nn.Conv2d(stem_in, c[0], 1)
         self.enc0 = res_stage(c[0], c[0])
         self.enc1 = res_stage(c[0], c[1], blocks[0])
         self.enc2 = res_stage(c[1], c[2], blocks[1])
@@ -51,7 +51,7 @@ class MSHNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.contrast is not None:
-            x = torch.cat([x, self.contrast(x.mean(1, keepdim=True))], 1)
+            x = self.contrast.beside(x)
         e0 = self.enc0(self.stem(x))
         e1 = self.enc1(self.pool(e0))
         e2 = self.enc2(self.pool(e1))

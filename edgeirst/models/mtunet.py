@@ -16,6 +16,8 @@ mtunet-seg 28.97M / 77.23 (29.05M / 77.38).
 ``mtunet-siwd`` (ours): the four encoder stages (max-pool + double conv) are stride-2 SIWD
 blocks; same decoder and heads; registry default width 1.0 so it compares with ``mtunet``:
 14.6M params, 71.2 GMACs at 320 (the full-resolution decoder dominates).
+``contrast=W`` (ours, off by default): MSHNet's local contrast channel (``layers.contrast``)
+beside the grey input, for any of the four.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch import nn
 from edgeirst.models.base import ModelSpec, scaled
 from edgeirst.models.registry import ModelEntry, PaperFigures, Preset
 from edgeirst.models.layers.centernet import CenterNetHead
+from edgeirst.models.layers.contrast import contrast_input
 from edgeirst.models.layers.ppm import PSPHead
 from edgeirst.models.layers.unet import UNetBackbone
 
@@ -35,13 +38,17 @@ CENTERNET_ARGS = {"stride": 1, "topk": 100}
 class MTUNet(nn.Module):
     """A backbone returning one feature map and named heads each returning a dict of outputs."""
 
-    def __init__(self, backbone: nn.Module, heads: dict[str, nn.Module], spec: ModelSpec):
+    def __init__(self, backbone: nn.Module, heads: dict[str, nn.Module], spec: ModelSpec,
+                 contrast: nn.Module | None = None):
         super().__init__()
+        self.contrast = contrast
         self.backbone = backbone
         self.heads = nn.ModuleDict(heads)
         self.spec = spec
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.contrast is not None:
+            x = self.contrast.beside(x)
         feats = self.backbone(x)
         out: dict[str, torch.Tensor] = {}
         for head in self.heads.values():
@@ -51,8 +58,10 @@ class MTUNet(nn.Module):
 
 def _create_mtunet(heads: tuple[str, ...] = ("det", "seg"), down: str = "maxpool", in_chans: int = 1,
                    width: float = 1.0, channels: tuple[int, ...] = (64, 128, 256, 512, 1024),
-                   head_conv: int = 64, offset: bool = True, psp_bins: tuple[int, ...] = (1, 2, 3, 6)) -> MTUNet:
+                   head_conv: int = 64, offset: bool = True, psp_bins: tuple[int, ...] = (1, 2, 3, 6),
+                   contrast: int = 0, contrast_floor: float = 0.035) -> MTUNet:
     c = [scaled(ch, width) for ch in channels]
+    local_contrast, in_chans = contrast_input(contrast, contrast_floor, in_chans)
     backbone = UNetBackbone(in_chans, tuple(c), down)
     modules: dict[str, nn.Module] = {}
     outputs: tuple[str, ...] = ()
@@ -68,7 +77,7 @@ def _create_mtunet(heads: tuple[str, ...] = ("det", "seg"), down: str = "maxpool
     det = "det" in heads
     spec = ModelSpec(tasks=tasks, decode="centernet" if det else "cluster", outputs=outputs, size_divisor=16,
                      decode_args=dict(CENTERNET_ARGS) if det else {})
-    return MTUNet(backbone, modules, spec)
+    return MTUNet(backbone, modules, spec, local_contrast)
 
 
 def mtunet(**kwargs) -> MTUNet:

@@ -38,3 +38,15 @@ class LocalContrast(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = x - self._box(x)
         return d * torch.rsqrt(self._box(d * d) + self.floor * self.floor)
+
+    def beside(self, x: torch.Tensor) -> torch.Tensor:
+        """x (NxCxHxW) -> Nx(C+1)xHxW: the input with the contrast of its channels' mean beside it."""
+        return torch.cat([x, self(x.mean(1, keepdim=True))], 1)
+
+
+def contrast_input(window: int, floor: float, in_chans: int) -> tuple[LocalContrast | None, int]:
+    """The optional contrast channel of a model built with ``contrast=window`` (0: none) and the
+    channel count its first layer then takes. Call ``module.beside(x)`` when it is not None."""
+    if not window:
+        return None, in_chans
+    return LocalContrast(window, floor), in_chans + 1
