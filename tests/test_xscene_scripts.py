@@ -35,6 +35,17 @@ def test_demo_scene_scores_the_demo_stream_at_other_contrasts(tmp_path):
         assert f"at SCR {scr[0]}-{scr[1]}" in p.stdout
         counts[scr] = m["targets"]
     assert counts[("8", "15")] == counts[("3", "8")]
+    # --by-target: every target of the scene, found in as many frames as Pd counts (the generator's
+    # centre stands for the mask's centroid, so one frame's worth of slack)
+    out = tmp_path / "by.json"
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "demo_scene.py"), "default", "--frames", "4",
+                        "--by-target", "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    m = json.loads(out.read_text())
+    rows = m["by_target"]
+    assert len(rows) * 4 == m["targets"] and all(0 <= r["found"] <= r["frames"] == 4 for r in rows)
+    assert abs(sum(r["found"] for r in rows) - round(m["pd"] * m["targets"])) <= 1
+    assert p.stdout.count("  target ") == len(rows)
     for args, says in ((["--scr", "9", "3"], "need 0 < LO <= HI, got 9 3"), (["--frames", "0"], "need at least 1, got 0")):
         p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "demo_scene.py"), *args], cwd=REPO,
                            capture_output=True, text=True, timeout=60)
